@@ -1,0 +1,210 @@
+"""The results store: one SQLite file per output folder, plus per-example samples as JSONL beside it.
+
+Tables
+- ``cells``: one row per grid cell (selector x budget x seed x target; the full-data reference uses
+  selector ``full``), its status, provenance (config hash, selected-ids hash, fingerprints, versions,
+  git commit) and cost accounting (wall seconds and estimated FLOPs per stage, as JSON).
+- ``results``: one row per (cell, task, metric) with the aggregate value, the metric's direction, the
+  task's in-domain flag, and the relative path of the task's per-example samples file.
+
+Several processes may write one store at once: WAL journal, a busy timeout, and short transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s2lbench.atomic import write_jsonl
+
+DB_NAME = "results.sqlite"
+SAMPLES_DIR = "samples"
+STATUSES = ("pending", "running", "done", "failed")
+FULL = "full"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    fraction REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error TEXT,
+    config_hash TEXT,
+    selected_ids_hash TEXT,
+    pool_fingerprint TEXT,
+    model_fingerprint TEXT,
+    versions TEXT,
+    git_commit TEXT,
+    cost TEXT,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS results (
+    cell_id TEXT NOT NULL REFERENCES cells(cell_id),
+    task TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    higher_is_better INTEGER NOT NULL,
+    in_domain INTEGER,
+    n INTEGER,
+    samples_path TEXT,
+    PRIMARY KEY (cell_id, task, metric)
+);
+"""
+
+
+@dataclass
+class Cell:
+    cell_id: str
+    experiment: str
+    selector: str
+    budget: int
+    fraction: float
+    seed: int
+    target: str
+    status: str = "pending"
+    error: str | None = None
+    config_hash: str | None = None
+    selected_ids_hash: str | None = None
+    pool_fingerprint: str | None = None
+    model_fingerprint: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    cost: dict[str, float] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    cell_id: str
+    task: str
+    metric: str
+    value: float
+    higher_is_better: bool
+    in_domain: bool | None = None
+    n: int | None = None
+    samples_path: str | None = None
+
+
+_JSON_COLUMNS = ("versions", "cost")
+
+
+class ResultsStore:
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / DB_NAME
+        with self._connect() as con:
+            con.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=60000")
+            con.row_factory = sqlite3.Row
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    # cells -------------------------------------------------------------------------------------------
+    def upsert_cell(self, cell: Cell) -> None:
+        row = asdict(cell)
+        for col in _JSON_COLUMNS:
+            row[col] = json.dumps(row[col], sort_keys=True)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in row if c != "cell_id")
+        with self._transaction() as con:
+            con.execute(f"INSERT INTO cells ({cols}) VALUES ({marks}) ON CONFLICT(cell_id) DO UPDATE SET {updates}", row)
+
+    def add_pending(self, cell: Cell) -> None:
+        """Record a cell as pending unless the store already knows it."""
+        existing = self.get_cell(cell.cell_id)
+        if existing is None:
+            self.upsert_cell(cell)
+
+    def get_cell(self, cell_id: str) -> Cell | None:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM cells WHERE cell_id = ?", (cell_id,)).fetchone()
+        return _cell_from_row(row) if row else None
+
+    def cells(self, experiment: str | None = None) -> list[Cell]:
+        sql, args = "SELECT * FROM cells", ()
+        if experiment:
+            sql, args = sql + " WHERE experiment = ?", (experiment,)
+        with self._connect() as con:
+            rows = con.execute(sql + " ORDER BY target, selector, budget, seed", args).fetchall()
+        return [_cell_from_row(r) for r in rows]
+
+    def set_status(self, cell_id: str, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        now = time.time()
+        with self._transaction() as con:
+            if status == "running":
+                con.execute("UPDATE cells SET status=?, error=NULL, started_at=? WHERE cell_id=?", (status, now, cell_id))
+            else:
+                con.execute("UPDATE cells SET status=?, error=?, finished_at=? WHERE cell_id=?",
+                            (status, error, now, cell_id))
+
+    # results -----------------------------------------------------------------------------------------
+    def write_samples(self, cell_id: str, task: str, samples: Iterable[dict[str, Any]]) -> str:
+        rel = f"{SAMPLES_DIR}/{cell_id}/{task}.jsonl"
+        write_jsonl(self.folder / rel, samples)
+        return rel
+
+    def add_results(self, rows: Iterable[ResultRow]) -> None:
+        rows = list(rows)
+        with self._transaction() as con:
+            con.executemany(
+                "INSERT INTO results (cell_id, task, metric, value, higher_is_better, in_domain, n, samples_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(cell_id, task, metric) DO UPDATE SET "
+                "value=excluded.value, higher_is_better=excluded.higher_is_better, in_domain=excluded.in_domain, "
+                "n=excluded.n, samples_path=excluded.samples_path",
+                [(r.cell_id, r.task, r.metric, r.value, int(r.higher_is_better),
+                  None if r.in_domain is None else int(r.in_domain), r.n, r.samples_path) for r in rows])
+
+    def results(self, cell_id: str | None = None) -> list[ResultRow]:
+        sql, args = "SELECT * FROM results", ()
+        if cell_id:
+            sql, args = sql + " WHERE cell_id = ?", (cell_id,)
+        with self._connect() as con:
+            rows = con.execute(sql + " ORDER BY cell_id, task, metric", args).fetchall()
+        return [ResultRow(r["cell_id"], r["task"], r["metric"], r["value"], bool(r["higher_is_better"]),
+                          None if r["in_domain"] is None else bool(r["in_domain"]), r["n"], r["samples_path"])
+                for r in rows]
+
+    def load_samples(self, samples_path: str) -> list[dict[str, Any]]:
+        with open(self.folder / samples_path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+
+def _cell_from_row(row: sqlite3.Row) -> Cell:
+    data = dict(row)
+    for col in _JSON_COLUMNS:
+        data[col] = json.loads(data[col]) if data[col] else {}
+    return Cell(**data)

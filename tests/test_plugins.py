@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import s2lbench
+from s2lbench import plugins
+from s2lbench.errors import PluginError
+from s2lbench.evaluation import Evaluator, Metric
+from s2lbench.plugins import Hooks, make_plugin_manager
+from s2lbench.selection import Selector
+
+#: the installed console script; `python -m` would import s2lbench from the working folder
+S2LBENCH = str(Path(sys.executable).with_name("s2lbench"))
+
+
+class FakeSelector(Selector):
+    name = "fake-first"
+    requires = ()
+
+    def select(self, ctx):
+        return list(range(ctx.budget))
+
+
+class FakeEvaluator(Evaluator):
+    name = "fake-task"
+    metrics = (Metric("accuracy", higher_is_better=True),)
+
+
+class FakePlugin:
+    @s2lbench.hookimpl
+    def register_selectors(self, register):
+        register(FakeSelector)
+
+    @s2lbench.hookimpl
+    def register_evaluators(self, register):
+        register(FakeEvaluator)
+
+
+class DuplicatePlugin:
+    @s2lbench.hookimpl
+    def register_selectors(self, register):
+        register(FakeSelector)
+
+
+@pytest.fixture
+def pm():
+    manager = make_plugin_manager(load_entry_points=False)
+    yield manager
+    for name, plugin in list(manager.list_name_plugin()):
+        if name != "core":
+            manager.unregister(plugin)
+
+
+def test_fake_plugin_registers_and_is_attributed(pm):
+    pm.register(FakePlugin(), name="fake")
+    hooks = Hooks(pm)
+    assert hooks.selectors()["fake-first"].plugin == "fake"
+    assert hooks.selector("fake-first") is FakeSelector
+    assert hooks.evaluators()["fake-task"].obj is FakeEvaluator
+    pm.unregister(name="fake")
+    assert "fake-first" not in Hooks(pm).selectors()
+
+
+def test_duplicate_name_names_both_plugins(pm):
+    pm.register(FakePlugin(), name="first-plugin")
+    pm.register(DuplicatePlugin(), name="second-plugin")
+    with pytest.raises(PluginError, match="second-plugin.*fake-first.*first-plugin"):
+        Hooks(pm).selectors()
+
+
+def test_unknown_selector_suggests_a_close_name(pm):
+    pm.register(FakePlugin(), name="fake")
+    with pytest.raises(PluginError, match="did you mean 'fake-first'"):
+        Hooks(pm).selector("fake-frist")
+
+
+def test_object_without_name_is_rejected_naming_the_plugin(pm):
+    class Bad:
+        @s2lbench.hookimpl
+        def register_selectors(self, register):
+            register(object())
+
+    pm.register(Bad(), name="bad-plugin")
+    with pytest.raises(PluginError, match="bad-plugin"):
+        Hooks(pm).selectors()
+
+
+@dataclass
+class FakeEntryPoint:
+    name: str
+    value: str
+    target: object = None
+    error: Exception | None = None
+    dist: object = field(default_factory=lambda: SimpleNamespace(name="fake-dist"))
+
+    def load(self):
+        if self.error:
+            raise self.error
+        return self.target
+
+
+def _with_entry_points(monkeypatch, eps):
+    monkeypatch.setattr(plugins, "entry_points", lambda group: eps)
+
+
+def test_plugin_that_fails_to_import_is_named(monkeypatch):
+    _with_entry_points(monkeypatch, [FakeEntryPoint("broken", "broken_mod", error=ImportError("no module xyz"))])
+    with pytest.raises(PluginError, match=r"plugin 'broken' \(entry point 'broken_mod' from fake-dist\).*no module xyz"):
+        make_plugin_manager()
+
+
+def test_environment_allow_and_deny_lists(monkeypatch):
+    eps = [FakeEntryPoint("a", "mod_a", target=FakePlugin()), FakeEntryPoint("b", "mod_b", target=DuplicatePlugin())]
+    _with_entry_points(monkeypatch, eps)
+    monkeypatch.setenv("S2LBENCH_PLUGINS", "a")
+    assert set(make_plugin_manager().list_name_plugin()) >= {("a", eps[0].target)}
+    assert make_plugin_manager().get_plugin("b") is None
+    monkeypatch.setenv("S2LBENCH_PLUGINS", "")
+    assert [n for n, _ in make_plugin_manager().list_name_plugin()] == ["core"]
+    monkeypatch.delenv("S2LBENCH_PLUGINS")
+    monkeypatch.setenv("S2LBENCH_DISABLE_PLUGINS", "b")
+    pm = make_plugin_manager()
+    assert pm.get_plugin("a") is not None and pm.get_plugin("b") is None
+
+
+def test_cli_plugins_json_lists_builtins_with_plugin_names():
+    out = subprocess.run([S2LBENCH, "plugins", "--json"],
+                         capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    assert set(info) >= {"selectors", "evaluators"}
+    random = [s for s in info["selectors"] if s["name"] == "random"]
+    assert random and random[0]["plugin"] == "random"
+    assert all({"name", "plugin"} <= set(entry) for entry in info["selectors"] + info["evaluators"])

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from s2lbench.errors import ConfigError
+from s2lbench.typed import apply_overrides, from_dict
+
+
+@dataclass(frozen=True)
+class Inner:
+    lr: float = 1e-3
+    steps: int = 10
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    budgets: list[float] = field(default_factory=list)
+    mode: Literal["steps", "epochs"] = "steps"
+    inner: Inner = field(default_factory=Inner)
+    flag: bool = False
+    maybe: int | None = None
+
+
+def test_nested_coercion_from_strings():
+    cfg = from_dict(Outer, {"name": "x", "budgets": "0.1,0.5", "inner": {"steps": "20"}, "flag": "yes",
+                            "maybe": "none"})
+    assert cfg.budgets == [0.1, 0.5] and cfg.inner == Inner(steps=20) and cfg.flag is True and cfg.maybe is None
+
+
+def test_unknown_key_did_you_mean():
+    with pytest.raises(ConfigError, match=r"unknown key 'inner.stpes' \(did you mean 'steps'\?\)"):
+        from_dict(Outer, {"name": "x", "inner": {"stpes": 3}})
+
+
+def test_bad_values_name_the_key():
+    with pytest.raises(ConfigError, match=r"inner.steps: expected an integer, got 'many'"):
+        from_dict(Outer, {"name": "x", "inner": {"steps": "many"}})
+    with pytest.raises(ConfigError, match=r"mode: 'weeks' is not one of \['steps', 'epochs'\]"):
+        from_dict(Outer, {"name": "x", "mode": "weeks"})
+    with pytest.raises(ConfigError, match="missing required key"):
+        from_dict(Outer, {})
+
+
+def test_overrides_parse_yaml_values():
+    data = apply_overrides({"name": "x"}, ["inner.lr=0.5", "budgets=[0.1, 0.2]", "flag=true"])
+    cfg = from_dict(Outer, data)
+    assert cfg.inner.lr == 0.5 and cfg.budgets == [0.1, 0.2] and cfg.flag is True
+    with pytest.raises(ConfigError, match="key.path=value"):
+        apply_overrides({}, ["oops"])
