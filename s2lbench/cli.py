@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose + 1, 2),
+        # s2lbench logs what it does at INFO; other libraries only warn unless -vv
+        logging.basicConfig(level=logging.DEBUG if args.verbose >= 2 else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        logging.getLogger("s2lbench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if not getattr(args, "_command", None):
             parser.print_help()
             return 2

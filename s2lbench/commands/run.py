@@ -1,0 +1,136 @@
+"""`s2lbench run CONFIG`, `s2lbench demo`, `s2lbench status DIR`: the grid runner's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+
+from s2lbench.commands.base import Command
+
+log = logging.getLogger(__name__)
+
+DEMO_CONFIG = "demo.yaml"
+
+
+def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False) -> int:
+    from s2lbench.runner import Runner
+
+    runner = Runner(config, out)
+    if dry_run:
+        return dry_run_report(runner)
+    start = time.perf_counter()
+    summary = runner.run(only=only)
+    elapsed = time.perf_counter() - start
+    print(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed in {elapsed:.0f} s; results in {out}")
+    for cell_id, error in summary.failed.items():
+        print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
+    print_leaderboard(out)
+    return 0 if summary.ok else 1
+
+
+def dry_run_report(runner) -> int:
+    """Validate everything that can be checked without training: config, plugins, cells, task names."""
+    config = runner.config
+    print(f"experiment {config.name!r} (config hash {runner.config_hash})")
+    print(f"  pool: {config.pool.path}; proxy: {config.proxy.model}; targets: "
+          f"{', '.join(t.name + '=' + t.model for t in config.targets)}")
+    print(f"  selectors: {', '.join(s.row for s in config.selectors)}; budgets: {config.budgets}; "
+          f"seeds: {config.seeds}; tasks: {', '.join(config.evaluation.tasks)}")
+    print(f"  signals needed: {', '.join(sorted(runner.needed_signals())) or 'none'}")
+    try:
+        n_cells = len(runner.cells())
+    except Exception as e:  # the pool may need the hub; say so rather than fail the dry run
+        print(f"  pool not loadable here ({type(e).__name__}: {e}); cells are counted once it loads")
+        per_target = len(config.seeds) * (len(config.selectors) * len(config.budgets) + int(config.full_reference))
+        n_cells = per_target * len(config.targets)
+    print(f"  {n_cells} cells; dry run OK")
+    return 0
+
+
+def print_leaderboard(out: Path) -> None:
+    try:
+        from s2lbench.leaderboard import write_leaderboard
+    except ImportError:
+        return
+    try:
+        text = write_leaderboard(out)
+    except Exception as e:  # the grid's results are stored; a table that fails to render must not hide that
+        log.warning("could not render the leaderboard: %s", e)
+        return
+    if text:
+        print(text)
+
+
+class RunCommand(Command):
+    name = "run"
+    help = "run an experiment grid: select, fine-tune, generate, score, store (resumable)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("config", help="experiment YAML (see configs/)")
+        parser.add_argument("--out", default=None, help="output folder (default runs/<experiment name>)")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a config key, e.g. --set budgets=[0.1] --set targets.0.train.total_steps=50")
+        parser.add_argument("--only", action="append", default=None, help="run only cells whose id contains this")
+        parser.add_argument("--dry-run", action="store_true", help="validate the config and list the grid; train nothing")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.experiment import load_experiment
+
+        config = load_experiment(args.config, args.overrides)
+        out = Path(args.out or f"runs/{config.name}")
+        return run_experiment(config, out, args.only, args.dry_run)
+
+
+class DemoCommand(Command):
+    name = "demo"
+    help = "the embedded default: a small gym grid end to end on CPU (about 5 minutes), then its leaderboard"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+        parser.add_argument("--print-config", action="store_true", help="print the demo's config and exit")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.experiment import parse_experiment
+        from s2lbench.typed import apply_overrides
+
+        import yaml
+
+        text = files("s2lbench").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
+        if args.print_config:
+            print(text)
+            return 0
+        config = parse_experiment(apply_overrides(yaml.safe_load(text), args.overrides), origin="demo")
+        return run_experiment(config, Path(args.out))
+
+
+class StatusCommand(Command):
+    name = "status"
+    help = "show which cells of a results folder are done, running, failed or pending"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", help="a results folder (the --out of `s2lbench run`)")
+        parser.add_argument("--json", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.errors import DataError
+        from s2lbench.store import DB_NAME, ResultsStore
+
+        if not (Path(args.dir) / DB_NAME).exists():
+            raise DataError("not a results folder (no results.sqlite)", path=args.dir)
+        cells = ResultsStore(args.dir).cells()
+        if args.json:
+            print(json.dumps([{"cell_id": c.cell_id, "status": c.status, "error": c.error} for c in cells], indent=2))
+            return 0
+        counts = {s: sum(c.status == s for c in cells) for s in ("done", "running", "failed", "pending")}
+        print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(cells)} cells)")
+        width = max((len(c.cell_id) for c in cells), default=0)
+        for c in cells:
+            extra = f"  {c.error}" if c.error else ""
+            print(f"  {c.cell_id:<{width}}  {c.status}{extra}")
+        return 0

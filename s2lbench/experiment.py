@@ -1,0 +1,164 @@
+"""The experiment config: one YAML file describes a whole grid (pool, proxy, signals, selectors, budgets,
+seeds, targets, evaluation). Validated against these dataclasses; unknown keys are errors with a
+"did you mean"; ``--set a.b=value`` overrides any key.
+
+Stage-specific blocks (``proxy.train``, ``targets[].train``, ``signals.options``, ``evaluation.generation``,
+``pool.gym``) are validated against the dataclass of the component that consumes them when the
+experiment is loaded, so a typo fails before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s2lbench.errors import ConfigError
+from s2lbench.typed import apply_overrides, from_dict, load_yaml
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    #: "gym" (build the embedded benchmark), a local .jsonl/.json/.csv file, or hf://owner/name[:split]
+    path: str = "gym"
+    preset: str | None = None
+    columns: dict[str, str] | None = None
+    #: GymConfig fields when path is "gym" (e.g. pool_size, seed, defects)
+    gym: dict[str, Any] = field(default_factory=dict)
+    #: clinical pools: "indiana" or "mimic" build the findings -> impression training split at run time
+    clinical: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    model: str = "gym-proxy"
+    tokenizer: str | None = None
+    #: TrainConfig fields (schedule, total_steps, learning_rate, save_every / n_checkpoints, ...)
+    train: dict[str, Any] = field(default_factory=dict)
+    #: bring your own proxy: a folder of HF checkpoints (checkpoint-*/), used instead of training one
+    run_dir: str | None = None
+    #: bring your own loss matrix (.npy/.pt, examples x checkpoints); skips proxy training and the signal pass
+    trajectories: str | None = None
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    #: keyword options of s2lbench.signals.compute_signals (batch size, max_length, dtype, ...)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: encoder for the text_embedding signal: "minilm", a hub id or a local path
+    text_encoder: str = "minilm"
+
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    name: str
+    #: the row name in tables (defaults to the name); lets one selector appear with two option sets
+    label: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def row(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    model: str
+    tokenizer: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    tasks: list[str] = field(default_factory=list)
+    #: where task data lives (default: $S2LBENCH_DATA_DIR or ./data; gym tasks read the gym build folder)
+    data_dir: str | None = None
+    #: GenerationConfig fields (backend, max_new_tokens, batch_size, ...)
+    generation: dict[str, Any] = field(default_factory=dict)
+    #: per-task evaluator options, e.g. {gsm8k: {grading: mammoth-v1}}
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: evaluate only the first N items of each task (quick runs); None = all
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    targets: list[TargetConfig]
+    selectors: list[SelectorSpec]
+    budgets: list[float]
+    evaluation: EvaluationConfig
+    seeds: list[int] = field(default_factory=lambda: [0])
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    #: also fine-tune each target on the whole pool (the reference row)
+    full_reference: bool = True
+    executor: str = "local"
+
+    def __post_init__(self):
+        if not self.targets:
+            raise ValueError("targets: at least one target is needed")
+        rows = [s.row for s in self.selectors]
+        if len(set(rows)) != len(rows):
+            raise ValueError(f"selectors: duplicate row names {rows}; give one a 'label'")
+        if not self.selectors and not self.full_reference:
+            raise ValueError("nothing to run: no selectors and full_reference is false")
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"targets: duplicate names {names}")
+
+
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    """Allow the short forms `selectors: [s2l, random]` and `budgets: [0.1, "30000"]`."""
+    data = dict(data)
+    if isinstance(data.get("selectors"), list):
+        data["selectors"] = [{"name": s} if isinstance(s, str) else s for s in data["selectors"]]
+    return data
+
+
+def parse_experiment(data: dict[str, Any], origin: str = "config", hooks: Any = None) -> ExperimentConfig:
+    try:
+        config = from_dict(ExperimentConfig, _normalise(data))
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+    validate_components(config, origin, hooks)
+    return config
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    data = apply_overrides(load_yaml(path), overrides or [])
+    return parse_experiment(data, origin=str(path))
+
+
+def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None) -> None:
+    """Check every stage block against its component's own dataclass, and every name against the plugins."""
+    from s2lbench.generation import GenerationConfig
+    from s2lbench.plugins import get_hooks
+    from s2lbench.selection import parse_options
+    from s2lbench.training import TrainConfig
+
+    def check(cls, data, where):
+        try:
+            from_dict(cls, data, where=where)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+
+    check(TrainConfig, {"model": config.proxy.model, **config.proxy.train}, "proxy.train")
+    for i, target in enumerate(config.targets):
+        check(TrainConfig, {"model": target.model, **target.train}, f"targets[{i}].train")
+    check(GenerationConfig, config.evaluation.generation, "evaluation.generation")
+    if config.pool.path == "gym":
+        from s2lbench.gym import GymConfig
+
+        check(GymConfig, config.pool.gym, "pool.gym")
+    hooks = hooks or get_hooks()
+    for spec in config.selectors:
+        try:
+            parse_options(hooks.selector(spec.name), spec.options)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+    for task in config.evaluation.tasks:
+        # gym sets ("gym" = all of them, "gym-<set>" = one) are only known once the gym is built
+        hooks.evaluator("gym" if task.startswith("gym-") else task)

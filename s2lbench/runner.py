@@ -1,0 +1,412 @@
+"""The runner: one experiment config -> every (selector x budget x seed x target) cell trained, evaluated, stored.
+
+Stages, in order, each a content-addressed folder under the output directory (see ``stages.py``):
+
+    pool -> proxy (train with checkpoints) -> signals (one pass per checkpoint) [-> text-embedding]
+         -> selection (per selector x budget x seed) -> finetune (per target x subset x seed)
+         -> generation (cached per model x task x decoding) -> scores (results store)
+
+Cells share what they can (one proxy and one signal pass for all selectors; one fine-tune per distinct
+subset), nothing finished is recomputed, and a failing cell is recorded and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2lbench import settings
+from s2lbench.atomic import save_npy, write_json, write_jsonl
+from s2lbench.data import load_local, load_pool, write_pool
+from s2lbench.errors import S2LBenchError
+from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig
+from s2lbench.fingerprint import config_hash, file_fingerprint, ids_hash
+from s2lbench.plugins import Hooks, get_hooks
+from s2lbench.provenance import git_commit, package_versions
+from s2lbench.records import Pool
+from s2lbench.selection import resolve_budget, run_selector
+from s2lbench.signalset import FILES, LOSS, TEXT_EMBEDDING, SignalSet
+from s2lbench.stages import StageStore
+from s2lbench.store import FULL, Cell, ResultRow, ResultsStore
+from s2lbench.typed import from_dict
+
+log = logging.getLogger(__name__)
+
+PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding"}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    cell_id: str
+    row: str
+    selector: SelectorSpec | None  # None: the full-data reference
+    budget: int
+    fraction: float
+    seed: int
+    target: TargetConfig
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    name: str
+    evaluator: Any
+    data_dir: Path
+    in_domain: bool | None
+
+
+@dataclass
+class RunSummary:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def budget_label(budget: float) -> str:
+    return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
+
+
+class Runner:
+    def __init__(self, config: ExperimentConfig, out_dir: str | Path, hooks: Hooks | None = None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.hooks = hooks or get_hooks()
+        self.stages = StageStore(self.out / "stages")
+        self.store = ResultsStore(self.out)
+        self.config_hash = config_hash(dataclasses.asdict(config))
+        write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
+                                              "versions": package_versions(), "git_commit": git_commit()})
+        self._pool: Pool | None = None
+        self._gym_dir: Path | None = None
+        self._signals: SignalSet | None = None
+        self._costs: dict[str, float] = {}
+        self._tasks: list[TaskPlan] | None = None
+        self._signal_keys: dict[str, str] = {}
+
+    # --- shared stages ------------------------------------------------------------------------------
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            self._pool = self._load_pool()
+        return self._pool
+
+    def _load_pool(self) -> Pool:
+        cfg = self.config.pool
+        if cfg.path == "gym":
+            from s2lbench.gym import GymConfig, build_gym
+
+            gym_config = from_dict(GymConfig, cfg.gym, where="pool.gym")
+
+            def build(folder: Path) -> dict[str, Any]:
+                paths = build_gym(folder / "gym", gym_config)
+                return {"pool": str(paths.pool.relative_to(folder))}
+
+            stage = self.stages.run("gym", dataclasses.asdict(gym_config), build)
+            self._gym_dir = stage.path / "gym"
+            return load_local(stage.path / stage.meta["pool"], preset="s2lbench", name="gym")
+        if cfg.clinical:
+            # the training side of the same seeded findings -> impression split the radiology evaluator tests on
+            from s2lbench.evaluators.radiology import radiology_train_pool
+
+            if cfg.clinical not in ("indiana", "mimic"):
+                raise S2LBenchError(f"pool.clinical: {cfg.clinical!r} is not 'indiana' or 'mimic'")
+            path = self._data_dir() / "clinical" / "indiana_reports.csv" if cfg.clinical == "indiana" else cfg.path
+            return radiology_train_pool(path, source=cfg.clinical)
+        path = cfg.path
+        if not path.startswith("hf://") and not Path(path).exists() and (self._data_dir() / path).exists():
+            path = str(self._data_dir() / path)  # relative pool paths may name a file in the data directory
+        return load_pool(path, preset=cfg.preset, columns=cfg.columns)
+
+    def _data_dir(self) -> Path:
+        return settings.data_dir(self.config.evaluation.data_dir)
+
+    def _default_tokenizer(self, tokenizer: str | None) -> str | None:
+        if tokenizer is None and self._gym_dir is not None:
+            return str(self._gym_dir / "tokenizer")
+        return tokenizer
+
+    def _train_config(self, model: str, tokenizer: str | None, train: dict[str, Any], seed: int | None = None):
+        from s2lbench.training import TrainConfig
+
+        data = {"model": model, "tokenizer": self._default_tokenizer(tokenizer), **train}
+        if seed is not None:
+            data["seed"] = seed
+        return from_dict(TrainConfig, data, where="train")
+
+    def needed_signals(self) -> set[str]:
+        needed: set[str] = set()
+        for spec in self.config.selectors:
+            needed |= set(self.hooks.selector(spec.name).requires)
+        return needed
+
+    def signals(self) -> SignalSet:
+        if self._signals is not None:
+            return self._signals
+        needed = self.needed_signals()
+        arrays: dict[str, np.ndarray] = {}
+        steps: list[int] = []
+        proxy_cfg = self.config.proxy
+        pool = self.pool
+        keys: dict[str, str] = {}  # what the signals were computed from: selections are keyed on it
+        if proxy_cfg.trajectories:
+            byo = SignalSet.from_trajectories(proxy_cfg.trajectories).for_pool(len(pool))
+            arrays[LOSS] = byo.get(LOSS)
+            steps = byo.steps
+            keys["trajectories"] = file_fingerprint(Path(proxy_cfg.trajectories))
+        elif needed & PROXY_SIGNALS:
+            run_dir = Path(proxy_cfg.run_dir) if proxy_cfg.run_dir else self._train_proxy()
+            signals_dir = self._signal_pass(run_dir)
+            keys["signals"] = signals_dir.name
+            loaded = SignalSet.from_dir(signals_dir)
+            steps = loaded.steps
+            for name in set(loaded.available()) & PROXY_SIGNALS:
+                arrays[name] = loaded.get(name)
+        if TEXT_EMBEDDING in needed:
+            arrays[TEXT_EMBEDDING], keys["text_embedding"] = self._text_embeddings()
+        self._signal_keys = keys
+        self._signals = SignalSet(arrays, steps=steps)
+        return self._signals
+
+    def _train_proxy(self) -> Path:
+        from s2lbench.training import train
+
+        cfg = self.config.proxy
+        train_config = self._train_config(cfg.model, cfg.tokenizer, cfg.train)
+        spec = {"pool": self.pool.fingerprint(), "train": dataclasses.asdict(train_config)}
+
+        def compute(folder: Path) -> dict[str, Any]:
+            result = train(self.pool, train_config, folder / "run")
+            return {"seconds": result.wall_seconds, "flops": result.flops,
+                    "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
+
+        stage = self.stages.run("proxy", spec, compute)
+        self._costs["proxy_seconds"] = stage.meta["seconds"]
+        self._costs["proxy_flops"] = stage.meta.get("flops", 0.0)
+        self._proxy_key = stage.key
+        return stage.path / "run"
+
+    def _signal_pass(self, run_dir: Path) -> Path:
+        from s2lbench.signals import compute_signals
+
+        options = dict(self.config.signals.options)
+        tokenizer = self._default_tokenizer(self.config.proxy.tokenizer)
+        if tokenizer:
+            options.setdefault("tokenizer", tokenizer)
+        spec = {"pool": self.pool.fingerprint(), "proxy": getattr(self, "_proxy_key", str(run_dir)),
+                "options": options}
+
+        def compute(folder: Path) -> dict[str, Any]:
+            compute_signals(self.pool, run_dir, folder, **options)
+            manifest = json.loads((folder / "manifest.json").read_text())
+            cost = manifest.get("cost", {})
+            return {"seconds": cost.get("wall_seconds", manifest.get("wall_seconds")),
+                    "flops": cost.get("flops", manifest.get("flops", 0.0))}
+
+        stage = self.stages.run("signals", spec, compute)
+        self._costs["signals_seconds"] = stage.meta.get("seconds") or 0.0
+        self._costs["signals_flops"] = stage.meta.get("flops") or 0.0
+        return stage.path
+
+    def _text_embeddings(self) -> tuple[np.ndarray, str]:
+        from s2lbench.embeddings import compute_text_embeddings
+
+        encoder = self.config.signals.text_encoder
+        spec = {"pool": self.pool.fingerprint(), "encoder": encoder}
+        def compute(folder: Path) -> dict[str, Any]:
+            compute_text_embeddings(self.pool, folder, model=encoder)
+            return {}
+
+        stage = self.stages.run("text-embedding", spec, compute)
+        self._costs["embedding_seconds"] = stage.meta.get("seconds", 0.0)
+        return np.load(stage.path / FILES[TEXT_EMBEDDING], mmap_mode="r"), stage.key
+
+    # --- cells --------------------------------------------------------------------------------------
+    def cells(self) -> list[CellSpec]:
+        n = len(self.pool)
+        out: list[CellSpec] = []
+        for target in self.config.targets:
+            for seed in self.config.seeds:
+                if self.config.full_reference:
+                    out.append(CellSpec(f"{target.name}__{FULL}__100%__s{seed}", FULL, None, n, 1.0, seed, target))
+                for spec in self.config.selectors:
+                    for budget in self.config.budgets:
+                        count = resolve_budget(budget, n)
+                        cell_id = f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}"
+                        out.append(CellSpec(cell_id, spec.row, spec, count, count / n, seed, target))
+        return out
+
+    def tasks(self) -> list[TaskPlan]:
+        if self._tasks is not None:
+            return self._tasks
+        _ = self.pool  # builds the gym when the pool is the gym, so its test sets are known
+        plans: list[TaskPlan] = []
+        for task in self.config.evaluation.tasks:
+            options = self.config.evaluation.task_options.get(task, {})
+            if task == "gym" or task.startswith("gym-"):
+                if self._gym_dir is None:
+                    raise S2LBenchError(f"evaluation task {task!r} needs the gym pool (pool.path: gym)")
+                from s2lbench.evaluators.gym_tasks import gym_evaluators
+
+                family = gym_evaluators(self._gym_dir, **options)
+                chosen = family if task == "gym" else {task: family[task]} if task in family else None
+                if chosen is None:
+                    raise S2LBenchError(f"no gym test set {task!r}; the gym has {', '.join(family)}")
+                plans += [TaskPlan(name, ev, self._gym_dir, in_domain) for name, (ev, in_domain) in chosen.items()]
+            else:
+                cls = self.hooks.evaluator(task)
+                evaluator = cls(from_dict(cls.Options, options, where=f"evaluation.task_options.{task}"))
+                plans.append(TaskPlan(task, evaluator, self._data_dir(), getattr(cls, "in_domain", None)))
+        self._tasks = plans
+        return plans
+
+    def select(self, cell: CellSpec) -> tuple[list[str], dict[str, Any], float]:
+        """(selected ids, diagnostics, selection seconds) for a cell; the full reference takes every id."""
+        pool = self.pool
+        if cell.selector is None:
+            return pool.ids, {"source_mix": pool.source_counts()}, 0.0
+        spec = cell.selector
+        needs_signals = bool(self.hooks.selector(spec.name).requires)
+        signals = self.signals() if needs_signals else SignalSet()
+        stage_spec = {"pool": pool.fingerprint(), "signals": self._signal_keys if needs_signals else None,
+                      "selector": spec.name, "options": spec.options, "budget": cell.budget, "seed": cell.seed}
+
+        def compute(folder: Path) -> dict[str, Any]:
+            selector_cls = self.hooks.selector(spec.name)
+            result = run_selector(selector_cls, pool, cell.budget, cell.seed, signals, spec.options)
+            picked = [int(p) for p in result.positions]
+            ids = [pool[p].id for p in picked]
+            diagnostics = dict(result.diagnostics)
+            diagnostics.setdefault("source_mix", dict(sorted(Counter(pool[p].source for p in picked).items())))
+            diagnostics["pool_source_mix"] = pool.source_counts()
+            diagnostics["pool_fingerprint"] = pool.fingerprint()
+            diagnostics["selected_ids_hash"] = ids_hash(ids)
+            labels = diagnostics.pop("labels", None)
+            if labels is not None:
+                save_npy(folder / "cluster_labels.npy", np.asarray(labels))
+            write_jsonl(folder / "selection.jsonl", ({"id": i, "position": p} for i, p in zip(ids, picked, strict=True)))
+            write_json(folder / "diagnostics.json", diagnostics)
+            return {"seconds": diagnostics.get("selection_seconds", 0.0), "selected_ids_hash": ids_hash(ids)}
+
+        stage = self.stages.run("selection", stage_spec, compute)
+        rows = [json.loads(line) for line in (stage.path / "selection.jsonl").read_text().splitlines()]
+        diagnostics = json.loads((stage.path / "diagnostics.json").read_text())
+        diagnostics["selection_dir"] = str(stage.path.relative_to(self.out))
+        return [r["id"] for r in rows], diagnostics, float(stage.meta.get("seconds", 0.0))
+
+    def finetune(self, cell: CellSpec, ids: list[str]) -> tuple[Path, str, dict[str, float]]:
+        from s2lbench.training import train
+
+        pool = self.pool
+        subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
+        train_config = self._train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
+        spec = {"pool": pool.fingerprint(), "ids": ids_hash(ids), "train": dataclasses.asdict(train_config)}
+
+        def compute(folder: Path) -> dict[str, Any]:
+            result = train(subset, train_config, folder / "run")
+            return {"seconds": result.wall_seconds, "flops": result.flops,
+                    "model_dir": str(Path(result.model_dir).relative_to(folder))}
+
+        stage = self.stages.run("finetune", spec, compute)
+        cost = {"finetune_seconds": float(stage.meta.get("seconds") or 0.0),
+                "finetune_flops": float(stage.meta.get("flops") or 0.0)}
+        return stage.path / stage.meta["model_dir"], stage.key, cost
+
+    def evaluate(self, cell: CellSpec, model_dir: Path, model_key: str) -> tuple[list[ResultRow], float]:
+        from s2lbench.generation import GenerationConfig, cached_generate
+
+        rows: list[ResultRow] = []
+        start = time.perf_counter()
+        for plan in self.tasks():
+            items = plan.evaluator.load(plan.data_dir)
+            if self.config.evaluation.limit:
+                items = items[: self.config.evaluation.limit]
+            prompts = [plan.evaluator.prompt(item) for item in items]
+            gen = {"max_new_tokens": plan.evaluator.max_new_tokens, "stop": list(plan.evaluator.stop),
+                   **self.config.evaluation.generation}
+            gen_config = from_dict(GenerationConfig, gen, where="evaluation.generation")
+            outputs = cached_generate(model_dir, plan.name, prompts, gen_config, self.out / "generations")
+            aggregate, samples = plan.evaluator.evaluate(items, outputs)
+            rel = self.store.write_samples(cell.cell_id, plan.name, (s.to_dict() for s in samples))
+            for metric in plan.evaluator.metrics:
+                if metric.name in aggregate:
+                    rows.append(ResultRow(cell.cell_id, plan.name, metric.name, float(aggregate[metric.name]),
+                                          metric.higher_is_better, plan.in_domain, len(items), rel))
+        return rows, time.perf_counter() - start
+
+    def run_cell(self, cell: CellSpec) -> None:
+        existing = self.store.get_cell(cell.cell_id)
+        if existing and existing.status == "done" and existing.config_hash == self._cell_hash(cell):
+            log.info("cell %s: done already", cell.cell_id)
+            return
+        record = Cell(cell.cell_id, self.config.name, cell.row, cell.budget, cell.fraction, cell.seed,
+                      cell.target.name, status="running", config_hash=self._cell_hash(cell),
+                      pool_fingerprint=self.pool.fingerprint(), versions=package_versions(), git_commit=git_commit(),
+                      started_at=time.time())
+        self.store.upsert_cell(record)
+        ids, diagnostics, selection_seconds = self.select(cell)
+        model_dir, model_key, finetune_cost = self.finetune(cell, ids)
+        rows, eval_seconds = self.evaluate(cell, model_dir, model_key)
+        costs = dict(self._costs) if cell.selector and self.needed_signals_for(cell) else {}
+        costs.update(finetune_cost, selection_seconds=selection_seconds, evaluation_seconds=round(eval_seconds, 3))
+        record = dataclasses.replace(record, selected_ids_hash=ids_hash(ids), model_fingerprint=model_key,
+                                     cost=costs, status="done", finished_at=time.time())
+        write_json(self.out / "cells" / f"{cell.cell_id}.json",
+                   {"cell": dataclasses.asdict(record), "diagnostics": diagnostics})
+        self.store.add_results(rows)
+        self.store.upsert_cell(record)
+
+    def needed_signals_for(self, cell: CellSpec) -> bool:
+        return bool(cell.selector and self.hooks.selector(cell.selector.name).requires)
+
+    def _cell_hash(self, cell: CellSpec) -> str:
+        c = self.config
+        return config_hash({"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
+                            "signals": dataclasses.asdict(c.signals), "evaluation": dataclasses.asdict(c.evaluation),
+                            "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
+                            "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)})
+
+    def run(self, only: list[str] | None = None) -> RunSummary:
+        """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""
+        from s2lbench.executors import CellTask
+
+        cells = self.cells()
+        if only:
+            cells = [c for c in cells if any(o in c.cell_id for o in only)]
+        for cell in cells:
+            self.store.add_pending(Cell(cell.cell_id, self.config.name, cell.row, cell.budget, cell.fraction,
+                                        cell.seed, cell.target.name, config_hash=self._cell_hash(cell)))
+        summary = RunSummary()
+        executor = self.hooks.executor(self.config.executor)()
+        tasks = [CellTask(cell.cell_id, cell) for cell in cells]
+        for cell_id, error in executor.run(tasks, self._run_one):
+            (summary.failed.__setitem__(cell_id, error) if error else summary.done.append(cell_id))
+        return summary
+
+    def _run_one(self, cell: CellSpec) -> str | None:
+        try:
+            self.run_cell(cell)
+            return None
+        except Exception as e:  # one broken cell must not stop the grid; the store says what happened
+            error = f"{type(e).__name__}: {e}"
+            log.error("cell %s failed: %s", cell.cell_id, error)
+            log.debug("%s", traceback.format_exc())
+            self.store.set_status(cell.cell_id, "failed", error)
+            return error
+
+
+def write_full_pool(runner: Runner) -> Path:
+    """The pool as the runner read it (s2lbench schema), for users who want to rerun a stage by hand."""
+    return write_pool(runner.out / "pool.jsonl", runner.pool)

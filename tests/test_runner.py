@@ -1,0 +1,177 @@
+"""The runner end to end on a tiny gym grid: cells trained, evaluated, stored with provenance; reruns
+recompute nothing; a failing cell is recorded while the grid goes on."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+
+import s2lbench
+from s2lbench.cli import main
+from s2lbench.experiment import parse_experiment
+from s2lbench.plugins import Hooks, make_plugin_manager
+from s2lbench.runner import Runner
+from s2lbench.selection import Selector
+from s2lbench.stages import read_events
+from s2lbench.store import ResultsStore
+
+TRAIN = {"schedule": "steps", "batch_size": 16, "learning_rate": 3.0e-3, "max_length": 128, "logging_steps": 5}
+
+TINY = {
+    "name": "tiny",
+    "pool": {"path": "gym", "gym": {"pool_size": 300, "test_size": 12, "seed": 0}},
+    "proxy": {"model": "gym-proxy", "train": {**TRAIN, "total_steps": 12, "n_checkpoints": 3}},
+    "signals": {"options": {"max_length": 128}},
+    "selectors": ["random", {"name": "s2l", "options": {"n_clusters": 4}}],
+    "budgets": [0.2],
+    "seeds": [0],
+    "targets": [{"name": "t", "model": "gym-proxy", "train": {**TRAIN, "total_steps": 8, "n_checkpoints": 1}}],
+    "evaluation": {"tasks": ["gym"], "limit": 6,
+                   "generation": {"backend": "transformers", "batch_size": 16, "max_new_tokens": 24}},
+}
+
+
+def tiny_config(**changes):
+    data = json.loads(json.dumps(TINY))
+    data.update(changes)
+    return data
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary = Runner(parse_experiment(tiny_config()), out).run()
+    assert summary.ok, summary.failed
+    return out
+
+
+@pytest.mark.integration
+def test_every_cell_is_stored_with_provenance_and_costs(finished_run):
+    store = ResultsStore(finished_run)
+    cells = {c.cell_id: c for c in store.cells()}
+    assert set(cells) == {"t__full__100%__s0", "t__random__20%__s0", "t__s2l__20%__s0"}
+    assert all(c.status == "done" for c in cells.values())
+    s2l = cells["t__s2l__20%__s0"]
+    assert s2l.budget == 60 and s2l.fraction == pytest.approx(0.2)
+    assert s2l.selected_ids_hash and s2l.selected_ids_hash != cells["t__random__20%__s0"].selected_ids_hash
+    assert s2l.pool_fingerprint and s2l.model_fingerprint and s2l.config_hash
+    assert {"torch", "transformers", "s2lbench"} <= set(s2l.versions)
+    # S2L paid for the proxy and the signal pass; random did not
+    assert s2l.cost["proxy_flops"] > 0 and s2l.cost["signals_seconds"] > 0 and s2l.cost["finetune_flops"] > 0
+    assert "proxy_flops" not in cells["t__random__20%__s0"].cost
+    results = store.results("t__s2l__20%__s0")
+    tasks = {r.task for r in results}
+    assert len(tasks) == 6 and all(r.metric == "accuracy" and r.n == 6 for r in results)
+    assert {r.in_domain for r in results} == {True, False}
+    samples = store.load_samples(results[0].samples_path)
+    assert len(samples) == 6 and {"prompt", "output", "extracted", "reference", "scores"} <= set(samples[0])
+
+
+@pytest.mark.integration
+def test_selection_diagnostics_and_selected_ids_are_written(finished_run):
+    cell = json.loads((finished_run / "cells" / "t__s2l__20%__s0.json").read_text())
+    diag = cell["diagnostics"]
+    assert sum(diag["source_mix"].values()) == 60
+    assert diag["selected_ids_hash"] == cell["cell"]["selected_ids_hash"]
+    rows = (finished_run / diag["selection_dir"] / "selection.jsonl").read_text().splitlines()
+    assert len(rows) == 60
+
+
+@pytest.mark.integration
+def test_rerun_recomputes_nothing(finished_run):
+    before = read_events(finished_run / "stages")
+    summary = Runner(parse_experiment(tiny_config()), finished_run).run()
+    assert summary.ok and len(summary.done) == 3
+    after = read_events(finished_run / "stages")[len(before):]
+    assert not [e for e in after if e["status"] == "computed"]
+
+
+@pytest.mark.integration
+def test_a_new_budget_reuses_the_proxy_and_signals(finished_run):
+    before = len(read_events(finished_run / "stages"))
+    summary = Runner(parse_experiment(tiny_config(budgets=[0.2, 0.1], selectors=["random"])), finished_run).run()
+    assert summary.ok
+    computed = {e["stage"] for e in read_events(finished_run / "stages")[before:] if e["status"] == "computed"}
+    assert computed == {"selection", "finetune"}
+
+
+class BoomSelector(Selector):
+    name = "boom"
+
+    def select(self, ctx):
+        raise RuntimeError("this selector always fails")
+
+
+class BoomPlugin:
+    @s2lbench.hookimpl
+    def register_selectors(self, register):
+        register(BoomSelector)
+
+
+@pytest.mark.integration
+def test_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
+    pm = make_plugin_manager()
+    pm.register(BoomPlugin(), name="boom-plugin")
+    try:
+        data = tiny_config(selectors=["boom", "random"], full_reference=False)
+        data["targets"][0]["train"]["total_steps"] = 4
+        hooks = Hooks(pm)
+        summary = Runner(parse_experiment(data, hooks=hooks), tmp_path, hooks=hooks).run()
+    finally:
+        pm.unregister(name="boom-plugin")
+    assert list(summary.failed) == ["t__boom__20%__s0"] and "always fails" in summary.failed["t__boom__20%__s0"]
+    assert summary.done == ["t__random__20%__s0"]
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 done, 0 running, 1 failed, 0 pending" in out and "RuntimeError: this selector always fails" in out
+
+
+def test_store_survives_concurrent_writers(tmp_path):
+    import multiprocessing as mp
+
+    procs = [mp.get_context("spawn").Process(target=_write_cells, args=(str(tmp_path), w)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = ResultsStore(tmp_path)
+    assert len(store.cells()) == 100 and len(store.results()) == 100
+    with sqlite3.connect(tmp_path / "results.sqlite") as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _write_cells(folder: str, worker: int) -> None:
+    from s2lbench.store import Cell, ResultRow, ResultsStore
+
+    store = ResultsStore(folder)
+    for i in range(50):
+        cell_id = f"w{worker}-c{i}"
+        store.upsert_cell(Cell(cell_id, "x", "random", 10, 0.1, i, "t"))
+        store.add_results([ResultRow(cell_id, "task", "accuracy", i / 50, True)])
+        store.set_status(cell_id, "done")
+
+
+@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/paper/mathinstruct.yaml",
+                                    "configs/paper/mimic.yaml", "configs/offline_real.yaml"])
+def test_shipped_configs_pass_a_dry_run_offline(config, tmp_path, capsys, monkeypatch):
+    from conftest import REPO
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["run", str(REPO / config), "--dry-run", "--out", str(tmp_path)]) == 0
+    assert "dry run OK" in capsys.readouterr().out
+
+
+def test_config_errors_name_the_key(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(budgest=[0.1])))
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "unknown key 'budgest' (did you mean 'budgets'?)" in capsys.readouterr().err
+    path.write_text(yaml.safe_dump(tiny_config()))
+    assert main(["run", str(path), "--dry-run", "--set", "proxy.train.totl_steps=5"]) == 2
+    assert "proxy.train.totl_steps" in capsys.readouterr().err
+    assert main(["run", str(path), "--dry-run", "--set", "selectors=[s2lx]"]) == 2
+    assert "did you mean 's2l'" in capsys.readouterr().err
