@@ -61,6 +61,11 @@ class Selector:
         raise NotImplementedError
 
     @classmethod
+    def required_signals(cls, options: Any) -> tuple[str, ...]:
+        """The signals ``select`` reads under ``options``; override when an option picks the signal."""
+        return tuple(cls.requires)
+
+    @classmethod
     def option_fields(cls) -> list[dict[str, Any]]:
         """Option name, type and default, for `s2lbench plugins` and docs."""
         out = []
@@ -105,9 +110,10 @@ def run_selector(selector_cls: type[Selector], pool: Pool, budget: int | float |
         raise BudgetError("cannot select from an empty pool")
     count = resolve_budget(budget, len(pool))
     signals = (signals or SignalSet()).for_pool(len(pool))
-    for name in selector_cls.requires:
+    parsed = parse_options(selector_cls, options)
+    for name in selector_cls.required_signals(parsed):
         signals.get(name)  # raises MissingSignalError naming the signal and how to compute it
-    selector = selector_cls(parse_options(selector_cls, options))
+    selector = selector_cls(parsed)
     ctx = SelectionContext(pool=pool, signals=signals, budget=count, seed=int(seed))
     start = time.perf_counter()
     result = selector.select(ctx)

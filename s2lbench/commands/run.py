@@ -53,17 +53,21 @@ def dry_run_report(runner) -> int:
 
 
 def print_leaderboard(out: Path) -> None:
+    """Print the grid's table and write it with the data-scaling plot beside the results."""
+    from s2lbench.atomic import write_text
+    from s2lbench.leaderboard import build_leaderboard, render
+    from s2lbench.plots import plot_scaling
+
     try:
-        from s2lbench.leaderboard import write_leaderboard
-    except ImportError:
-        return
-    try:
-        text = write_leaderboard(out)
+        lb = build_leaderboard(out)
+        text = render(lb, "md")
+        write_text(out / "leaderboard.md", text)
+        png = plot_scaling(out, out / "scaling.png")
     except Exception as e:  # the grid's results are stored; a table that fails to render must not hide that
-        log.warning("could not render the leaderboard: %s", e)
+        log.warning("could not render the leaderboard: %s: %s", type(e).__name__, e)
         return
-    if text:
-        print(text)
+    print(text)
+    print(f"leaderboard: {out / 'leaderboard.md'}; plot: {png}")
 
 
 class RunCommand(Command):

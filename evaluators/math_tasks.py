@@ -1,0 +1,238 @@
+"""The S2L paper's six math test sets (MAmmoTH's layout): GSM8K, MATH, NumGLUE, SVAMP, DeepMind, SimulEq.
+
+``load(data_dir)`` reads MAmmoTH's files from ``data_dir`` or ``data_dir/eval`` (``gsm8k.jsonl``,
+``math.jsonl`` or ``MATH.json``, ``numglue.json``, ``svamp.json`` or ``SVAMP.json``, ``deepmind.json``,
+``simuleq.json``). ``load("hf://")`` loads the set from its Hugging Face hub id instead, where one exists
+(GSM8K, MATH, SVAMP). Grading is exact match as MAmmoTH v1 defines it (``s2lbench.grading``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from s2lbench import hookimpl
+from s2lbench.errors import DataError
+from s2lbench.evaluation import EvalItem, Evaluator, Metric, SampleResult
+from s2lbench.grading import DEFAULT_GRADING, delete_extra_zero, grade, math_gold
+from s2lbench.grading.sandbox import pot_to_text
+
+log = logging.getLogger(__name__)
+
+#: MAmmoTH v1's stop strings for open-ended math generation
+MAMMOTH_STOP = ("### Instruction", "Instruction", "Response", "Question", "USER", "ASSISTANT")
+POT_SUFFIX = " Let's write a program."
+ACCURACY = Metric("accuracy", higher_is_better=True, aggregation="mean",
+                  description="exact match of the extracted final answer")
+HUB_PREFIX = "hf://"
+
+
+@dataclass(frozen=True)
+class MathOptions:
+    #: "mammoth-v1" reproduces MAmmoTH v1 exactly; "s2lbench" fixes its plain errors (see docs/evaluation.md)
+    grading: Literal["mammoth-v1", "s2lbench"] = DEFAULT_GRADING
+    #: "pot" appends MAmmoTH's " Let's write a program." and executes printed programs in a sandbox
+    prompting: Literal["cot", "pot"] = "cot"
+
+
+def read_json_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON list or JSON Lines file; errors name the file and line."""
+    if path.suffix == ".jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
+        return rows
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"malformed JSON ({e.msg})", path=path, line=e.lineno) from None
+    if not isinstance(data, list):
+        raise DataError("expected a JSON list of objects", path=path)
+    return data
+
+
+def _field(row: Any, key: str, path: Path, index: int) -> Any:
+    if not isinstance(row, dict):
+        raise DataError(f"item {index} is a {type(row).__name__}, not an object", path=path)
+    if key not in row or row[key] is None:
+        raise DataError(f"item {index} has no {key!r}", path=path, field=key)
+    return row[key]
+
+
+class MathEvaluator(Evaluator):
+    """Shared behaviour of the six sets: a file, a row parser, an answer style, exact-match accuracy."""
+
+    metrics = (ACCURACY,)
+    template = "alpaca"
+    max_new_tokens = 512
+    stop = MAMMOTH_STOP
+    Options = MathOptions
+    in_domain: ClassVar[bool] = False
+    style: ClassVar[str]
+    files: ClassVar[tuple[str, ...]]
+    hub_id: ClassVar[str | None] = None
+
+    def find_file(self, data_dir: Path) -> Path:
+        data_dir = Path(data_dir)
+        for folder in (data_dir, data_dir / "eval"):
+            for name in self.files:
+                if (folder / name).is_file():
+                    return folder / name
+        raise DataError(f"no {self.name} test file ({' or '.join(self.files)}) in {data_dir} or {data_dir / 'eval'}",
+                        path=data_dir)
+
+    def load(self, data_dir: Path | str) -> list[EvalItem]:
+        if str(data_dir).startswith(HUB_PREFIX):
+            rows = self.hub_rows()
+            path = Path(str(data_dir))
+        else:
+            path = self.find_file(Path(data_dir))
+            rows = read_json_rows(path)
+        items = [self.parse_row(i, row, path) for i, row in enumerate(rows)]
+        log.info("%s: %d items from %s", self.name, len(items), path)
+        return items
+
+    def parse_row(self, index: int, row: dict[str, Any], path: Path) -> EvalItem:
+        raise NotImplementedError
+
+    def hub_rows(self) -> list[dict[str, Any]]:
+        raise DataError(f"{self.name} has no Hugging Face hub copy in MAmmoTH's form; pass the folder holding "
+                        f"{' or '.join(self.files)}", path=HUB_PREFIX)
+
+    def prompt(self, item: EvalItem) -> str:
+        if self.options.prompting == "pot":
+            item = EvalItem(item.index, item.instruction + POT_SUFFIX, item.reference, item.input, item.meta)
+        return super().prompt(item)
+
+    def score(self, item: EvalItem, output: str) -> SampleResult:
+        text = pot_to_text(output) if self.options.prompting == "pot" else output
+        graded = grade(self.style, text, item.reference, self.options.grading,
+                       multiple_choice=bool(item.meta.get("multiple_choice")))
+        return SampleResult(index=item.index, prompt=self.prompt(item), output=output, reference=item.reference,
+                            scores={"accuracy": float(graded.correct)}, extracted=graded.extracted)
+
+
+class GSM8K(MathEvaluator):
+    name = "gsm8k"
+    description = "GSM8K test (1,319 grade-school word problems); gold after '####'"
+    style = "gsm8k"
+    files = ("gsm8k.jsonl", "gsm8k.json")
+    in_domain = True
+    hub_id = "openai/gsm8k"
+
+    def parse_row(self, index, row, path):
+        answer = str(_field(row, "answer", path, index))
+        gold = delete_extra_zero(answer.split("#### ")[-1].replace(",", "").strip())
+        return EvalItem(index, str(_field(row, "question", path, index)), gold)
+
+    def hub_rows(self):
+        from datasets import load_dataset
+
+        return list(load_dataset(self.hub_id, "main", split="test"))
+
+
+class MATH(MathEvaluator):
+    name = "math"
+    description = "MATH test (5,000 competition problems); boxed answers, LaTeX-normalised, numeric fallback"
+    style = "math"
+    files = ("math.jsonl", "MATH.json")
+    in_domain = True
+    hub_id = "EleutherAI/hendrycks_math"
+    subjects = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                "prealgebra", "precalculus")
+
+    def parse_row(self, index, row, path):
+        if "problem" in row:  # the Hendrycks layout: raw boxed answer (or the solution to take it from)
+            raw = row.get("answer")
+            if raw is None:
+                from s2lbench.grading import last_boxed
+
+                raw = last_boxed(str(_field(row, "solution", path, index)))
+            question = row["problem"]
+            meta = {k: row[k] for k in ("subject", "level", "type", "unique_id") if k in row}
+            return EvalItem(index, str(question), math_gold(str(raw)), meta=meta)
+        answer = _field(row, "answer", path, index)  # MAmmoTH's MATH.json: [normalised string, number or null]
+        if not isinstance(answer, list) or len(answer) != 2:
+            raise DataError(f"item {index}: MATH gold must be a [string, number] pair", path=path, field="answer")
+        from s2lbench.grading import MathGold
+
+        number = answer[1] if isinstance(answer[1], (int, float)) and not isinstance(answer[1], bool) else None
+        return EvalItem(index, str(_field(row, "question", path, index)), MathGold(str(answer[0]), number))
+
+    def hub_rows(self):
+        from datasets import load_dataset
+
+        rows = []
+        for subject in self.subjects:
+            rows.extend(load_dataset(self.hub_id, subject, split="test"))
+        return rows
+
+
+class NumGLUE(MathEvaluator):
+    name = "numglue"
+    description = "NumGLUE (1,042 items: numbers, A/B choices, a few words)"
+    style = "numglue"
+    files = ("numglue.json",)
+
+    def parse_row(self, index, row, path):
+        question = str(_field(row, "question", path, index))
+        return EvalItem(index, question, str(_field(row, "answer", path, index)),
+                        meta={"type": row.get("type"), "multiple_choice": "Answer Choices" in question})
+
+
+class SVAMP(MathEvaluator):
+    name = "svamp"
+    description = "SVAMP (1,000 one-unknown word problems); question = Body + ' ' + Question"
+    style = "svamp"
+    files = ("svamp.json", "SVAMP.json")
+    hub_id = "ChilleD/SVAMP"
+
+    def parse_row(self, index, row, path):
+        question = str(_field(row, "Body", path, index)).strip() + " " + str(_field(row, "Question", path, index))
+        gold = str(_field(row, "Answer", path, index))
+        if gold.endswith(".0"):
+            gold = gold[:-2]
+        return EvalItem(index, question, delete_extra_zero(gold), meta={"id": row.get("ID")})
+
+    def hub_rows(self):
+        from datasets import load_dataset
+
+        return list(load_dataset(self.hub_id, split="train")) + list(load_dataset(self.hub_id, split="test"))
+
+
+class DeepMind(MathEvaluator):
+    name = "deepmind"
+    description = "DeepMind Mathematics (1,000 items, MAmmoTH's sample)"
+    style = "deepmind"
+    files = ("deepmind.json",)
+
+    def parse_row(self, index, row, path):
+        return EvalItem(index, str(_field(row, "question", path, index)), str(_field(row, "answer", path, index)))
+
+
+class SimulEq(MathEvaluator):
+    name = "simuleq"
+    description = "SimulEq (514 simultaneous-equation word problems; one numeric gold each)"
+    style = "simuleq"
+    files = ("simuleq.json",)
+
+    def parse_row(self, index, row, path):
+        return EvalItem(index, str(_field(row, "question", path, index)), str(_field(row, "answer", path, index)))
+
+
+MATH_TASKS = (GSM8K, MATH, NumGLUE, SVAMP, DeepMind, SimulEq)
+
+
+@hookimpl
+def register_evaluators(register):
+    for task in MATH_TASKS:
+        register(task)

@@ -1,0 +1,162 @@
+"""`s2lbench leaderboard DIR` (tables and figures from a results store) and `s2lbench regress DIR` (regression check)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from s2lbench.commands.base import Command
+from s2lbench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class LeaderboardCommand(Command):
+    name = "leaderboard"
+    help = "regenerate paper-style tables (and, with --plots, figures) from a results folder"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from s2lbench.leaderboard import BASELINE, FORMATS, GROUPINGS
+        from s2lbench.stats import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
+
+        parser.add_argument("results", help="a results folder (holds results.sqlite)")
+        parser.add_argument("--format", choices=FORMATS, default="md", help="table format (default md)")
+        parser.add_argument("--by", choices=GROUPINGS, default="budget",
+                            help="one table per target and budget (default), or one per target spanning budgets")
+        parser.add_argument("--out", default=None, help="write the table here instead of printing it")
+        parser.add_argument("--tables", default=None, metavar="DIR",
+                            help="also write leaderboard.{md,tex,csv,html} and provenance.json into DIR")
+        parser.add_argument("--plots", default=None, metavar="DIR",
+                            help="write the figures (scaling, source mix, trajectory clusters) as PNGs into DIR")
+        parser.add_argument("--metric", default=None,
+                            help="metric to tabulate for every task (default: accuracy, else the task's first)")
+        parser.add_argument("--baseline", default=BASELINE, help=f"selector for the paired tests (default {BASELINE})")
+        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
+        parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_BOOTSTRAP_SEED)
+        parser.add_argument("--experiment", default=None, help="only cells of this experiment name")
+        parser.add_argument("--trajectories", default=None,
+                            help="loss trajectories (.npy/.pt, examples x checkpoints) for the cluster figure")
+        parser.add_argument("--clusters", default=None, help="cluster id per example (.npy) for the cluster figure")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.atomic import write_json, write_text
+        from s2lbench.leaderboard import EXTENSIONS, FORMATS, build_leaderboard, provenance, render
+        from s2lbench.store import ResultsStore
+
+        if args.resamples < 100:
+            raise ConfigError(f"--resamples {args.resamples}: use at least 100 for a 95% interval")
+        lb = build_leaderboard(args.results, by=args.by, metric=args.metric, baseline=args.baseline,
+                               resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
+                               experiment=args.experiment)
+        text = render(lb, args.format)
+        if args.out:
+            write_text(args.out, text)
+            print(f"wrote {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        if args.tables:
+            for fmt in FORMATS:
+                path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
+                print(f"wrote {path}", file=sys.stderr)
+            path = write_json(Path(args.tables) / "provenance.json",
+                              provenance(ResultsStore(args.results), lb, ["s2lbench", *sys.argv[1:]]))
+            print(f"wrote {path}", file=sys.stderr)
+        if args.plots:
+            for path in write_plots(args.results, Path(args.plots), lb, args):
+                print(f"wrote {path}", file=sys.stderr)
+        return 0
+
+
+def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace) -> list[Path]:
+    import numpy as np
+
+    from s2lbench.plots import (
+        load_clusters,
+        load_source_mixes,
+        plot_scaling,
+        plot_source_mix,
+        plot_trajectory_clusters,
+    )
+
+    written = []
+    columns = {c.key for t in lb.tables for c in t.columns}
+    if "avg" in columns:
+        written.append(plot_scaling(results, out_dir / "scaling.png", metric=args.metric,
+                                    experiment=args.experiment))
+    for key in sorted(columns - {"avg"}):
+        written.append(plot_scaling(results, out_dir / f"scaling-{key}.png", column=key, metric=args.metric,
+                                    experiment=args.experiment))
+    mixes = load_source_mixes(results)
+    if mixes:
+        written.append(plot_source_mix(mixes, out_dir / "source_mix.png"))
+    else:
+        log.warning("no selections/*/diagnostics.json with a source_mix under %s: no source-mix figure", results)
+    clusters = None
+    if args.trajectories or args.clusters:
+        if not (args.trajectories and args.clusters):
+            raise ConfigError("--trajectories and --clusters go together")
+        from s2lbench.signalset import load_matrix
+
+        clusters = (load_matrix(args.trajectories), np.load(args.clusters, allow_pickle=False), None)
+    else:
+        clusters = load_clusters(results)
+    if clusters is not None:
+        traj, labels, steps = clusters
+        written.append(plot_trajectory_clusters(traj, labels, out_dir / "trajectory_clusters.png", steps=steps))
+    else:
+        log.warning("no cluster labels and trajectories found (pass --trajectories and --clusters): "
+                    "no trajectory-cluster figure")
+    return written
+
+
+class RegressCommand(Command):
+    name = "regress"
+    help = "compare a results folder with a committed reference; exit 1 when a score or subset moved too far"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("results", help="a results folder (holds results.sqlite)")
+        parser.add_argument("--reference", required=True, help="the reference snapshot (JSON)")
+        parser.add_argument("--update", action="store_true",
+                            help="rewrite the reference from this results folder (atomically) instead of comparing")
+        parser.add_argument("--tolerance", type=float, default=None,
+                            help="absolute score tolerance for every metric (default: the reference's, else 0.02)")
+        parser.add_argument("--metric-tolerance", action="append", default=[], metavar="METRIC=TOL",
+                            help="tolerance for one metric or task/metric (repeatable)")
+        parser.add_argument("--experiment", default=None, help="only cells of this experiment name")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.regression import (
+            Tolerances,
+            compare,
+            failures,
+            format_moves,
+            load_reference,
+            snapshot,
+            write_reference,
+        )
+
+        current = snapshot(args.results, experiment=args.experiment)
+        reference, tolerances = (load_reference(args.reference) if Path(args.reference).exists() or not args.update
+                                 else ({}, Tolerances()))
+        if args.tolerance is not None:
+            tolerances.default = args.tolerance
+        for item in args.metric_tolerance:
+            metric, sep, value = item.partition("=")
+            try:
+                tolerances.per_metric[metric.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"--metric-tolerance {item!r}: expected METRIC=NUMBER") from None
+            if not sep or not metric.strip():
+                raise ConfigError(f"--metric-tolerance {item!r}: expected METRIC=NUMBER")
+        if args.update:
+            write_reference(args.reference, current, tolerances)
+            print(f"wrote {args.reference} ({len(current['cells'])} cells)")
+            return 0
+        moves = compare(current, reference, tolerances)
+        bad = failures(moves)
+        print(format_moves(moves))
+        print(f"\n{len(current['cells'])} cells compared; {len(moves)} moved, {len(bad)} outside tolerance "
+              f"(scores ±{tolerances.default:g} unless per-metric; subset hashes exact)")
+        return 1 if bad else 0

@@ -1,0 +1,199 @@
+"""`s2lbench select` (run one selector on a pool from cached signals) and `s2lbench compare-subsets`."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2lbench.commands.base import Command
+from s2lbench.commands.data import add_pool_arguments, length_stats, open_pool_from_args
+from s2lbench.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+def diagnostics_path(out: str | Path) -> Path:
+    """``subset.jsonl`` -> ``subset.diagnostics.json`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name[: -len(out.suffix)] if out.suffix else out.name).with_suffix(".diagnostics.json")
+
+
+def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for item in pairs or []:
+        if "=" not in item:
+            raise ConfigError(f"--option {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        options[key.strip()] = value.strip()
+    return options
+
+
+def source_mix(pool, positions: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per source: count and share in the pool and in the subset."""
+    pool_counts = pool.source_counts()
+    picked = np.asarray(pool.sources, dtype=object)[positions]
+    sel_values, sel_counts = np.unique(picked.astype(str), return_counts=True) if len(picked) else ([], [])
+    selected = dict(zip(sel_values, sel_counts.tolist() if len(picked) else [], strict=True))
+    n, k = len(pool), max(1, len(positions))
+    return {s: {"pool": c, "pool_share": round(c / n, 4), "selected": int(selected.get(s, 0)),
+                "selected_share": round(selected.get(s, 0) / k, 4)} for s, c in pool_counts.items()}
+
+
+def length_report(pool, positions: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
+    """Character lengths of prompts (instruction + input) and outputs, pool vs subset."""
+    prompt = np.array([len(ex.instruction) + len(ex.input) for ex in pool])
+    output = np.array([len(ex.output) for ex in pool])
+    return {"unit": "characters",
+            "prompt": {"pool": length_stats(prompt.tolist()), "selected": length_stats(prompt[positions].tolist())},
+            "output": {"pool": length_stats(output.tolist()), "selected": length_stats(output[positions].tolist())}}
+
+
+def versions() -> dict[str, str]:
+    import s2lbench
+
+    found = {"s2lbench": s2lbench.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import faiss
+
+        found["faiss"] = faiss.__version__
+    except ImportError:
+        pass
+    return found
+
+
+def load_signals(args: argparse.Namespace, pool):
+    from s2lbench.signalset import SignalSet
+
+    if args.signals and args.trajectories:
+        raise ConfigError("give either --signals DIR or --trajectories FILE, not both")
+    if args.trajectories:
+        return SignalSet.from_trajectories(args.trajectories), {"trajectories": str(args.trajectories)}
+    if args.signals:
+        signals = SignalSet.from_dir(args.signals)
+        expected = signals.manifest.get("pool_fingerprint")
+        if expected and expected != pool.fingerprint():
+            raise DataError(f"signals were computed for pool {expected}, but this pool is {pool.fingerprint()}",
+                            path=Path(args.signals) / "manifest.json")
+        return signals, {"signals_dir": str(args.signals), "available": signals.available(),
+                         "checkpoint_steps": signals.steps}
+    return SignalSet(), {}
+
+
+class SelectCommand(Command):
+    name = "select"
+    help = "select a subset of a pool with a registered selector, from cached signals"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--pool", required=True, help="the SFT pool: a .jsonl/.json/.csv file or hf://owner/name")
+        add_pool_arguments(parser)
+        parser.add_argument("--selector", required=True, help="a registered selector (see `s2lbench plugins`)")
+        parser.add_argument("--budget", required=True, help="a count (1000) or a fraction of the pool (0.1, 10%%)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--signals", default=None, help="a signals folder written by `s2lbench signals`")
+        parser.add_argument("--trajectories", default=None,
+                            help="bring-your-own loss matrix (.npy/.pt, examples x checkpoints) instead of --signals")
+        parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                            help="a selector option (repeatable); `s2lbench plugins` lists them")
+        parser.add_argument("--out", required=True, help="output JSONL (id, position per line); diagnostics "
+                            "go to OUT.diagnostics.json beside it")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.atomic import write_json, write_jsonl
+        from s2lbench.plugins import get_hooks
+        from s2lbench.selection import run_selector
+
+        start = time.perf_counter()
+        pool = open_pool_from_args(args.pool, args)
+        selector_cls = get_hooks().selector(args.selector)
+        signals, signal_info = load_signals(args, pool)
+        options = parse_option_pairs(args.option)
+        log.info("selecting %s of %d examples with %s", args.budget, len(pool), args.selector)
+        result = run_selector(selector_cls, pool, args.budget, args.seed, signals=signals, options=options)
+        positions = result.positions
+        ids = pool.ids
+        write_jsonl(args.out, ({"id": ids[int(p)], "position": int(p)} for p in positions))
+        selector_diag = dict(result.diagnostics)
+        diagnostics: dict[str, Any] = {
+            "provenance": {"pool": {"spec": str(args.pool), "name": pool.name, "rows": len(pool),
+                                    "fingerprint": pool.fingerprint()},
+                           "selector": selector_cls.name, "options": selector_diag.pop("options", {}),
+                           "seed": int(args.seed), "budget_requested": str(args.budget),
+                           "budget": int(selector_diag.pop("budget", len(positions))),
+                           "signals": signal_info, "versions": versions()},
+            "selection_seconds": selector_diag.pop("selection_seconds", None),
+            "source_mix": source_mix(pool, positions),
+            "lengths": length_report(pool, positions),
+            "selector_diagnostics": selector_diag,
+            "total_seconds": round(time.perf_counter() - start, 3),
+        }
+        out_diag = diagnostics_path(args.out)
+        write_json(out_diag, diagnostics)
+        print(f"selected {len(positions)} of {len(pool)} examples with {selector_cls.name} "
+              f"in {diagnostics['selection_seconds']:.3f} s -> {args.out} (diagnostics: {out_diag})")
+        balance = selector_diag.get("balance")
+        if balance and "small_cluster_uplift" in balance:
+            print(f"cluster balance: {balance['clusters']} clusters, picks entropy ratio "
+                  f"{balance['picks_entropy_ratio']} (random {balance['random_entropy_ratio']}), "
+                  f"small-cluster uplift {balance['small_cluster_uplift']}x random")
+        return 0
+
+
+def read_subset_ids(path: str | Path) -> set[str]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    ids: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"invalid JSON: {e.msg}", path=path, line=line_no) from None
+            if not isinstance(row, dict) or "id" not in row:
+                raise DataError("expected an object with an 'id'", path=path, line=line_no, field="id")
+            ids.add(str(row["id"]))
+    return ids
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 1.0
+
+
+class CompareSubsetsCommand(Command):
+    name = "compare-subsets"
+    help = "pairwise overlap (Jaccard) between selected subsets"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("subsets", nargs="+", help="subset JSONL files written by `s2lbench select`")
+        parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+
+    def run(self, args: argparse.Namespace) -> int:
+        if len(args.subsets) < 2:
+            raise ConfigError("compare-subsets needs at least two subset files")
+        subsets = {str(p): read_subset_ids(p) for p in args.subsets}
+        pairs = [{"a": a, "b": b, "size_a": len(subsets[a]), "size_b": len(subsets[b]),
+                  "intersection": len(subsets[a] & subsets[b]), "jaccard": round(jaccard(subsets[a], subsets[b]), 4)}
+                 for a, b in itertools.combinations(subsets, 2)]
+        if args.json:
+            print(json.dumps({"sizes": {k: len(v) for k, v in subsets.items()}, "pairs": pairs}, indent=2))
+            return 0
+        labels = [Path(p).stem for p in subsets]
+        width = max(len(x) for x in labels)
+        print(" " * width + "  " + "  ".join(f"{lab[:8]:>8}" for lab in labels))
+        for la, a in zip(labels, subsets, strict=True):
+            cells = [f"{jaccard(subsets[a], subsets[b]):8.3f}" for b in subsets]
+            print(f"{la:<{width}}  " + "  ".join(cells))
+        print("(Jaccard = |A ∩ B| / |A ∪ B|; sizes: " + ", ".join(f"{lab} {len(subsets[p])}"
+                                                               for lab, p in zip(labels, subsets, strict=True)) + ")")
+        return 0

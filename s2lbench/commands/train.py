@@ -1,0 +1,76 @@
+"""`s2lbench train --pool FILE --model NAME --out DIR`: fine-tune a causal LM with response-only loss."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from s2lbench.commands.base import Command
+from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
+
+
+class TrainCommand(Command):
+    name = "train"
+    help = "fine-tune a causal LM on a pool (HF Trainer, loss on response tokens, checkpoints, resume)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--pool", required=True, help="pool file (.jsonl/.json/.csv) or hf://owner/name")
+        add_pool_arguments(parser)
+        parser.add_argument("--model", required=True,
+                            help="hub id, local model dir, .gguf file, or a built-in tiny config "
+                                 "(gym-proxy, gym-target-s, gym-target-l)")
+        parser.add_argument("--tokenizer", default=None,
+                            help="tokenizer dir or hub id (default: the model's; for tiny configs the "
+                                 "tokenizer/ folder beside the pool)")
+        parser.add_argument("--out", required=True, help="run folder (re-running resumes it)")
+        schedule = parser.add_mutually_exclusive_group()
+        schedule.add_argument("--steps", type=int, default=None,
+                              help="fixed schedule: this many optimizer steps whatever the pool size")
+        schedule.add_argument("--epochs", type=float, default=None, help="train this many passes over the pool")
+        saving = parser.add_mutually_exclusive_group()
+        saving.add_argument("--save-every", type=int, default=None, help="checkpoint every K steps")
+        saving.add_argument("--n-checkpoints", type=int, default=None, help="N evenly spaced checkpoints")
+        parser.add_argument("--lr", type=float, default=None, help="learning rate")
+        parser.add_argument("--lr-scheduler", default=None, help="HF scheduler name (default cosine)")
+        parser.add_argument("--warmup-ratio", type=float, default=None)
+        parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--grad-accum", type=int, default=None)
+        parser.add_argument("--max-length", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--bf16", default=None, choices=["auto", "true", "false"])
+        parser.add_argument("--logging-steps", type=int, default=None)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.gym import GYM_TRAINING, TINY_CONFIGS
+        from s2lbench.training import TrainConfig, train
+        from s2lbench.typed import from_dict
+
+        data: dict = dict(GYM_TRAINING) if args.model in TINY_CONFIGS else {}
+        data["model"] = args.model
+        tokenizer = args.tokenizer
+        if tokenizer is None and args.model in TINY_CONFIGS and not str(args.pool).startswith("hf://"):
+            beside = Path(args.pool).parent / "tokenizer"
+            if beside.is_dir():
+                tokenizer = str(beside)
+        data["tokenizer"] = tokenizer
+        if args.steps is not None:
+            data.update(schedule="steps", total_steps=args.steps)
+        elif args.epochs is not None:
+            data.update(schedule="epochs", epochs=args.epochs)
+        elif "total_steps" not in data:
+            data.update(schedule="epochs")
+        for key, value in (("save_every", args.save_every), ("n_checkpoints", args.n_checkpoints),
+                           ("learning_rate", args.lr), ("lr_scheduler", args.lr_scheduler),
+                           ("warmup_ratio", args.warmup_ratio), ("batch_size", args.batch_size),
+                           ("grad_accum", args.grad_accum), ("max_length", args.max_length), ("seed", args.seed),
+                           ("bf16", args.bf16), ("logging_steps", args.logging_steps)):
+            if value is not None:
+                data[key] = value
+        config = from_dict(TrainConfig, data)
+        pool = open_pool_from_args(args.pool, args)
+        result = train(pool, config, Path(args.out))
+        print(f"final model: {result.model_dir}")
+        print(f"checkpoints: {', '.join(str(step) for step, _ in result.checkpoints) or 'none'}")
+        print(f"steps {result.total_steps} ({result.epochs:.2f} epochs), {result.train_tokens} tokens, "
+              f"{result.flops:.3g} FLOPs, {result.wall_seconds:.1f}s, final loss {result.final_loss}")
+        return 0

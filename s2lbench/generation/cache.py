@@ -1,0 +1,78 @@
+"""Generation cache: one JSONL per (model fingerprint, task, decoding params), one row per prompt.
+
+The prompt text carries the template, so a changed template misses the cache prompt by prompt. Only greedy
+decoding exists, so a cached output is the output. Backend and batch size are not in the key: the parity
+test holds them to identical outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from s2lbench.atomic import write_json, write_jsonl
+from s2lbench.fingerprint import config_hash
+from s2lbench.generation.config import GenerationConfig
+
+log = logging.getLogger(__name__)
+
+_MODEL_FILES = (".json", ".safetensors", ".bin", ".model", ".txt", ".gguf", ".py")
+_file_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _file_hashes:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _file_hashes[key] = h.hexdigest()
+    return _file_hashes[key]
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """sha256 over a model folder's weights, config and tokenizer files (names and contents)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():  # a hub id: the name is all we can key on offline
+        return "hub:" + str(model_dir)
+    files = sorted(p for p in model_dir.iterdir() if p.is_file() and p.suffix in _MODEL_FILES)
+    return config_hash({p.name: _file_sha256(p) for p in files}, length=24)
+
+
+def _prompt_key(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode()).hexdigest()[:32]
+
+
+def cache_path(cache_dir: str | Path, model_dir: str | Path, task_name: str, config: GenerationConfig) -> Path:
+    key = config_hash({"model": model_fingerprint(model_dir), "task": task_name, "decoding": config.decoding_key()})
+    return Path(cache_dir) / task_name / f"{key}.jsonl"
+
+
+def cached_generate_with(generate: Callable[[str | Path, list[str], GenerationConfig], list[str]],
+                         model_dir: str | Path, task_name: str, prompts: list[str], config: GenerationConfig,
+                         cache_dir: str | Path) -> list[str]:
+    path = cache_path(cache_dir, model_dir, task_name, config)
+    cached: dict[str, str] = {}
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    cached[row["prompt_key"]] = row["output"]
+    keys = [_prompt_key(p) for p in prompts]
+    missing = sorted({k: i for i, k in reversed(list(enumerate(keys))) if k not in cached}.values())
+    log.info("generation cache %s: %d of %d prompts cached", path, len(prompts) - len(missing), len(prompts))
+    if missing:
+        fresh = generate(model_dir, [prompts[i] for i in missing], config)
+        for i, out in zip(missing, fresh, strict=True):
+            cached[keys[i]] = out
+        write_jsonl(path, ({"prompt_key": k, "output": v} for k, v in cached.items()))
+        write_json(path.with_suffix(".meta.json"), {"model_dir": str(model_dir), "task": task_name,
+                                                    "model_fingerprint": model_fingerprint(model_dir),
+                                                    "decoding": config.decoding_key()})
+    return [cached[k] for k in keys]

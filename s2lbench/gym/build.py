@@ -1,0 +1,287 @@
+"""Generate the gym: a seeded MathInstruct-shaped pool with documented defects, six test sets, a tokenizer."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from s2lbench.atomic import write_json, write_jsonl
+from s2lbench.errors import ConfigError
+from s2lbench.fingerprint import config_hash, file_fingerprint
+from s2lbench.gym import tasks
+from s2lbench.gym.testsets import TEST_SETS
+from s2lbench.prompts import render_prompt
+from s2lbench.records import Pool, SFTExample
+
+log = logging.getLogger(__name__)
+
+DEFECT_KINDS = ("wrong_answer", "near_duplicate", "truncated", "overlong", "off_topic")
+
+
+@dataclass(frozen=True)
+class DefectRates:
+    """Fractions of the final pool carrying each defect (each row carries at most one)."""
+
+    wrong_answer: float = 0.08  # label noise: final answer (and the 'So ...' line) replaced by a wrong number
+    near_duplicate: float = 0.06  # a surface-perturbed copy of another pool row (case, spacing, punctuation)
+    truncated: float = 0.04  # the answer is cut off part-way: no final answer line
+    overlong: float = 0.03  # the worked steps repeated 2-4 times before the final line
+    off_topic: float = 0.03  # a non-math instruction with a non-math response
+
+    def __post_init__(self):
+        for kind in DEFECT_KINDS:
+            rate = getattr(self, kind)
+            if not 0.0 <= rate < 1.0:
+                raise ConfigError(f"defects.{kind}: rate {rate} must be in [0, 1)")
+        if sum(getattr(self, k) for k in DEFECT_KINDS) >= 0.9:
+            raise ConfigError("defects: the rates sum to 0.9 or more; the pool would be mostly noise")
+
+
+@dataclass(frozen=True)
+class GymConfig:
+    seed: int = 0
+    pool_size: int = 15000
+    test_size: int = 300
+    #: share of difficulty levels 1, 2, 3 (operand digits) in the pool and the in-domain test sets
+    level_weights: tuple[float, float, float] = (0.15, 0.35, 0.5)
+    defects: DefectRates = field(default_factory=DefectRates)
+    vocab_size: int = 512
+
+    def __post_init__(self):
+        if self.pool_size < 100:
+            raise ConfigError(f"pool_size: {self.pool_size} is too small (at least 100)")
+        if self.test_size < 1:
+            raise ConfigError(f"test_size: {self.test_size} must be positive")
+        if len(self.level_weights) != 3 or min(self.level_weights) < 0 or sum(self.level_weights) <= 0:
+            raise ConfigError(f"level_weights: {self.level_weights} must be three non-negative weights")
+
+    @classmethod
+    def small(cls, **overrides) -> GymConfig:
+        """A pool that builds in about a second and trains in tens of seconds: tests and the demo."""
+        return replace(cls(pool_size=2000, test_size=100), **overrides)
+
+
+@dataclass(frozen=True)
+class GymPaths:
+    root: Path
+    pool: Path
+    tests: dict[str, Path]
+    tokenizer: Path
+    manifest: Path
+    defects: Path
+
+
+def normalize_instruction(text: str) -> str:
+    """Letters and digits only, lowercased: the key for near-duplicate and test/pool deduplication."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _exact_counts(weights: dict[str, float], total: int) -> dict[str, int]:
+    """Largest-remainder split of ``total`` by ``weights``: deterministic source sizes."""
+    norm = sum(weights.values())
+    raw = {k: total * w / norm for k, w in weights.items()}
+    counts = {k: int(v) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: counts[k] - raw[k])[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def _level(rng: random.Random, config: GymConfig) -> int:
+    return rng.choices((1, 2, 3), weights=config.level_weights)[0]
+
+
+def _wrong_number(rng: random.Random, answer: str) -> str:
+    value = int(answer)
+    while True:
+        wrong = value + rng.choice((-1, 1)) * rng.randint(1, max(2, value // 5 + 1))
+        if wrong != value and wrong >= 0:
+            return str(wrong)
+
+
+def _with_wrong_answer(rng: random.Random, problem: tasks.Problem) -> str:
+    wrong = _wrong_number(rng, problem.answer)
+    steps = list(problem.steps)
+    if steps and steps[-1].startswith("So ") and problem.answer in steps[-1]:
+        steps[-1] = steps[-1][::-1].replace(problem.answer[::-1], wrong[::-1], 1)[::-1]
+    return "\n".join([*steps, f"The answer is {wrong}."])
+
+
+def _truncated(rng: random.Random, problem: tasks.Problem) -> str:
+    text = tasks.render_answer(problem)
+    cut = int(len(text) * rng.uniform(0.3, 0.8))
+    return text[:cut].rstrip()
+
+
+def _overlong(rng: random.Random, problem: tasks.Problem) -> str:
+    repeats = rng.randint(2, 4)
+    return "\n".join([*(problem.steps * repeats), f"The answer is {problem.answer}."])
+
+
+def _perturb(rng: random.Random, instruction: str) -> str:
+    choices = [
+        lambda s: s.lower(),
+        lambda s: s.replace("?", " ?").replace(".", " ."),
+        lambda s: s.replace(" + ", "+").replace(" - ", "-").replace(" * ", "*"),
+        lambda s: "  ".join(s.split(" ")),
+        lambda s: s.rstrip("?.") + "??",
+    ]
+    for fn in rng.sample(choices, len(choices)):
+        out = fn(instruction)
+        if out != instruction:
+            return out
+    return instruction + " "
+
+
+OFF_TOPIC = (
+    ("Write a short note about the {w} festival.", "The {w} festival is a happy event with music and food."),
+    ("Describe the color of a ripe {w}.", "A ripe {w} has a bright and warm color."),
+    ("Give a title for a story about a {w}.", "The Secret of the Little {w}."),
+    ("Translate the word '{w}' into French.", "Je ne sais pas."),
+)
+
+
+def _off_topic(rng: random.Random) -> tuple[str, str]:
+    instr, out = rng.choice(OFF_TOPIC)
+    word = rng.choice(tasks.WORDS)
+    return instr.format(w=word), out.format(w=word)
+
+
+def generate_pool(config: GymConfig) -> tuple[Pool, dict[str, str]]:
+    """The pool and {example id: defect kind} for every defective row. Deterministic in ``config``."""
+    rng = random.Random(config.seed)
+    rates = config.defects
+    n = config.pool_size
+    n_dup = round(rates.near_duplicate * n)
+    n_off = round(rates.off_topic * n)
+    n_base = n - n_dup - n_off
+    counts = _exact_counts({name: share for name, (_, share) in tasks.SOURCES.items()}, n_base)
+
+    base: list[tuple[str, tasks.Problem]] = []
+    seen: set[str] = set()
+    for source, count in counts.items():
+        generator = tasks.SOURCES[source][0]
+        made, attempts = 0, 0
+        while made < count:
+            attempts += 1
+            problem = generator(rng, _level(rng, config))
+            key = normalize_instruction(problem.instruction)
+            # keep the pool's clean part free of exact repeats; allow repeats only if the space runs dry
+            if key in seen and attempts < 50 * count:
+                continue
+            seen.add(key)
+            base.append((source, problem))
+            made += 1
+
+    order = list(range(len(base)))
+    rng.shuffle(order)
+    n_wrong, n_trunc, n_long = (round(r * n) for r in (rates.wrong_answer, rates.truncated, rates.overlong))
+    kinds: dict[int, str] = {}
+    cursor = 0
+    for kind, k in (("wrong_answer", n_wrong), ("truncated", n_trunc), ("overlong", n_long)):
+        for i in order[cursor:cursor + k]:
+            kinds[i] = kind
+        cursor += k
+
+    rows: list[tuple[str, str, str, str | None]] = []  # (source, instruction, output, defect)
+    for i, (source, problem) in enumerate(base):
+        kind = kinds.get(i)
+        if kind == "wrong_answer":
+            output = _with_wrong_answer(rng, problem)
+        elif kind == "truncated":
+            output = _truncated(rng, problem)
+        elif kind == "overlong":
+            output = _overlong(rng, problem)
+        else:
+            output = tasks.render_answer(problem)
+        rows.append((source, problem.instruction, output, kind))
+    for _ in range(n_dup):
+        source, instruction, output, _kind = rows[rng.randrange(len(base))]
+        rows.append((source, _perturb(rng, instruction), output, "near_duplicate"))
+    source_names = list(tasks.SOURCES)
+    shares = [share for _, share in tasks.SOURCES.values()]
+    for _ in range(n_off):
+        instruction, output = _off_topic(rng)  # scraped noise lands in sources in proportion to their size
+        rows.append((rng.choices(source_names, weights=shares)[0], instruction, output, "off_topic"))
+    rng.shuffle(rows)
+
+    examples, defects = [], {}
+    for i, (source, instruction, output, kind) in enumerate(rows):
+        ex_id = f"gym-{i:06d}"
+        examples.append(SFTExample(id=ex_id, instruction=instruction, output=output, source=source))
+        if kind:
+            defects[ex_id] = kind
+    return Pool(examples, name="gym"), defects
+
+
+def generate_test_sets(config: GymConfig, pool: Pool) -> dict[str, list[dict[str, str]]]:
+    """{name: [{"instruction", "answer"}]}: no test instruction matches a pool instruction (normalized)."""
+    taken = {normalize_instruction(ex.instruction) for ex in pool}
+    out = {}
+    for index, spec in enumerate(TEST_SETS):
+        rng = random.Random(config.seed * 1000 + 7919 + index)
+        rows, attempts = [], 0
+        while len(rows) < config.test_size:
+            attempts += 1
+            if attempts > 200 * config.test_size:
+                raise ConfigError(f"test set {spec.name}: cannot draw {config.test_size} problems unseen in the "
+                                  "pool; lower test_size or pool_size")
+            problem = spec.generator(rng, _level(rng, config))
+            key = normalize_instruction(problem.instruction)
+            if key in taken:
+                continue
+            taken.add(key)
+            rows.append({"instruction": problem.instruction, "answer": problem.answer})
+        out[spec.name] = rows
+    return out
+
+
+def tokenizer_corpus(pool: Pool) -> list[str]:
+    texts = [render_prompt("alpaca", "", "")]
+    for ex in pool:
+        texts.append(render_prompt("alpaca", ex.instruction, ex.input))
+        texts.append(ex.output)
+    return texts
+
+
+def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
+    """Write pool.jsonl, tests/<name>.jsonl, tokenizer/, defects.json and gym.json under ``out_dir``."""
+    from s2lbench.data import write_pool
+    from s2lbench.gym.tokenizer import save_tokenizer, train_tokenizer
+
+    config = config or GymConfig()
+    out = Path(out_dir)
+    steps = tqdm(total=4, desc="gym build", unit="step")
+    pool, defects = generate_pool(config)
+    pool_path = write_pool(out / "pool.jsonl", pool)
+    defects_path = write_json(out / "defects.json", defects)
+    steps.update()
+    test_paths = {}
+    for name, rows in generate_test_sets(config, pool).items():
+        test_paths[name] = write_jsonl(out / "tests" / f"{name}.jsonl", rows)
+    steps.update()
+    tokenizer = train_tokenizer(tokenizer_corpus(pool), vocab_size=config.vocab_size)
+    tok_path = save_tokenizer(tokenizer, out / "tokenizer")
+    steps.update()
+    defect_counts = {kind: sum(1 for v in defects.values() if v == kind) for kind in DEFECT_KINDS}
+    manifest = {
+        "config": asdict(config),
+        "config_hash": config_hash(asdict(config)),
+        "pool": {"path": "pool.jsonl", "rows": len(pool), "fingerprint": pool.fingerprint(),
+                 "sources": pool.source_counts(), "defects": defect_counts},
+        "test_sets": [{"name": spec.name, "path": f"tests/{spec.name}.jsonl", "in_domain": spec.in_domain,
+                       "rows": config.test_size, "description": spec.description,
+                       "fingerprint": file_fingerprint(test_paths[spec.name])} for spec in TEST_SETS],
+        "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
+    }
+    manifest_path = write_json(out / "gym.json", manifest)
+    steps.update()
+    steps.close()
+    log.info("gym: %d pool rows (%s defective), %d test sets of %d, tokenizer of %d tokens -> %s",
+             len(pool), len(defects), len(TEST_SETS), config.test_size, len(tokenizer), out)
+    return GymPaths(root=out, pool=pool_path, tests=test_paths, tokenizer=tok_path, manifest=manifest_path,
+                    defects=defects_path)

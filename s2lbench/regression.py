@@ -1,0 +1,182 @@
+"""Regression testing: snapshot a results store and compare it with a committed reference.
+
+A snapshot holds, per grid cell ``(target, selector, budget, seed)``, its status, the hash of the
+selected example ids, and every ``task/metric`` value. :func:`compare` reports every difference as a
+:class:`Move`; a move *fails* when it is outside its tolerance:
+
+- selected-subset hashes must match exactly (selection is deterministic given a seed, on any machine);
+- a score may move by at most its absolute tolerance: ``DEFAULT_SCORE_TOLERANCE`` (0.02) unless a
+  per-metric tolerance says otherwise. CPU training with fixed seeds is bit-for-bit repeatable on one
+  machine, but BLAS kernels (and so the last bits of every matmul) differ across CPUs, and a few
+  greedy-decoding flips on a small test set move accuracy by a point or two;
+- a cell or metric in the reference that is missing now (or a cell that is no longer ``done``) fails;
+  one that is new is reported but does not fail (update the reference to adopt it).
+
+Tolerances live in the reference file itself (``"tolerances"``), so they are reviewed with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s2lbench.atomic import write_json
+from s2lbench.errors import DataError
+from s2lbench.store import DB_NAME, ResultsStore
+
+FORMAT_VERSION = 1
+DEFAULT_SCORE_TOLERANCE = 0.02
+SUBSET = "selected_ids_hash"
+STATUS = "status"
+
+
+@dataclass
+class Tolerances:
+    """Absolute score tolerances: ``per_metric`` (metric name, or ``task/metric``) overrides ``default``."""
+
+    default: float = DEFAULT_SCORE_TOLERANCE
+    per_metric: dict[str, float] = field(default_factory=dict)
+
+    def for_metric(self, key: str) -> float:
+        task, _, metric = key.partition("/")
+        return self.per_metric.get(key, self.per_metric.get(metric, self.default))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Tolerances:
+        from s2lbench.typed import from_dict
+
+        return from_dict(cls, dict(data or {}), where="tolerances")
+
+
+def cell_key(target: str, selector: str, budget: int, seed: int) -> str:
+    return f"{target}|{selector}|{budget}|{seed}"
+
+
+def snapshot(store_dir: str | Path | ResultsStore, experiment: str | None = None) -> dict[str, Any]:
+    """Every cell's status, selected-subset hash and metric values, keyed by ``target|selector|budget|seed``."""
+    folder = store_dir.folder if isinstance(store_dir, ResultsStore) else Path(store_dir)
+    if not (folder / DB_NAME).exists():
+        raise DataError(f"no results store ({DB_NAME}) in this folder", path=folder)
+    store = ResultsStore(folder)
+    cells: dict[str, Any] = {}
+    ids = {}
+    for c in store.cells(experiment):
+        key = cell_key(c.target, c.selector, c.budget, c.seed)
+        if key in cells:
+            raise DataError(f"two cells share the key {key} ({ids[key]} and {c.cell_id}); "
+                            "pass --experiment to snapshot one experiment", path=store.path)
+        ids[key] = c.cell_id
+        cells[key] = {"target": c.target, "selector": c.selector, "budget": c.budget, "seed": c.seed,
+                      STATUS: c.status, SUBSET: c.selected_ids_hash, "metrics": {}}
+    by_id = {cid: key for key, cid in ids.items()}
+    for r in store.results():
+        if r.cell_id in by_id:
+            cells[by_id[r.cell_id]]["metrics"][f"{r.task}/{r.metric}"] = r.value
+    return {"format": FORMAT_VERSION, "cells": dict(sorted(cells.items()))}
+
+
+@dataclass(frozen=True)
+class Move:
+    cell: str
+    what: str  # "task/metric", "selected_ids_hash", "status" or "cell"
+    reference: Any
+    current: Any
+    tolerance: float | None  # None for exact comparisons
+    fails: bool
+
+    @property
+    def delta(self) -> float | None:
+        if isinstance(self.reference, (int, float)) and isinstance(self.current, (int, float)):
+            return self.current - self.reference
+        return None
+
+
+def _numbers_differ(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is not b
+    if math.isnan(a) and math.isnan(b):
+        return False
+    return a != b
+
+
+def compare(current: dict[str, Any], reference: dict[str, Any], tolerances: Tolerances | None = None) -> list[Move]:
+    """Every difference between two snapshots, each flagged whether it fails its tolerance."""
+    tol = tolerances or Tolerances()
+    cur, ref = current.get("cells", {}), reference.get("cells", {})
+    moves: list[Move] = []
+    for key in sorted(set(ref) | set(cur)):
+        if key not in cur:
+            moves.append(Move(key, "cell", "present", "missing", None, True))
+            continue
+        if key not in ref:
+            moves.append(Move(key, "cell", "absent", "new", None, False))
+            continue
+        r, c = ref[key], cur[key]
+        if r.get(STATUS) != c.get(STATUS):
+            moves.append(Move(key, STATUS, r.get(STATUS), c.get(STATUS), None, c.get(STATUS) != "done"))
+        if r.get(SUBSET) != c.get(SUBSET):
+            moves.append(Move(key, SUBSET, r.get(SUBSET), c.get(SUBSET), 0.0, True))
+        rm, cm = r.get("metrics", {}), c.get("metrics", {})
+        for metric in sorted(set(rm) | set(cm)):
+            if metric not in cm:
+                moves.append(Move(key, metric, rm[metric], "missing", None, True))
+            elif metric not in rm:
+                moves.append(Move(key, metric, "absent", cm[metric], None, False))
+            elif _numbers_differ(rm[metric], cm[metric]):
+                t = tol.for_metric(metric)
+                a, b = rm[metric], cm[metric]
+                outside = a is None or b is None or math.isnan(a) or math.isnan(b) or abs(b - a) > t + 1e-12
+                moves.append(Move(key, metric, a, b, t, outside))
+    return moves
+
+
+def failures(moves: list[Move]) -> list[Move]:
+    return [m for m in moves if m.fails]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, str) and len(value) > 16:
+        return value[:12] + "…"
+    return "—" if value is None else str(value)
+
+
+def format_moves(moves: list[Move]) -> str:
+    """A fixed-width table of moves, failures first."""
+    if not moves:
+        return "nothing moved"
+    header = ("verdict", "cell (target|selector|budget|seed)", "what", "reference", "current", "delta", "tolerance")
+    rows = [header]
+    for m in sorted(moves, key=lambda m: (not m.fails, m.cell, m.what)):
+        delta = "" if m.delta is None else f"{m.delta:+.4f}"
+        tol = "exact" if m.tolerance == 0.0 else ("" if m.tolerance is None else f"±{m.tolerance:g}")
+        rows.append(("FAIL" if m.fails else "ok", m.cell, m.what, _text(m.reference), _text(m.current), delta, tol))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def load_reference(path: str | Path) -> tuple[dict[str, Any], Tolerances]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError("reference file not found (create it with `s2lbench regress DIR --reference FILE --update`)",
+                        path=path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON: {e}", path=path) from e
+    if not isinstance(data, dict) or "cells" not in data:
+        raise DataError("not a regression reference (expected an object with 'cells')", path=path)
+    if data.get("format") != FORMAT_VERSION:
+        raise DataError(f"reference format {data.get('format')!r}, this s2lbench reads {FORMAT_VERSION}", path=path)
+    return data, Tolerances.from_dict(data.get("tolerances"))
+
+
+def write_reference(path: str | Path, snap: dict[str, Any], tolerances: Tolerances) -> Path:
+    """Write a snapshot with its tolerances as the new reference, atomically."""
+    return write_json(path, {**snap, "tolerances": asdict(tolerances)})

@@ -1,0 +1,613 @@
+"""The signal pass: every pool example's loss at every proxy checkpoint, plus the signals baselines need.
+
+One forward pass per checkpoint yields, per example: the mean token loss on the response tokens (the
+trajectory entry, prompt masked exactly as in training via ``encode_example``), the mean probability of the
+gold token (confidence), the mean L2 norm of softmax minus one-hot (EL2N), and, at the last checkpoint, the
+mean-pooled last hidden state (proxy embedding).
+
+Why it is fast: examples are sorted by length and packed into batches padded only to the batch's own
+maximum; the backbone runs once and the LM head is applied only at positions whose label is set (and in
+chunks, so a pool never needs all its logits in memory); ``torch.inference_mode``; bf16 where the device
+supports it natively.
+
+Why it is safe to stop: each finished checkpoint is saved atomically under ``parts/`` keyed by (pool
+fingerprint, encoding fingerprint, checkpoint fingerprint, step, dtype), so a rerun skips it; the signal
+files and ``manifest.json`` are assembled only when every checkpoint is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2lbench import __version__
+from s2lbench.atomic import atomic_path, save_npy, write_json
+from s2lbench.encoding import IGNORE_INDEX, Encoded, encode_example
+from s2lbench.errors import ConfigError, DataError
+from s2lbench.fingerprint import config_hash
+from s2lbench.records import Pool
+from s2lbench.signalset import (
+    CONFIDENCE,
+    EL2N,
+    FILES,
+    LOSS,
+    PROXY_EMBEDDING,
+    TEXT_EMBEDDING,
+    SignalSet,
+    load_matrix,
+)
+
+log = logging.getLogger(__name__)
+
+#: extra file written when ``embed="all"``: the pooled embedding at every checkpoint, n x T x d
+EMBEDDING_BY_CHECKPOINT_FILE = "proxy_embedding_by_checkpoint.npy"
+PARTS_DIR = "parts"
+MANIFEST = "manifest.json"
+#: most logits (rows x vocab) materialised at once when applying the LM head: on a CPU a chunk that stays
+#: in cache makes the softmax statistics nearly free next to the head matmul; a GPU wants big launches
+LOGIT_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 27}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+SIGNAL_DESCRIPTIONS = {
+    LOSS: "mean token cross-entropy over response tokens (prompt masked as in training), n x T",
+    CONFIDENCE: "mean over response tokens of p(gold token), n x T",
+    EL2N: "mean over response tokens of ||softmax - onehot(gold)||_2, n x T",
+    PROXY_EMBEDDING: "mean over the example's non-pad tokens of the last hidden layer at the last checkpoint, n x d",
+}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    path: Path
+
+
+@dataclass
+class CheckpointScores:
+    """One checkpoint's per-example results (pool order) and what computing them cost."""
+
+    loss: np.ndarray
+    confidence: np.ndarray
+    el2n: np.ndarray
+    embedding: np.ndarray | None = None
+    cost: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+
+def _step_of(folder: Path) -> int | None:
+    prefix = "checkpoint-"
+    if folder.is_dir() and folder.name.startswith(prefix) and folder.name[len(prefix):].isdigit():
+        return int(folder.name[len(prefix):])
+    return None
+
+
+def find_checkpoints(source: str | Path | Sequence[tuple[int, str | Path]]) -> list[Checkpoint]:
+    """The checkpoints of a proxy run, ascending by step.
+
+    ``source`` is a list of (step, folder) pairs; an s2lbench proxy run (``run.json`` lists the steps);
+    a HF Trainer output folder (``checkpoint-<step>/`` sub-folders, as the official S2L code writes); or a
+    single HF model folder (one checkpoint, step 0).
+    """
+    if not isinstance(source, (str, Path)):
+        checkpoints = [Checkpoint(int(step), Path(path)) for step, path in source]
+    else:
+        run_dir = Path(source)
+        if not run_dir.is_dir():
+            raise DataError("proxy run folder not found", path=run_dir)
+        run_json = run_dir / "run.json"
+        steps = None
+        if run_json.exists():
+            try:
+                steps = json.loads(run_json.read_text()).get("checkpoint_steps")
+            except json.JSONDecodeError as e:
+                raise DataError(f"malformed JSON ({e.msg})", path=run_json, line=e.lineno) from None
+        if steps:
+            checkpoints = [Checkpoint(int(s), run_dir / f"checkpoint-{int(s)}") for s in steps]
+        else:
+            checkpoints = [Checkpoint(step, d) for d in run_dir.iterdir() if (step := _step_of(d)) is not None]
+            if not checkpoints and (run_dir / "config.json").exists():
+                log.info("%s is a single model folder; using it as the only checkpoint (step 0)", run_dir)
+                checkpoints = [Checkpoint(0, run_dir)]
+        if not checkpoints:
+            raise DataError("no checkpoints found: expected checkpoint-<step>/ folders (HF Trainer layout), "
+                            "a run.json listing checkpoint_steps, or a model folder with config.json",
+                            path=run_dir)
+    checkpoints.sort(key=lambda c: c.step)
+    seen = set()
+    for c in checkpoints:
+        if c.step in seen:
+            raise DataError(f"checkpoint step {c.step} is listed twice", path=c.path)
+        seen.add(c.step)
+        if not (c.path / "config.json").exists():
+            raise DataError("not a HF model folder (no config.json)", path=c.path)
+    return checkpoints
+
+
+def checkpoint_fingerprint(path: Path, sample: int = 1 << 20) -> str:
+    """A cheap content key for a model folder: its config plus each weight file's size and first/last MiB.
+
+    Reading whole multi-GB weight files only to key a cache would cost more than some passes; size plus
+    head and tail bytes changes whenever a checkpoint is retrained or replaced.
+    """
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for f in sorted(p for p in path.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file()):
+        if f.name.startswith(("optimizer", "scheduler", "rng_state", "training_args")):
+            continue
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(sample))
+            if size > sample:
+                fh.seek(max(size - sample, sample))
+                h.update(fh.read(sample))
+    return h.hexdigest()[:16]
+
+
+def load_tokenizer(tokenizer: Any, checkpoints: Sequence[Checkpoint], run_dir: Path | None = None) -> Any:
+    """The tokenizer object: the one given (object, hub id or path), else one saved with the run."""
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        return tokenizer
+    from transformers import AutoTokenizer
+
+    if tokenizer is not None:
+        return AutoTokenizer.from_pretrained(str(tokenizer))
+    candidates = [c.path for c in reversed(checkpoints)] + ([run_dir] if run_dir else [])
+    for folder in candidates:
+        if any((folder / name).exists() for name in _TOKENIZER_FILES):
+            return AutoTokenizer.from_pretrained(str(folder))
+    raise ConfigError(f"no tokenizer found in {candidates[0]} or the run folder; pass one "
+                      "(--tokenizer PATH_OR_HUB_ID, or tokenizer=... in compute_signals)")
+
+
+# --------------------------------------------------------------------------------------------- batching
+
+
+def encode_pool(pool: Pool, tokenizer: Any, max_length: int, template: str = "alpaca") -> list[Encoded]:
+    return [encode_example(tokenizer, ex, max_length, template) for ex in pool]
+
+
+def encoding_fingerprint(encoded: Sequence[Encoded]) -> str:
+    """Hash of every example's token ids and labels: covers tokenizer, template and max_length at once."""
+    h = hashlib.sha256()
+    for e in encoded:
+        h.update(np.asarray(e.input_ids, dtype=np.int64).tobytes())
+        h.update(np.asarray(e.labels, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_tokens: int, batch_size: int) -> list[np.ndarray]:
+    """Positions grouped into batches of similar length, longest first (an out-of-memory shows up at once).
+
+    A batch holds at most ``batch_size`` examples and at most ``batch_tokens`` padded tokens (count times the
+    batch's own longest length); an example longer than ``batch_tokens`` gets a batch of its own.
+    """
+    if batch_tokens < 1 or batch_size < 1:
+        raise ConfigError(f"batch_tokens and batch_size must be positive (got {batch_tokens}, {batch_size})")
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = lengths[order[start]]
+        count = max(1, min(batch_size, batch_tokens // max(longest, 1)))
+        batches.append(order[start:start + count])
+        start += count
+    return batches
+
+
+def _collate(encoded: Sequence[Encoded], pad_id: int):
+    import torch
+
+    width = max(len(e.input_ids) for e in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, e in enumerate(encoded):  # right padding: positions of real tokens are unchanged
+        n = len(e.input_ids)
+        input_ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        attention[row, :n] = 1
+    return input_ids, labels, attention
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+def resolve_device(device: str | None = None) -> str:
+    import torch
+
+    if device and device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: Any, device: str):
+    """``auto``: bf16 on a GPU that supports it natively, else fp32 (CPUs without bf16 units run it slower)."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype in (None, "auto"):
+        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in names:
+        raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    return names[dtype]
+
+
+def load_model(path: Path, dtype, device: str):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    return model.to(device).eval()
+
+
+def count_parameters(model) -> int:
+    """Unique parameters (tied input/output embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def _split_model(model):
+    """(backbone, lm_head, logit transform) for the head-only-where-labelled path, or None if not splittable."""
+    backbone = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if backbone is None or backbone is model or head is None:
+        return None
+    config = model.config
+    softcap = getattr(config, "final_logit_softcapping", None)
+    scale = getattr(config, "logit_scale", None)
+
+    def transform(logits):
+        import torch
+
+        if scale is not None:
+            logits = logits * scale
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        return logits
+
+    return backbone, head, transform
+
+
+def _token_statistics(logits, gold):
+    """Per-token (cross-entropy, p(gold), ||softmax - onehot||_2) from logits, overwriting ``logits``.
+
+    One exponential per logit and no extra vocabulary-sized tensor: with e = exp(logits - max),
+    lse = max + log(sum e) and sum p^2 = sum e^2 / (sum e)^2, so ||p - onehot||^2 = sum p^2 - 2 p_gold + 1.
+    """
+    import torch
+
+    logits = logits.float()
+    top = logits.amax(dim=-1, keepdim=True)
+    gold_logit = logits.gather(1, gold[:, None]).squeeze(1)
+    exps = logits.sub_(top).exp_()
+    sum_e = exps.sum(dim=-1)
+    sum_sq = torch.linalg.vector_norm(exps, dim=-1).square() / (sum_e * sum_e)
+    ce = top.squeeze(1) + sum_e.log() - gold_logit
+    p_gold = torch.exp(-ce)
+    l2 = torch.sqrt(torch.clamp(sum_sq - 2 * p_gold + 1, min=0))
+    return ce, p_gold, l2
+
+
+class _Scorer:
+    """Runs one model over batches; returns per-example sums of token statistics and pooled embeddings."""
+
+    def __init__(self, model, *, full_logits: bool = False):
+        self.model = model
+        self.split = None if full_logits else _split_model(model)
+
+    @property
+    def mode(self) -> str:
+        return "full_logits" if self.split is None else "head_on_labels"
+
+    def __call__(self, input_ids, labels, attention, want_embedding: bool):
+        import torch
+
+        shifted = labels[:, 1:]
+        mask = shifted != IGNORE_INDEX
+        gold = shifted[mask]
+        row_of_token = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(shifted)[mask]
+        if self.split is None:
+            out = self.model(input_ids=input_ids, attention_mask=attention, use_cache=False,
+                             output_hidden_states=want_embedding)
+            hidden = out.hidden_states[-1] if want_embedding else None
+            token_stats = _token_statistics(out.logits[:, :-1][mask], gold)
+        else:
+            backbone, head, transform = self.split
+            hidden = backbone(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
+            selected = hidden[:, :-1][mask]
+            budget = LOGIT_CHUNK_ELEMENTS.get(selected.device.type, LOGIT_CHUNK_ELEMENTS["cpu"])
+            chunk = max(1, budget // head.weight.shape[0])
+            parts = [_token_statistics(transform(head(selected[i:i + chunk])), gold[i:i + chunk])
+                     for i in range(0, selected.shape[0], chunk)]
+            token_stats = tuple(torch.cat(cols) for cols in zip(*parts, strict=True))
+        sums = torch.zeros((3, labels.shape[0]), dtype=torch.float64, device=labels.device)
+        for k, values in enumerate(token_stats):
+            sums[k].index_add_(0, row_of_token, values.double())
+        counts = mask.sum(dim=1).clamp(min=1).double()
+        means = (sums / counts).float().cpu().numpy()
+        embedding = None
+        if want_embedding:
+            weights = attention.to(torch.float32)[:, :, None]
+            embedding = ((hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1)).cpu().numpy()
+        return means, embedding
+
+
+def score_checkpoint(model, encoded: Sequence[Encoded], batches: Sequence[np.ndarray], *, device: str,
+                     pad_id: int, want_embedding: bool, full_logits: bool = False, progress: bool = True,
+                     desc: str = "signals") -> CheckpointScores:
+    """Every example's signals under one model, in one forward pass over length-grouped batches."""
+    import torch
+    from tqdm.auto import tqdm
+
+    scorer = _Scorer(model, full_logits=full_logits)
+    n = len(encoded)
+    stats = np.full((3, n), np.nan, dtype=np.float32)
+    embedding = None
+    total_tokens = sum(len(e.input_ids) for e in encoded)
+    padded_tokens = 0
+    started = time.perf_counter()
+    with torch.inference_mode(), tqdm(total=total_tokens, unit="tok", unit_scale=True, desc=desc,
+                                      disable=not progress, leave=False) as bar:
+        for batch in batches:
+            input_ids, labels, attention = (t.to(device) for t in _collate([encoded[i] for i in batch], pad_id))
+            means, pooled = scorer(input_ids, labels, attention, want_embedding)
+            stats[:, batch] = means
+            if pooled is not None:
+                if embedding is None:
+                    embedding = np.zeros((n, pooled.shape[1]), dtype=np.float32)
+                embedding[batch] = pooled
+            padded_tokens += input_ids.numel()
+            bar.update(int(attention.sum()))
+    wall = time.perf_counter() - started
+    n_params = count_parameters(model)
+    cost = {"wall_seconds": round(wall, 3), "tokens": total_tokens, "padded_tokens": padded_tokens,
+            "response_tokens": sum(e.n_response_tokens for e in encoded), "n_parameters": n_params,
+            "flops_estimate": 2.0 * n_params * total_tokens, "batches": len(batches), "mode": scorer.mode}
+    return CheckpointScores(stats[0], stats[1], stats[2], embedding, cost)
+
+
+def _check_head_split(model, example: Encoded, device: str, pad_id: int, tolerance: float) -> bool:
+    """True if the head-on-labels path reproduces the full forward pass on one example (else fall back)."""
+    import torch
+
+    if _split_model(model) is None:
+        return False
+    tensors = tuple(t.to(device) for t in _collate([example], pad_id))
+    with torch.inference_mode():
+        fast, _ = _Scorer(model)(*tensors, want_embedding=False)
+        full, _ = _Scorer(model, full_logits=True)(*tensors, want_embedding=False)
+    ok = bool(np.allclose(fast, full, atol=tolerance, rtol=tolerance))
+    if not ok:
+        log.warning("applying the LM head only at labelled positions does not reproduce %s's logits "
+                    "(max difference %.3g); using full logits", type(model).__name__, float(np.abs(fast - full).max()))
+    return ok
+
+
+# --------------------------------------------------------------------------------------------- the pass
+
+
+def _embed_mode(embed: bool | str) -> str:
+    if embed is True:
+        return "last"
+    if embed is False or embed is None:
+        return "none"
+    if embed not in ("last", "all", "none"):
+        raise ConfigError(f"embed must be True/False or one of 'last', 'all', 'none' (got {embed!r})")
+    return embed
+
+
+def _save_part(path: Path, scores: CheckpointScores, meta: dict[str, Any]) -> None:
+    arrays = {"loss": scores.loss, "confidence": scores.confidence, "el2n": scores.el2n,
+              "meta": np.array(json.dumps({**meta, "cost": scores.cost}))}
+    if scores.embedding is not None:
+        arrays["embedding"] = scores.embedding
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _load_part(path: Path) -> CheckpointScores:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return CheckpointScores(z["loss"], z["confidence"], z["el2n"],
+                                z["embedding"] if "embedding" in z.files else None, meta.get("cost", {}))
+
+
+def _versions() -> dict[str, str]:
+    import tokenizers
+    import torch
+    import transformers
+
+    return {"s2lbench": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "numpy": np.__version__}
+
+
+def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, str | Path]], out_dir: str | Path, *,
+                    tokenizer: Any = None, max_length: int | None = None, template: str | None = None,
+                    batch_tokens: int = 16384, batch_size: int = 256, dtype: Any = "auto",
+                    device: str | None = None, embed: bool | str = True, full_logits: bool = False,
+                    progress: bool = True) -> SignalSet:
+    """Compute loss trajectories, confidence, EL2N and the proxy embedding for ``pool``; write them to ``out_dir``.
+
+    ``checkpoints``: a proxy run folder, a HF Trainer output folder (``checkpoint-*/``) or (step, folder)
+    pairs. ``embed``: ``"last"`` (or True) pools hidden states at the last checkpoint only, ``"all"`` also
+    writes ``proxy_embedding_by_checkpoint.npy`` (n x T x d), False skips them. ``max_length`` and
+    ``template`` default to the ones the proxy was trained with (``run.json``), else 512 and alpaca. ``full_logits`` disables the
+    head-on-labels shortcut (for checking). Resumable: finished checkpoints are read back from ``parts/``.
+    Returns ``SignalSet.from_dir(out_dir)``.
+    """
+    import torch
+
+    out_dir = Path(out_dir)
+    run_dir = Path(checkpoints) if isinstance(checkpoints, (str, Path)) else None
+    ckpts = find_checkpoints(checkpoints)
+    mode = _embed_mode(embed)
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    dtype_name = str(torch_dtype).removeprefix("torch.")
+    tok = load_tokenizer(tokenizer, ckpts, run_dir)
+    pad_id = next((i for i in (tok.pad_token_id, tok.eos_token_id) if i is not None), 0)
+
+    pool_fp = pool.fingerprint()
+    run_info = {}
+    if run_dir and (run_dir / "run.json").exists():
+        run_info = json.loads((run_dir / "run.json").read_text())
+        trained_on = run_info.get("pool_fingerprint")
+        if trained_on and trained_on != pool_fp:
+            log.warning("the proxy run was trained on pool %s but signals are computed for pool %s",
+                        trained_on, pool_fp)
+    trained_with = run_info.get("config") or {}
+    max_length = int(max_length or trained_with.get("max_length") or 512)
+    template = template or trained_with.get("template") or "alpaca"
+
+    encoded = encode_pool(pool, tok, max_length, template)
+    lengths = [len(e.input_ids) for e in encoded]
+    enc_fp = encoding_fingerprint(encoded)
+    batches = length_grouped_batches(lengths, batch_tokens, batch_size)
+    log.info("%d examples, %d tokens, %d batches, %d checkpoints, %s on %s", len(pool), sum(lengths),
+             len(batches), len(ckpts), dtype_name, device)
+
+    parts_dir = out_dir / PARTS_DIR
+    results: list[CheckpointScores] = []
+    records = []
+    head_split_ok: bool | None = None
+    for index, ckpt in enumerate(ckpts):
+        want_embedding = mode == "all" or (mode == "last" and index == len(ckpts) - 1)
+        ckpt_fp = checkpoint_fingerprint(ckpt.path)
+        key = config_hash({"pool": pool_fp, "encoding": enc_fp, "checkpoint": ckpt_fp, "step": ckpt.step,
+                           "dtype": dtype_name})
+        part = parts_dir / f"step-{ckpt.step:09d}-{key}.npz"
+        scores = _load_part(part) if part.exists() else None
+        cached = scores is not None and (scores.embedding is not None or not want_embedding)
+        if not cached:
+            log.info("checkpoint %d (%d/%d): %s", ckpt.step, index + 1, len(ckpts), ckpt.path)
+            model = load_model(ckpt.path, torch_dtype, device)
+            if head_split_ok is None and not full_logits:
+                tolerance = 1e-3 if torch_dtype == torch.float32 else 2e-2
+                head_split_ok = _check_head_split(model, encoded[int(np.argmin(lengths))], device, pad_id, tolerance)
+            scores = score_checkpoint(model, encoded, batches, device=device, pad_id=pad_id,
+                                      want_embedding=want_embedding, full_logits=full_logits or not head_split_ok,
+                                      progress=progress, desc=f"checkpoint {ckpt.step} [{index + 1}/{len(ckpts)}]")
+            _save_part(part, scores, {"step": ckpt.step, "checkpoint_fingerprint": ckpt_fp, "key": key})
+            del model
+            log.info("checkpoint %d done in %.1fs (%.0f tokens/s)", ckpt.step, scores.cost["wall_seconds"],
+                     scores.cost["tokens"] / max(scores.cost["wall_seconds"], 1e-9))
+        else:
+            log.info("checkpoint %d: cached in %s", ckpt.step, part.name)
+        results.append(scores)
+        records.append({"step": ckpt.step, "path": str(ckpt.path), "fingerprint": ckpt_fp, "part": part.name,
+                        "cached": cached, **scores.cost})
+
+    for name, attr in ((LOSS, "loss"), (CONFIDENCE, "confidence"), (EL2N, "el2n")):
+        save_npy(out_dir / FILES[name], np.stack([getattr(r, attr) for r in results], axis=1).astype(np.float32))
+    signals = {name: {"file": FILES[name], "shape": [len(pool), len(ckpts)], "description": SIGNAL_DESCRIPTIONS[name]}
+               for name in (LOSS, CONFIDENCE, EL2N)}
+    if mode != "none":
+        last = results[-1].embedding
+        save_npy(out_dir / FILES[PROXY_EMBEDDING], last)
+        signals[PROXY_EMBEDDING] = {"file": FILES[PROXY_EMBEDDING], "shape": list(last.shape),
+                                    "description": SIGNAL_DESCRIPTIONS[PROXY_EMBEDDING],
+                                    "checkpoint_step": ckpts[-1].step}
+        if mode == "all":
+            save_npy(out_dir / EMBEDDING_BY_CHECKPOINT_FILE, np.stack([r.embedding for r in results], axis=1))
+    else:  # an embedding left by an earlier pass may describe other checkpoints: do not let it pass for ours
+        for stale in (FILES[PROXY_EMBEDDING], EMBEDDING_BY_CHECKPOINT_FILE):
+            (out_dir / stale).unlink(missing_ok=True)
+    if mode != "all":
+        (out_dir / EMBEDDING_BY_CHECKPOINT_FILE).unlink(missing_ok=True)
+    manifest_path = out_dir / MANIFEST
+    previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if previous.get("pool_fingerprint") not in (None, pool_fp):
+        log.warning("%s held signals for pool %s; replacing them", out_dir, previous.get("pool_fingerprint"))
+        (out_dir / FILES[TEXT_EMBEDDING]).unlink(missing_ok=True)
+        previous = {}
+    manifest = {
+        **{k: v for k, v in previous.items() if k in ("text_embedding",)},  # written by compute_text_embeddings
+        "kind": "proxy_signals",
+        "pool": {"name": pool.name, "fingerprint": pool_fp, "n_examples": len(pool)},
+        "pool_fingerprint": pool_fp,
+        "checkpoint_steps": [c.step for c in ckpts],
+        "model": {"run_dir": str(run_dir) if run_dir else None, "run_config": run_info.get("config"),
+                  "checkpoints": [{"step": c.step, "path": str(c.path), "fingerprint": r["fingerprint"]}
+                                  for c, r in zip(ckpts, records, strict=True)],
+                  "n_parameters": records[-1]["n_parameters"]},
+        "tokenizer": getattr(tok, "name_or_path", None) or type(tok).__name__,
+        "encoding": {"template": template, "max_length": max_length, "fingerprint": enc_fp,
+                     "tokens": sum(lengths), "response_tokens": sum(e.n_response_tokens for e in encoded),
+                     "truncated_examples": sum(1 for n in lengths if n >= max_length)},
+        "compute": {"device": device, "dtype": dtype_name, "batch_tokens": batch_tokens, "batch_size": batch_size,
+                    "embed": mode},
+        "signals": {**{k: v for k, v in previous.get("signals", {}).items() if k == TEXT_EMBEDDING}, **signals},
+        "cost": {"wall_seconds": round(sum(r["wall_seconds"] for r in records), 3),
+                 "flops_estimate": sum(r["flops_estimate"] for r in records),
+                 "flops_formula": "2 x parameters x tokens per checkpoint",
+                 "per_checkpoint": records},
+        "versions": _versions(),
+    }
+    write_json(manifest_path, manifest)
+    return SignalSet.from_dir(out_dir)
+
+
+# --------------------------------------------------------------------------------------------- bring your own
+
+
+def import_trajectories(matrix: str | Path | np.ndarray, out_dir: str | Path, *, pool: Pool | None = None,
+                        steps: Sequence[int] | None = None) -> SignalSet:
+    """Write a loss matrix trained elsewhere (.npy/.pt or an array; rows = examples in pool order, one column
+    per checkpoint) as a signals folder. NaN entries are kept and counted in the manifest; selectors that
+    cluster trajectories set them to 0, as the S2L paper does."""
+    origin = matrix if isinstance(matrix, (str, Path)) else "<array>"
+    array = load_matrix(matrix) if isinstance(matrix, (str, Path)) else np.asarray(matrix, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise DataError(f"expected a 2-D matrix (examples x checkpoints), got shape {array.shape}", path=origin)
+    if pool is not None and array.shape[0] != len(pool):
+        raise DataError(f"the matrix has {array.shape[0]} rows but the pool has {len(pool)} examples "
+                        "(rows must be the pool's examples in pool order)", path=origin)
+    steps = list(range(array.shape[1])) if steps is None else [int(s) for s in steps]
+    if len(steps) != array.shape[1]:
+        raise DataError(f"{len(steps)} checkpoint steps given for a matrix with {array.shape[1]} columns",
+                        path=origin)
+    if np.isinf(array).any():
+        raise DataError("the matrix holds infinite values", path=origin)
+    out_dir = Path(out_dir)
+    save_npy(out_dir / FILES[LOSS], array.astype(np.float32))
+    nan = int(np.isnan(array).sum())
+    if nan:
+        log.warning("%s: %d NaN entries kept (selectors set them to 0, as in the S2L paper)", origin, nan)
+    write_json(out_dir / MANIFEST, {
+        "kind": "imported_trajectories",
+        "source": str(origin),
+        "pool": {"name": pool.name, "fingerprint": pool.fingerprint(), "n_examples": len(pool)} if pool else None,
+        "pool_fingerprint": pool.fingerprint() if pool else None,
+        "checkpoint_steps": steps,
+        "nan_entries": nan,
+        "signals": {LOSS: {"file": FILES[LOSS], "shape": list(array.shape),
+                           "description": "imported loss matrix, n x T (NaN kept)"}},
+        "versions": {"s2lbench": __version__, "numpy": np.__version__},
+    })
+    return SignalSet.from_dir(out_dir)
+
+
+def nan_to_zero(matrix: np.ndarray) -> np.ndarray:
+    """The S2L paper's treatment of missing trajectory entries."""
+    return np.where(np.isnan(matrix), 0.0, matrix).astype(np.float32)
+
+
+__all__ = ["Checkpoint", "CheckpointScores", "compute_signals", "find_checkpoints", "import_trajectories",
+           "length_grouped_batches", "score_checkpoint", "nan_to_zero"]

@@ -1,0 +1,503 @@
+"""The one training component: fine-tune any causal LM on a pool with response-only loss, via HF ``Trainer``.
+
+Both the S2L proxy (whose checkpoints the signal pass reads) and every target model train through ``train``.
+Run folder (``out_dir``)::
+
+    checkpoint-<step>/   complete HF model dirs (config, weights, tokenizer, s2lbench_checkpoint.json),
+                         each renamed into place only once fully written; the newest also holds the
+                         optimizer/scheduler/RNG state a resumed run needs
+    final/               the final model (+ tokenizer)
+    run.json             manifest: config, pool fingerprint, checkpoint steps, status, figures, versions
+
+Calling ``train`` again on the same folder resumes from the newest checkpoint, or returns at once if the
+run finished. A folder holding a different pool or config is refused rather than silently mixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from s2lbench.atomic import atomic_dir, write_json
+from s2lbench.errors import ConfigError, S2LBenchError
+from s2lbench.fingerprint import config_hash
+from s2lbench.records import Pool
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+CHECKPOINT_INFO = "s2lbench_checkpoint.json"
+#: files only the newest checkpoint keeps (what resuming needs); older ones keep just the model
+RESUME_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
+
+#: what the trainer does not need to know to reproduce a run: changing these does not block a resume
+_NOT_IDENTITY = ("logging_steps",)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    #: hub id, local model dir, path to a .gguf file, or a built-in tiny config ("gym-proxy", ...)
+    model: str
+    #: tokenizer path or hub id; default: the model's own (required for built-in tiny configs)
+    tokenizer: str | None = None
+    max_length: int = 512
+    learning_rate: float = 2e-5
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    #: "steps": exactly ``total_steps`` optimizer steps whatever the pool size (the paper's fixed schedule;
+    #: smaller subsets take more epochs). "epochs": ``epochs`` passes over the pool.
+    schedule: Literal["steps", "epochs"] = "steps"
+    total_steps: int | None = None
+    epochs: float = 3.0
+    #: checkpoints every k optimizer steps, or N evenly spaced over the run (the last one at the final step)
+    save_every: int | None = None
+    n_checkpoints: int | None = None
+    seed: int = 42
+    bf16: Literal["auto"] | bool = "auto"
+    template: str = "alpaca"
+    logging_steps: int = 10
+    gradient_checkpointing: bool = False
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self):
+        if self.schedule == "steps" and (self.total_steps is None or self.total_steps < 1):
+            raise ConfigError("total_steps: the 'steps' schedule needs total_steps >= 1 (or use schedule='epochs')")
+        if self.schedule not in ("steps", "epochs"):
+            raise ConfigError(f"schedule: {self.schedule!r} is not 'steps' or 'epochs'")
+        if self.schedule == "epochs" and self.epochs <= 0:
+            raise ConfigError(f"epochs: {self.epochs} must be positive")
+        if self.save_every is not None and self.n_checkpoints is not None:
+            raise ConfigError("save_every and n_checkpoints are exclusive; set one")
+        for key in ("save_every", "n_checkpoints"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key}: {value} must be >= 1")
+        for key in ("batch_size", "grad_accum", "max_length", "logging_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: {getattr(self, key)} must be >= 1")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate: {self.learning_rate} must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio: {self.warmup_ratio} must be in [0, 1)")
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    checkpoints: list[tuple[int, Path]]
+    wall_seconds: float
+    flops: float
+    train_tokens: int
+    total_steps: int
+    epochs: float
+    n_params: int
+    final_loss: float | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int) -> int:
+    return max(1, math.ceil(n_examples / (batch_size * grad_accum)))
+
+
+def planned_steps(config: TrainConfig, n_examples: int) -> int:
+    """Optimizer steps the run takes: fixed for 'steps'; ceil(epochs x steps per epoch) for 'epochs'."""
+    if config.schedule == "steps":
+        return int(config.total_steps)
+    return max(1, math.ceil(config.epochs * steps_per_epoch(n_examples, config.batch_size, config.grad_accum)))
+
+
+def planned_epochs(config: TrainConfig, n_examples: int) -> float:
+    """Passes over the pool the run makes (a fixed schedule on a 10% subset makes 10x the passes)."""
+    examples_seen = planned_steps(config, n_examples) * config.batch_size * config.grad_accum
+    return examples_seen / n_examples
+
+
+def checkpoint_schedule(total_steps: int, *, save_every: int | None, n_checkpoints: int | None) -> list[int]:
+    """Steps at which to save: multiples of ``save_every``, or ``n`` evenly spaced ending at ``total_steps``."""
+    if save_every:
+        return list(range(save_every, total_steps + 1, save_every))
+    if n_checkpoints:
+        return sorted({max(1, round(total_steps * i / n_checkpoints)) for i in range(1, n_checkpoints + 1)})
+    return []
+
+
+def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
+    """(step, dir) of every complete checkpoint in a run folder (ours or a plain HF Trainer output), by step."""
+    found = []
+    for d in Path(out_dir).glob(f"{CHECKPOINT_PREFIX}*"):
+        suffix = d.name[len(CHECKPOINT_PREFIX):]
+        if d.is_dir() and suffix.isdigit() and (d / "config.json").exists():
+            found.append((int(suffix), d))
+    return sorted(found)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def resolve_bf16(setting: Literal["auto"] | bool) -> bool:
+    import torch
+
+    if setting != "auto":
+        return bool(setting)
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    # CPU autocast to bf16 pays off only with native bf16 kernels (AVX512-BF16 / AMX). Without them it was
+    # measured 3-4x *slower* than fp32 for the gym's tiny models on the 2-core dev box (AVX-512, no BF16).
+    cpu = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def _split_gguf(model: str) -> tuple[str, str | None]:
+    """A ``.gguf`` file path -> (its folder, its file name) for ``from_pretrained(folder, gguf_file=name)``."""
+    if model.lower().endswith(".gguf"):
+        path = Path(model)
+        return str(path.parent), path.name
+    return model, None
+
+
+def drop_gguf_quantizer(model: Any) -> Any:
+    """GGUF weights arrive dequantized (dense), but the model keeps a GGUF quantizer marker that makes
+    ``save_pretrained`` and ``Trainer`` refuse it. The dense weights are ordinary; drop the marker."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    for attr in ("is_quantized", "quantization_method"):
+        if attr in vars(model):
+            delattr(model, attr)
+    return model
+
+
+def load_tokenizer(config: TrainConfig):
+    from transformers import AutoTokenizer
+
+    from s2lbench.gym.models import TINY_CONFIGS
+
+    if config.tokenizer is None and config.model in TINY_CONFIGS:
+        raise ConfigError(f"model {config.model!r} is a built-in tiny config: pass tokenizer= (e.g. the "
+                          "tokenizer/ folder that `s2lbench gym build` wrote)")
+    source, gguf_file = _split_gguf(config.tokenizer or config.model)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    elif config.revision and config.tokenizer is None:
+        kwargs["revision"] = config.revision
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except OSError as e:
+        raise ConfigError(f"tokenizer: cannot load {config.tokenizer or config.model!r}: {e}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(config: TrainConfig, tokenizer: Any):
+    """An ``AutoModelForCausalLM`` from a hub id / local dir / .gguf file, or a fresh built-in tiny model."""
+    from transformers import AutoModelForCausalLM
+
+    from s2lbench.gym.models import TINY_CONFIGS, tiny_model
+
+    if config.model in TINY_CONFIGS:
+        return tiny_model(config.model, tokenizer, seed=config.seed)
+    source, gguf_file = _split_gguf(config.model)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if gguf_file:
+        if not Path(config.model).is_file():
+            raise ConfigError(f"model: GGUF file {config.model!r} not found")
+        kwargs["gguf_file"] = gguf_file
+    if config.revision:
+        kwargs["revision"] = config.revision
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as e:
+        raise ConfigError(f"model: cannot load {config.model!r}: {e}") from None
+    if gguf_file:
+        drop_gguf_quantizer(model)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+class EncodedPool:
+    """A map-style dataset of prompt-masked encodings (shared with the signal pass via ``encode_example``)."""
+
+    def __init__(self, pool: Pool, tokenizer: Any, max_length: int, template: str):
+        from s2lbench.encoding import encode_example
+
+        self.items = [encode_example(tokenizer, ex, max_length, template) for ex in pool]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        enc = self.items[i]
+        return {"input_ids": enc.input_ids, "labels": enc.labels}
+
+    def mean_tokens(self) -> float:
+        return sum(len(e.input_ids) for e in self.items) / max(1, len(self.items))
+
+
+class PadCollator:
+    """Right-pad a batch to its longest sequence; padded labels are ignored by the loss."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        from s2lbench.encoding import IGNORE_INDEX
+
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(features), width), dtype=torch.long)
+        for row, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[row, :n] = torch.tensor(f["input_ids"])
+            labels[row, :n] = torch.tensor(f["labels"])
+            mask[row, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+# ---------------------------------------------------------------------------------------------- run folder
+
+
+def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    from s2lbench import __version__
+
+    return {"s2lbench": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def _identity(config: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
+
+
+class _Manifest:
+    """``run.json``, rewritten atomically after every change."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path, self.data = path, data
+
+    @classmethod
+    def open(cls, out_dir: Path, config: TrainConfig, pool: Pool) -> _Manifest:
+        path = out_dir / "run.json"
+        fingerprint = pool.fingerprint()
+        identity = config_hash(_identity(config))
+        if path.exists():
+            import json
+
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise S2LBenchError(f"{path}: unreadable run manifest ({e.msg}); remove the folder to retrain") from None
+            if data.get("pool_fingerprint") != fingerprint:
+                raise ConfigError(f"{out_dir}: this run folder was trained on pool {data.get('pool_fingerprint')}, "
+                                  f"not {fingerprint}; use another --out")
+            if data.get("config_hash") != identity:
+                raise ConfigError(f"{out_dir}: this run folder was made with a different training config; "
+                                  "use another --out (or the same settings to resume)")
+            data["config"] = asdict(config)
+            # the folder is the truth: a checkpoint renamed into place just before a kill still counts
+            data["checkpoint_steps"] = [step for step, _ in list_checkpoints(out_dir)]
+            return cls(path, data)
+        return cls(path, {"status": "running", "pool_fingerprint": fingerprint, "pool_size": len(pool),
+                          "pool_name": pool.name, "config": asdict(config), "config_hash": identity,
+                          "checkpoint_steps": [], "wall_seconds": 0.0, "versions": _versions(), "evals": {}})
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+
+def _result_from_manifest(out_dir: Path, data: dict[str, Any]) -> TrainResult:
+    return TrainResult(model_dir=out_dir / "final",
+                       checkpoints=[(s, out_dir / f"{CHECKPOINT_PREFIX}{s}") for s in data["checkpoint_steps"]],
+                       wall_seconds=data["wall_seconds"], flops=data["flops"], train_tokens=data["train_tokens"],
+                       total_steps=data["total_steps"], epochs=data["epochs"], n_params=data["n_params"],
+                       final_loss=data.get("final_loss"), log_history=data.get("log_history", []))
+
+
+def _make_callback(out_dir: Path, staging: Path, save_steps: set[int], manifest: _Manifest, config: TrainConfig,
+                   mean_tokens: float, tokens_per_step: float, eval_hook: Callable | None, started: float):
+    from transformers import TrainerCallback
+
+    class S2LCallback(TrainerCallback):
+        """Saves on s2lbench's schedule, moves each checkpoint into place atomically, logs throughput."""
+
+        def __init__(self):
+            self.window_start = time.perf_counter()
+            self.window_step = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in save_steps:
+                control.should_save = True
+            return control
+
+        def on_save(self, args, state, control, **kwargs):
+            step = state.global_step
+            staged = staging / f"{CHECKPOINT_PREFIX}{step}"
+            write_json(staged / CHECKPOINT_INFO, {"step": step, "pool_fingerprint": manifest.data["pool_fingerprint"],
+                                                  "config": asdict(config)})
+            final = out_dir / staged.name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staged, final)  # same filesystem: the checkpoint appears complete or not at all
+            for _old_step, old in list_checkpoints(out_dir):
+                if old != final:
+                    for name in RESUME_STATE_FILES:
+                        (old / name).unlink(missing_ok=True)
+            steps = sorted(set(manifest.data["checkpoint_steps"]) | {step})
+            manifest.data["checkpoint_steps"] = steps
+            manifest.data["wall_seconds"] = manifest.data.get("wall_seconds_before", 0.0) + time.time() - started
+            manifest.save()
+            if eval_hook is not None:
+                metrics = eval_hook(step, final)
+                if metrics is not None:
+                    manifest.data["evals"][str(step)] = metrics
+                    manifest.save()
+            log.info("checkpoint %d saved to %s", step, final)
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            now = time.perf_counter()
+            if self.window_step is None:
+                self.window_step = state.global_step - args.logging_steps
+            steps = max(1, state.global_step - self.window_step)
+            seconds = max(1e-9, now - self.window_start)
+            self.window_start, self.window_step = now, state.global_step
+            log.info("step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  %.0f tokens/s  %.1f examples/s",
+                     state.global_step, state.max_steps, logs["loss"], logs.get("learning_rate", float("nan")),
+                     steps / seconds, steps * tokens_per_step / seconds,
+                     steps * args.per_device_train_batch_size * args.gradient_accumulation_steps / seconds)
+
+    return S2LCallback()
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
+          eval_hook: Callable[[int, Path], dict[str, Any] | None] | None = None) -> TrainResult:
+    """Fine-tune ``config.model`` on ``pool`` (loss on response tokens only) and write the run folder.
+
+    ``eval_hook(step, checkpoint_dir)`` runs after each checkpoint; a dict it returns is stored in run.json.
+    """
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    if len(pool) == 0:
+        raise ConfigError("train: the pool is empty")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _Manifest.open(out_dir, config, pool)
+    if manifest.data["status"] == "finished" and (out_dir / "final" / "config.json").exists():
+        log.info("%s: run already finished; nothing to do", out_dir)
+        return _result_from_manifest(out_dir, manifest.data)
+
+    set_seed(config.seed)
+    tokenizer = load_tokenizer(config)
+    model = load_model(config, tokenizer)
+    dataset = EncodedPool(pool, tokenizer, config.max_length, config.template)
+    total = planned_steps(config, len(pool))
+    epochs = planned_epochs(config, len(pool))
+    save_steps = set(checkpoint_schedule(total, save_every=config.save_every, n_checkpoints=config.n_checkpoints))
+    tokens_per_step = dataset.mean_tokens() * config.batch_size * config.grad_accum
+    n_params = sum(p.numel() for p in model.parameters())
+    use_bf16 = resolve_bf16(config.bf16)
+    log.info("training %s (%.2fM params) on %d examples: %d steps (%.2f epochs), batch %d x %d, lr %g %s, "
+             "bf16 %s, checkpoints at %s", config.model, n_params / 1e6, len(pool), total, epochs,
+             config.batch_size, config.grad_accum, config.learning_rate, config.lr_scheduler, use_bf16,
+             sorted(save_steps) or "none")
+
+    staging = out_dir / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed save are never trusted
+    args = TrainingArguments(
+        output_dir=str(staging), max_steps=total, per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed,
+        data_seed=config.seed, bf16=use_bf16, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=False,
+    )
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    manifest.data.update(total_steps=total, epochs=epochs, n_params=n_params, bf16=use_bf16,
+                         planned_checkpoint_steps=sorted(save_steps))
+    manifest.data["wall_seconds_before"] = manifest.data.get("wall_seconds", 0.0)
+    manifest.save()
+    started = time.time()
+    callback = _make_callback(out_dir, staging, save_steps, manifest, config, dataset.mean_tokens(),
+                              tokens_per_step, eval_hook, started)
+    resume_from = _resumable_checkpoint(out_dir)
+    trainer_class = Trainer
+    if resume_from is not None:
+        log.info("resuming from %s", resume_from)
+        # Trainer's own resume loads the raw state dict, which misses renamed keys (GPT-NeoX saves its head
+        # as embed_out but names it lm_head in memory); from_pretrained applies the key mapping.
+        model = _load_checkpoint_weights(model, resume_from)
+        trainer_class = _weights_preloaded_trainer()
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset,
+                            data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer,
+                            callbacks=[callback])
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    with atomic_dir(out_dir / "final") as tmp:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(tmp)
+    shutil.rmtree(staging, ignore_errors=True)
+    wall = manifest.data["wall_seconds_before"] + time.time() - started
+    train_tokens = int(round(total * tokens_per_step))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    manifest.data.update(status="finished", wall_seconds=wall, train_tokens=train_tokens,
+                         flops=6.0 * n_params * train_tokens, final_loss=losses[-1] if losses else None,
+                         train_loss=output.training_loss, log_history=trainer.state.log_history)
+    manifest.data.pop("wall_seconds_before", None)
+    manifest.save()
+    log.info("finished %s in %.1fs: final model in %s", config.model, wall, out_dir / "final")
+    return _result_from_manifest(out_dir, manifest.data)
+
+
+def _load_checkpoint_weights(model: Any, checkpoint: Path) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=next(model.parameters()).dtype)
+    model.load_state_dict(loaded.state_dict())
+    return model
+
+
+def _weights_preloaded_trainer():
+    from transformers import Trainer
+
+    class WeightsPreloadedTrainer(Trainer):
+        """Resumes optimizer, scheduler, RNG and data position from a checkpoint whose weights are loaded."""
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            return None
+
+    return WeightsPreloadedTrainer
+
+
+def _resumable_checkpoint(out_dir: Path) -> Path | None:
+    """The newest checkpoint that carries optimizer state (what Trainer needs to continue exactly)."""
+    for _step, path in reversed(list_checkpoints(out_dir)):
+        if (path / "trainer_state.json").exists() and (path / "optimizer.pt").exists():
+            return path
+    return None

@@ -1,0 +1,100 @@
+"""`s2lbench select` and `s2lbench compare-subsets` end to end on small files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from s2lbench.cli import main
+from s2lbench.commands.select import diagnostics_path, jaccard
+
+
+@pytest.fixture
+def pool_file(tmp_path):
+    path = tmp_path / "pool.jsonl"
+    with open(path, "w") as f:
+        for i in range(200):
+            source = "big" if i % 4 else "small"
+            f.write(json.dumps({"id": f"ex{i}", "instruction": "q" * (i % 13 + 1), "input": "",
+                                "output": "a" * (i % 7 + 1), "source": source}) + "\n")
+    return path
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_select_with_byo_trajectories_writes_subset_and_diagnostics(tmp_path, pool_file):
+    trajectories = tmp_path / "traj.npy"
+    np.save(trajectories, np.random.default_rng(0).random((200, 6)).astype(np.float32))
+    out = tmp_path / "out" / "s2l.jsonl"
+    rc = main(["select", "--pool", str(pool_file), "--selector", "s2l", "--budget", "0.2", "--seed", "3",
+               "--trajectories", str(trajectories), "--option", "n_clusters=5", "--out", str(out)])
+    assert rc == 0
+    rows = read_jsonl(out)
+    assert len(rows) == 40 and all(r["id"] == f"ex{r['position']}" for r in rows)
+    diag = json.loads(diagnostics_path(out).read_text())
+    prov = diag["provenance"]
+    assert prov["selector"] == "s2l" and prov["seed"] == 3 and prov["budget"] == 40
+    assert prov["options"]["n_clusters"] == 5 and len(prov["pool"]["fingerprint"]) == 16
+    assert {"s2lbench", "numpy", "faiss"} <= set(prov["versions"])
+    # source balancing: 40 split 20/20 between a 50-row and a 150-row source
+    assert diag["source_mix"]["small"]["selected"] == 20 and diag["source_mix"]["big"]["selected"] == 20
+    assert diag["source_mix"]["small"]["pool_share"] == 0.25
+    sel = diag["selector_diagnostics"]
+    assert sum(sum(s["cluster_picks"]) for s in sel["sources"].values()) == 40
+    assert "small_cluster_uplift" in sel["balance"]
+    assert diag["lengths"]["output"]["pool"]["max"] == 7 and diag["selection_seconds"] >= 0
+
+
+def test_select_reads_a_signals_folder_and_reports_a_missing_signal(tmp_path, pool_file, capsys):
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    np.save(signals / "confidence.npy", np.random.default_rng(1).random((200, 3)).astype(np.float32))
+    out = tmp_path / "least.jsonl"
+    assert main(["select", "--pool", str(pool_file), "--selector", "confidence-least", "--budget", "10",
+                 "--signals", str(signals), "--out", str(out)]) == 0
+    assert len(read_jsonl(out)) == 10
+    assert main(["select", "--pool", str(pool_file), "--selector", "el2n", "--budget", "10",
+                 "--signals", str(signals), "--out", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "'el2n'" in err and "s2lbench signals" in err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_select_rejects_an_oversized_budget_and_a_bad_option(tmp_path, pool_file, capsys):
+    out = str(tmp_path / "r.jsonl")
+    assert main(["select", "--pool", str(pool_file), "--selector", "random", "--budget", "500",
+                 "--out", out]) == 2
+    assert "500" in capsys.readouterr().err
+    assert main(["select", "--pool", str(pool_file), "--selector", "random", "--budget", "5",
+                 "--option", "nope", "--out", out]) == 2
+    assert "key=value" in capsys.readouterr().err
+
+
+def write_subset(path, ids):
+    path.write_text("".join(json.dumps({"id": i, "position": n}) + "\n" for n, i in enumerate(ids)))
+    return str(path)
+
+
+def test_compare_subsets_prints_pairwise_jaccard(tmp_path, capsys):
+    a = write_subset(tmp_path / "a.jsonl", ["1", "2", "3"])
+    b = write_subset(tmp_path / "b.jsonl", ["2", "3", "4"])
+    c = write_subset(tmp_path / "c.jsonl", ["9"])
+    assert main(["compare-subsets", a, b, c, "--json"]) == 0
+    pairs = json.loads(capsys.readouterr().out)["pairs"]
+    by_pair = {(p["a"], p["b"]): p["jaccard"] for p in pairs}
+    assert by_pair[(a, b)] == 0.5 and by_pair[(a, c)] == 0.0 and len(pairs) == 3
+    assert main(["compare-subsets", a, b]) == 0
+    assert "0.500" in capsys.readouterr().out
+
+
+def test_jaccard_and_bad_subset_files(tmp_path, capsys):
+    assert jaccard({"a"}, {"a"}) == 1.0 and jaccard(set(), set()) == 1.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1"}\nnot json\n')
+    good = write_subset(tmp_path / "g.jsonl", ["1"])
+    assert main(["compare-subsets", good, str(bad)]) == 2
+    assert "bad.jsonl, line 2" in capsys.readouterr().err
