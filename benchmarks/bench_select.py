@@ -91,17 +91,11 @@ def planted_table(seeds: int = 3, sources: int = 3, fraction: float = 0.1) -> li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=int, default=30_000, help="examples to select (paper: 30K for MathInstruct)")
-    parser.add_argument("--threads", type=int, default=0, help="faiss/BLAS threads (0 = library default)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="selector option, e.g. threads=0 (faiss's default thread count) or n_redo=3")
     parser.add_argument("--selector", default="s2l", help="s2l or s2l-kmeanspp (or any selector reading 'loss')")
     parser.add_argument("--planted", action="store_true", help="also print the planted-cluster balance table")
     args = parser.parse_args()
-
-    if args.threads:
-        import faiss
-        import torch
-
-        faiss.omp_set_num_threads(args.threads)
-        torch.set_num_threads(args.threads)
 
     if args.planted:
         print("planted clusters (8 per source, sizes 30..2000, 3 sources, 10% budget, 3 seeds):")
@@ -122,12 +116,13 @@ def main() -> None:
     import faiss  # noqa: F401  -- import cost is not selection cost
 
     start = time.perf_counter()
-    result = run_selector(selector, pool, args.budget, seed=0, signals=signals)
+    options = dict(item.split("=", 1) for item in args.option)
+    result = run_selector(selector, pool, args.budget, seed=0, signals=signals, options=options)
     seconds = time.perf_counter() - start
     balance = result.diagnostics.get("balance", {})
     print(f"{args.selector}: {N_EXAMPLES} x {N_CHECKPOINTS}, {N_SOURCES} sources "
           f"(sizes {min(pool.source_counts().values())}..{max(pool.source_counts().values())}), "
-          f"budget {args.budget}; cluster balance {balance}")
+          f"budget {args.budget}, options {options or 'default'}; cluster balance {balance}")
     print(f"s2l_seconds {seconds:.3f}")
 
 

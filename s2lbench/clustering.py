@@ -51,7 +51,7 @@ def kmeanspp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray
 
 
 def kmeans(x: np.ndarray, k: int, *, n_iter: int = 20, seed: int = 0, init: str = "random", n_redo: int = 1,
-           spherical: bool = False, max_points_per_centroid: int = 256) -> KMeansResult:
+           spherical: bool = False, max_points_per_centroid: int = 256, threads: int = 0) -> KMeansResult:
     """Cluster the rows of ``x`` into ``min(k, n)`` clusters with faiss; deterministic for a given seed.
 
     ``init``: ``"random"`` (faiss's default: random training points) or ``"kmeans++"``.
@@ -59,6 +59,7 @@ def kmeans(x: np.ndarray, k: int, *, n_iter: int = 20, seed: int = 0, init: str 
     ``spherical``: normalise rows and centroids (cosine k-means).
     ``max_points_per_centroid``: faiss trains on at most this many points per centroid (256 = faiss default;
     0 = train on every point).
+    ``threads``: OpenMP threads faiss may use for this call (restored afterwards); 0 = faiss's default.
     """
     import faiss
 
@@ -71,6 +72,20 @@ def kmeans(x: np.ndarray, k: int, *, n_iter: int = 20, seed: int = 0, init: str 
         return KMeansResult(np.zeros(n, dtype=np.int64), x.mean(axis=0, keepdims=True), 0.0, 1)
     if init not in ("random", "kmeans++"):
         raise ValueError(f"unknown k-means init {init!r}; use 'random' or 'kmeans++'")
+    previous_threads = faiss.omp_get_max_threads()
+    if threads > 0:
+        faiss.omp_set_num_threads(int(threads))
+    try:
+        return _best_of_restarts(x, k, n_iter, seed, init, n_redo, spherical, max_points_per_centroid)
+    finally:
+        faiss.omp_set_num_threads(previous_threads)
+
+
+def _best_of_restarts(x: np.ndarray, k: int, n_iter: int, seed: int, init: str, n_redo: int, spherical: bool,
+                      max_points_per_centroid: int) -> KMeansResult:
+    import faiss
+
+    n, d = x.shape
     best: KMeansResult | None = None
     for attempt in range(max(1, n_redo)):
         run_seed = int(seed) + attempt

@@ -306,6 +306,8 @@ def load_clusters(results_dir: str | Path, *, recluster: bool = True
     root = Path(results_dir)
     diagnostics = read_diagnostics(root)
     for _key, d in diagnostics.items():
+        if not str(d.get("selector", "")).startswith("s2l"):
+            continue  # other clusterers (embedding clustering) label embeddings, not loss trajectories
         diag_dir = Path(d["_dir"])
         labels = d.get("cluster_labels")
         if labels is None:

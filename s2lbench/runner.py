@@ -33,7 +33,7 @@ from s2lbench.fingerprint import config_hash, file_fingerprint, ids_hash
 from s2lbench.plugins import Hooks, get_hooks
 from s2lbench.provenance import git_commit, package_versions
 from s2lbench.records import Pool
-from s2lbench.selection import resolve_budget, run_selector
+from s2lbench.selection import parse_options, resolve_budget, run_selector
 from s2lbench.signalset import FILES, LOSS, TEXT_EMBEDDING, SignalSet
 from s2lbench.stages import StageStore
 from s2lbench.store import FULL, Cell, ResultRow, ResultsStore
@@ -146,10 +146,15 @@ class Runner:
             data["seed"] = seed
         return from_dict(TrainConfig, data, where="train")
 
+    def _required(self, spec: SelectorSpec) -> set[str]:
+        """The signals a selector reads with these options (an option may pick, e.g., which embedding)."""
+        cls = self.hooks.selector(spec.name)
+        return set(cls.required_signals(parse_options(cls, spec.options)))
+
     def needed_signals(self) -> set[str]:
         needed: set[str] = set()
         for spec in self.config.selectors:
-            needed |= set(self.hooks.selector(spec.name).requires)
+            needed |= self._required(spec)
         return needed
 
     def signals(self) -> SignalSet:
@@ -278,7 +283,7 @@ class Runner:
         if cell.selector is None:
             return pool.ids, {"source_mix": pool.source_counts()}, 0.0
         spec = cell.selector
-        needs_signals = bool(self.hooks.selector(spec.name).requires)
+        needs_signals = bool(self._required(spec))
         signals = self.signals() if needs_signals else SignalSet()
         stage_spec = {"pool": pool.fingerprint(), "signals": self._signal_keys if needs_signals else None,
                       "selector": spec.name, "options": spec.options, "budget": cell.budget, "seed": cell.seed}
@@ -369,7 +374,7 @@ class Runner:
         self.store.upsert_cell(record)
 
     def needed_signals_for(self, cell: CellSpec) -> bool:
-        return bool(cell.selector and self.hooks.selector(cell.selector.name).requires)
+        return bool(cell.selector and self._required(cell.selector))
 
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config

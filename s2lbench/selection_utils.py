@@ -197,6 +197,7 @@ class ClusteringChoice:
     n_redo: int = 1
     max_points_per_centroid: int = 256
     tiny_cluster: int = 2
+    threads: int = 1  # faiss OpenMP threads; 0 = faiss's default
 
 
 def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarray | None, budget: int, seed: int,
@@ -226,6 +227,8 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
     all_sizes: list[np.ndarray] = []
     all_picks: list[np.ndarray] = []
     per_source: dict[str, dict] = {}
+    labels = np.full(n, -1, dtype=np.int64)  # global cluster id per example; -1: its source was not clustered
+    next_label = 0
     for name, group, quota in zip(names, groups, quotas, strict=True):
         info: dict = {"pool": int(group.size), "budget": int(quota)}
         per_source[name] = info
@@ -239,7 +242,9 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
         result = kmeans(features[group], clustering.n_clusters, n_iter=clustering.n_iter, seed=seed,
                         init=clustering.init, n_redo=clustering.n_redo,
                         spherical=clustering.distance == "cosine",
-                        max_points_per_centroid=clustering.max_points_per_centroid)
+                        max_points_per_centroid=clustering.max_points_per_centroid, threads=clustering.threads)
+        labels[group] = np.asarray(result.labels, dtype=np.int64) + next_label
+        next_label += int(result.k)
         picks = cluster_balanced_sample(result.labels, int(quota), rng, n_clusters=result.k,
                                         tiny=clustering.tiny_cluster)
         chosen.append(group[picks.positions])
@@ -248,7 +253,9 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
         info.update({"clusters": int(result.k), "cluster_sizes": picks.sizes.tolist(),
                      "cluster_picks": picks.picks.tolist(), "balance": balance_report(picks.sizes, picks.picks)})
     positions = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
-    diagnostics = {"sources": per_source, "balance_sources": bool(balance_sources and sources is not None)}
+    # "labels" is an array, not JSON: the runner and `s2lbench select` save it as cluster_labels.npy
+    diagnostics = {"sources": per_source, "balance_sources": bool(balance_sources and sources is not None),
+                   "labels": labels}
     if all_sizes:
         diagnostics["balance"] = balance_report(np.concatenate(all_sizes), np.concatenate(all_picks))
     return positions.astype(np.int64), diagnostics

@@ -304,7 +304,7 @@ def _token_statistics(logits, gold):
 
 
 class _Scorer:
-    """Runs one model over batches; returns per-example sums of token statistics and pooled embeddings."""
+    """Runs one model on a batch; returns per-example means of the token statistics and pooled embeddings."""
 
     def __init__(self, model, *, full_logits: bool = False):
         self.model = model

@@ -45,6 +45,8 @@ class EmbeddingClusteringSelector(Selector):
         init: Literal["random", "kmeans++"] = field(default="random", metadata={
             "help": "k-means initialisation: random points (faiss default) or k-means++"})
         n_redo: int = field(default=1, metadata={"help": "k-means restarts; the lowest objective wins"})
+        threads: int = field(default=1, metadata={
+            "help": "faiss k-means threads (1: fastest on a busy 2-core machine, see docs); 0 = faiss default"})
         balance_sources: bool = field(default=False, metadata={
             "help": "split the budget across sources first (as S2L does)"})
 
@@ -60,7 +62,7 @@ class EmbeddingClusteringSelector(Selector):
         opts = self.options
         features = clean_matrix(np.asarray(ctx.signals.get(opts.embedding)).reshape(len(ctx.pool), -1))
         clustering = ClusteringChoice(n_clusters=opts.n_clusters, n_iter=opts.n_iter, distance=opts.distance,
-                                      init=opts.init, n_redo=opts.n_redo)
+                                      init=opts.init, n_redo=opts.n_redo, threads=opts.threads)
         positions, diagnostics = clustered_selection(features, ctx.sources, ctx.budget, ctx.seed, clustering,
                                                      balance_sources=opts.balance_sources)
         diagnostics["signal"] = opts.embedding

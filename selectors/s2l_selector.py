@@ -61,14 +61,16 @@ class S2LSelector(Selector):
         n_redo: int = field(default=1, metadata={"help": "k-means restarts; the lowest objective wins"})
         max_points_per_centroid: int = field(default=256, metadata={
             "help": "faiss trains on at most this many points per centroid (256 = faiss default); 0 = all"})
+        threads: int = field(default=1, metadata={
+            "help": "faiss k-means threads (1: fastest on a busy 2-core machine, see docs); 0 = faiss default"})
         seed: int | None = field(default=None, metadata={
             "help": "seed for k-means and sampling; default: the run's --seed"})
 
         def __post_init__(self):
             if self.n_clusters < 1 or self.n_iter < 1 or self.n_redo < 1:
                 raise ValueError("n_clusters, n_iter and n_redo must be >= 1")
-            if self.checkpoints < 0 or self.max_points_per_centroid < 0:
-                raise ValueError("checkpoints and max_points_per_centroid must be >= 0")
+            if self.checkpoints < 0 or self.max_points_per_centroid < 0 or self.threads < 0:
+                raise ValueError("checkpoints, max_points_per_centroid and threads must be >= 0")
 
     def select(self, ctx: SelectionContext) -> Selection:
         opts = self.options
@@ -77,7 +79,8 @@ class S2LSelector(Selector):
         matrix, kept = subsample_checkpoints(matrix, opts.checkpoints)
         clustering = ClusteringChoice(n_clusters=opts.n_clusters, n_iter=opts.n_iter, distance=opts.distance,
                                       init=opts.init, n_redo=opts.n_redo,
-                                      max_points_per_centroid=opts.max_points_per_centroid)
+                                      max_points_per_centroid=opts.max_points_per_centroid,
+                                      threads=opts.threads)
         positions, diagnostics = clustered_selection(matrix, ctx.sources, ctx.budget, seed, clustering,
                                                      balance_sources=opts.balance_sources)
         steps = ctx.signals.steps

@@ -154,7 +154,7 @@ def test_s2l_selector_is_equivalent_to_the_rule_given_its_clustering():
     chosen = set(result.positions.tolist())
     for source in sizes:
         rows = np.flatnonzero(sources == source)
-        labels = kmeans(matrix[rows], k, n_iter=20, seed=seed).labels
+        labels = kmeans(matrix[rows], k, n_iter=20, seed=seed, threads=1).labels
         labels_by_source[source] = labels
         small = {c for c, n in Counter(labels.tolist()).items() if n <= 2}
         for row, label in zip(rows, labels, strict=True):
@@ -215,6 +215,16 @@ def test_seed_option_overrides_the_run_seed_and_seeds_matter():
     c = run_selector(S2L, pool, 30, seed=1, signals=signals, options={"n_clusters": 5, "seed": 0})
     assert not np.array_equal(a.positions, b.positions)
     assert np.array_equal(a.positions, c.positions)
+
+
+def test_kmeans_thread_setting_is_scoped_to_the_call():
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    x = np.random.default_rng(8).random((500, 4)).astype(np.float32)
+    one = kmeans(x, 5, seed=0, threads=1)
+    assert faiss.omp_get_max_threads() == before
+    assert np.array_equal(one.labels, kmeans(x, 5, seed=0, threads=1).labels)
 
 
 def test_kmeanspp_variant_differs_only_in_clustering_defaults():

@@ -100,10 +100,10 @@ class DemoCommand(Command):
         parser.add_argument("--print-config", action="store_true", help="print the demo's config and exit")
 
     def run(self, args: argparse.Namespace) -> int:
+        import yaml
+
         from s2lbench.experiment import parse_experiment
         from s2lbench.typed import apply_overrides
-
-        import yaml
 
         text = files("s2lbench").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
         if args.print_config:

@@ -106,7 +106,7 @@ class SelectCommand(Command):
                             "go to OUT.diagnostics.json beside it")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.atomic import write_json, write_jsonl
+        from s2lbench.atomic import save_npy, write_json, write_jsonl
         from s2lbench.plugins import get_hooks
         from s2lbench.selection import run_selector
 
@@ -121,6 +121,11 @@ class SelectCommand(Command):
         ids = pool.ids
         write_jsonl(args.out, ({"id": ids[int(p)], "position": int(p)} for p in positions))
         selector_diag = dict(result.diagnostics)
+        labels = selector_diag.pop("labels", None)
+        if labels is not None:
+            labels_path = diagnostics_path(args.out).with_suffix("").with_suffix(".cluster_labels.npy")
+            save_npy(labels_path, np.asarray(labels))
+            selector_diag["cluster_labels_path"] = labels_path.name
         diagnostics: dict[str, Any] = {
             "provenance": {"pool": {"spec": str(args.pool), "name": pool.name, "rows": len(pool),
                                     "fingerprint": pool.fingerprint()},

@@ -20,6 +20,8 @@ class GenerationConfig:
     gpu_memory_utilization: float = 0.85
     #: vLLM: skip CUDA-graph capture (start-up ~70 s -> ~4 s on CPU)
     enforce_eager: bool = False
+    #: vLLM: shard the model over this many GPUs (vLLM's own tensor parallelism)
+    tensor_parallel_size: int = 1
     seed: int = 0
 
     def load_key(self) -> tuple:

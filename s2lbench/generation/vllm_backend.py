@@ -36,7 +36,8 @@ class VLLMBackend:
         memory = min(config.gpu_memory_utilization, 0.2) if on_cpu else config.gpu_memory_utilization
         self.config = config
         self.llm = LLM(model=str(model_dir), dtype=config.dtype, seed=config.seed, gpu_memory_utilization=memory,
-                       enforce_eager=config.enforce_eager or on_cpu)
+                       enforce_eager=config.enforce_eager or on_cpu,
+                       tensor_parallel_size=1 if on_cpu else config.tensor_parallel_size)
 
     def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
         from vllm import SamplingParams
