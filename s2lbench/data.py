@@ -39,21 +39,26 @@ HUB_DATASETS = {
 }
 
 
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; errors name the file and line."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno) from None
+            if not isinstance(row, dict):
+                raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=lineno)
+            yield lineno, row
+
+
 def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or row number, row) pairs; line numbers are 1-based as editors show them."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno) from None
-                if not isinstance(row, dict):
-                    raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=lineno)
-                yield lineno, row
+        yield from iter_jsonl(path)
     elif suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

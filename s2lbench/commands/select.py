@@ -152,21 +152,16 @@ class SelectCommand(Command):
 
 
 def read_subset_ids(path: str | Path) -> set[str]:
+    from s2lbench.data import iter_jsonl
+
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", path=path)
     ids: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"invalid JSON: {e.msg}", path=path, line=line_no) from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise DataError("expected an object with an 'id'", path=path, line=line_no, field="id")
-            ids.add(str(row["id"]))
+    for line_no, row in iter_jsonl(path):
+        if "id" not in row:
+            raise DataError("expected an object with an 'id'", path=path, line=line_no, field="id")
+        ids.add(str(row["id"]))
     return ids
 
 
