@@ -175,3 +175,14 @@ def test_config_errors_name_the_key(tmp_path, capsys):
     assert "proxy.train.totl_steps" in capsys.readouterr().err
     assert main(["run", str(path), "--dry-run", "--set", "selectors=[s2lx]"]) == 2
     assert "did you mean 's2l'" in capsys.readouterr().err
+
+
+def test_the_embedded_demo_config_is_the_grid_the_issue_names():
+    from importlib.resources import files
+
+    data = yaml.safe_load(files("s2lbench").joinpath("demo.yaml").read_text())
+    config = parse_experiment(data, origin="demo")
+    rows = [s.row for s in config.selectors]
+    assert {"s2l", "random"} <= set(rows) and len(rows) >= 3
+    assert len(config.budgets) == 2 and config.full_reference and config.pool.path == "gym"
+    assert config.evaluation.tasks == ["gym"]
