@@ -26,7 +26,7 @@ import numpy as np
 
 from s2lbench import settings
 from s2lbench.atomic import save_npy, write_json, write_jsonl
-from s2lbench.data import load_local, load_pool, write_pool
+from s2lbench.data import load_local, load_pool
 from s2lbench.errors import S2LBenchError
 from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig
 from s2lbench.fingerprint import config_hash, file_fingerprint, ids_hash
@@ -92,9 +92,9 @@ class Runner:
         self._pool: Pool | None = None
         self._gym_dir: Path | None = None
         self._signals: SignalSet | None = None
-        self._costs: dict[str, float] = {}
         self._tasks: list[TaskPlan] | None = None
-        self._signal_keys: dict[str, str] = {}
+        #: signal name -> (key of what it was computed from, cost of computing it); filled by signals()
+        self._signal_sources: dict[str, tuple[str, dict[str, float]]] = {}
 
     # --- shared stages ------------------------------------------------------------------------------
     @property
@@ -165,27 +165,30 @@ class Runner:
         steps: list[int] = []
         proxy_cfg = self.config.proxy
         pool = self.pool
-        keys: dict[str, str] = {}  # what the signals were computed from: selections are keyed on it
+        sources = self._signal_sources
         if proxy_cfg.trajectories:
             byo = SignalSet.from_trajectories(proxy_cfg.trajectories).for_pool(len(pool))
             arrays[LOSS] = byo.get(LOSS)
             steps = byo.steps
-            keys["trajectories"] = file_fingerprint(Path(proxy_cfg.trajectories))
+            sources[LOSS] = (file_fingerprint(Path(proxy_cfg.trajectories)), {})
         elif needed & PROXY_SIGNALS:
-            run_dir = Path(proxy_cfg.run_dir) if proxy_cfg.run_dir else self._train_proxy()
-            signals_dir = self._signal_pass(run_dir)
-            keys["signals"] = signals_dir.name
+            if proxy_cfg.run_dir:
+                run_dir, proxy_key, proxy_cost = Path(proxy_cfg.run_dir), str(proxy_cfg.run_dir), {}
+            else:
+                run_dir, proxy_key, proxy_cost = self._train_proxy()
+            signals_dir, signals_cost = self._signal_pass(run_dir, proxy_key)
             loaded = SignalSet.from_dir(signals_dir)
             steps = loaded.steps
             for name in set(loaded.available()) & PROXY_SIGNALS:
                 arrays[name] = loaded.get(name)
+                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost})
         if TEXT_EMBEDDING in needed:
-            arrays[TEXT_EMBEDDING], keys["text_embedding"] = self._text_embeddings()
-        self._signal_keys = keys
+            arrays[TEXT_EMBEDDING], key, cost = self._text_embeddings()
+            sources[TEXT_EMBEDDING] = (key, cost)
         self._signals = SignalSet(arrays, steps=steps)
         return self._signals
 
-    def _train_proxy(self) -> Path:
+    def _train_proxy(self) -> tuple[Path, str, dict[str, float]]:
         from s2lbench.training import train
 
         cfg = self.config.proxy
@@ -198,20 +201,17 @@ class Runner:
                     "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
         stage = self.stages.run("proxy", spec, compute)
-        self._costs["proxy_seconds"] = stage.meta["seconds"]
-        self._costs["proxy_flops"] = stage.meta.get("flops", 0.0)
-        self._proxy_key = stage.key
-        return stage.path / "run"
+        cost = {"proxy_seconds": stage.meta["seconds"], "proxy_flops": stage.meta.get("flops", 0.0)}
+        return stage.path / "run", stage.key, cost
 
-    def _signal_pass(self, run_dir: Path) -> Path:
+    def _signal_pass(self, run_dir: Path, proxy_key: str) -> tuple[Path, dict[str, float]]:
         from s2lbench.signals import compute_signals
 
         options = dict(self.config.signals.options)
         tokenizer = self._default_tokenizer(self.config.proxy.tokenizer)
         if tokenizer:
             options.setdefault("tokenizer", tokenizer)
-        spec = {"pool": self.pool.fingerprint(), "proxy": getattr(self, "_proxy_key", str(run_dir)),
-                "options": options}
+        spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": options}
 
         def compute(folder: Path) -> dict[str, Any]:
             compute_signals(self.pool, run_dir, folder, **options)
@@ -221,11 +221,10 @@ class Runner:
                     "flops": cost.get("flops", manifest.get("flops", 0.0))}
 
         stage = self.stages.run("signals", spec, compute)
-        self._costs["signals_seconds"] = stage.meta.get("seconds") or 0.0
-        self._costs["signals_flops"] = stage.meta.get("flops") or 0.0
-        return stage.path
+        return stage.path, {"signals_seconds": stage.meta.get("seconds") or 0.0,
+                            "signals_flops": stage.meta.get("flops") or 0.0}
 
-    def _text_embeddings(self) -> tuple[np.ndarray, str]:
+    def _text_embeddings(self) -> tuple[np.ndarray, str, dict[str, float]]:
         from s2lbench.embeddings import compute_text_embeddings
 
         encoder = self.config.signals.text_encoder
@@ -235,8 +234,8 @@ class Runner:
             return {}
 
         stage = self.stages.run("text-embedding", spec, compute)
-        self._costs["embedding_seconds"] = stage.meta.get("seconds", 0.0)
-        return np.load(stage.path / FILES[TEXT_EMBEDDING], mmap_mode="r"), stage.key
+        cost = {"embedding_seconds": stage.meta.get("seconds", 0.0)}
+        return np.load(stage.path / FILES[TEXT_EMBEDDING], mmap_mode="r"), stage.key, cost
 
     # --- cells --------------------------------------------------------------------------------------
     def cells(self) -> list[CellSpec]:
@@ -283,9 +282,11 @@ class Runner:
         if cell.selector is None:
             return pool.ids, {"source_mix": pool.source_counts()}, 0.0
         spec = cell.selector
-        needs_signals = bool(self._required(spec))
-        signals = self.signals() if needs_signals else SignalSet()
-        stage_spec = {"pool": pool.fingerprint(), "signals": self._signal_keys if needs_signals else None,
+        required = self._required(spec)
+        signals = self.signals() if required else SignalSet()
+        # keyed on the signals this selector reads only: adding another selector to the grid reuses this one
+        signal_keys = {name: self._signal_sources[name][0] for name in sorted(required)} or None
+        stage_spec = {"pool": pool.fingerprint(), "signals": signal_keys,
                       "selector": spec.name, "options": spec.options, "budget": cell.budget, "seed": cell.seed}
 
         def compute(folder: Path) -> dict[str, Any]:
@@ -329,7 +330,7 @@ class Runner:
                 "finetune_flops": float(stage.meta.get("flops") or 0.0)}
         return stage.path / stage.meta["model_dir"], stage.key, cost
 
-    def evaluate(self, cell: CellSpec, model_dir: Path, model_key: str) -> tuple[list[ResultRow], float]:
+    def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
         from s2lbench.generation import GenerationConfig, cached_generate
 
         rows: list[ResultRow] = []
@@ -363,8 +364,8 @@ class Runner:
         self.store.upsert_cell(record)
         ids, diagnostics, selection_seconds = self.select(cell)
         model_dir, model_key, finetune_cost = self.finetune(cell, ids)
-        rows, eval_seconds = self.evaluate(cell, model_dir, model_key)
-        costs = dict(self._costs) if cell.selector and self.needed_signals_for(cell) else {}
+        rows, eval_seconds = self.evaluate(cell, model_dir)
+        costs = self._signal_cost(cell.selector) if cell.selector else {}
         costs.update(finetune_cost, selection_seconds=selection_seconds, evaluation_seconds=round(eval_seconds, 3))
         record = dataclasses.replace(record, selected_ids_hash=ids_hash(ids), model_fingerprint=model_key,
                                      cost=costs, status="done", finished_at=time.time())
@@ -373,8 +374,12 @@ class Runner:
         self.store.add_results(rows)
         self.store.upsert_cell(record)
 
-    def needed_signals_for(self, cell: CellSpec) -> bool:
-        return bool(cell.selector and self._required(cell.selector))
+    def _signal_cost(self, spec: SelectorSpec) -> dict[str, float]:
+        """What obtaining this selector's signals cost (proxy training, signal pass, embeddings), nothing more."""
+        cost: dict[str, float] = {}
+        for name in self._required(spec):
+            cost.update(self._signal_sources[name][1])
+        return cost
 
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
@@ -410,8 +415,3 @@ class Runner:
             log.debug("%s", traceback.format_exc())
             self.store.set_status(cell.cell_id, "failed", error)
             return error
-
-
-def write_full_pool(runner: Runner) -> Path:
-    """The pool as the runner read it (s2lbench schema), for users who want to rerun a stage by hand."""
-    return write_pool(runner.out / "pool.jsonl", runner.pool)
