@@ -4,8 +4,9 @@ Same model, pool and machine, one process. The naive path is batch 1, full logit
 labels=...).loss`` per example; it runs on a random subsample of ``--naive-n`` examples and its time is
 extrapolated to the whole pool (stated in the output). The s2lbench path is ``compute_signals`` on the whole
 pool (one checkpoint; it also computes confidence, EL2N and the pooled embedding). Prints examples/s for
-each, achieved FLOP/s against a measured fp32 matmul roof, the loss agreement, and as its last line
-``speedup <X>`` (naive time / s2lbench time, both for the whole pool).
+each, achieved FLOP/s against a measured fp32 matmul roof, the loss agreement, the ceiling (the largest
+speedup any exact fp32 pass could reach on this machine: naive time / the s2lbench pass's FLOPs at 100% of
+the roof), and as its last line ``speedup <X>`` (naive time / s2lbench time, both for the whole pool).
 
 Pool: GSM8K train (~190 BPE tokens per example with the Alpaca prompt) from the shared data folder, else a
 synthetic arithmetic pool of similar length. Model: a Pythia-shaped GPT-NeoX (random init; vocab 50,304 as
@@ -240,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(tolerance {tolerance:g}) -> {'OK' if diff <= tolerance else 'MISMATCH'}")
     print("FLOPs counted: 2 x non-embedding params x tokens + attention (4 L d T^2) + 2 x head params x tokens "
           "the head is applied to (all tokens naive, response tokens s2lbench)")
+    floor = fast_flops / roof  # the s2lbench pass's matmul FLOPs at 100% of the roof
+    print(f"ceiling on this machine: the s2lbench pass's FLOPs at 100% of the roof take {floor:.1f}s, so no "
+          f"exact fp32 pass can beat the naive loop by more than {naive_total / floor:.2f}x here "
+          f"(the naive loop runs at {naive_flops / naive_time / roof:.0%} of the roof)")
     print(f"speedup {naive_total / fast_time:.2f}")
     return 0 if diff <= tolerance else 1
 

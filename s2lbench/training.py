@@ -67,6 +67,9 @@ class TrainConfig:
     template: str = "alpaca"
     logging_steps: int = 10
     gradient_checkpointing: bool = False
+    #: batch examples of similar length (transformers' LengthGroupedSampler: shuffled mega-batches sorted by
+    #: length), so one long row does not pad a whole batch; same seed, same order
+    group_by_length: bool = False
     revision: str | None = None
     trust_remote_code: bool = False
 
@@ -434,6 +437,7 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
         logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed,
         data_seed=config.seed, bf16=use_bf16, use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=False,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()

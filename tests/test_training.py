@@ -124,6 +124,34 @@ def test_epochs_mode_and_final_model_loads(gym, tmp_path):
     assert model.config.vocab_size == len(tok)
 
 
+def _batches_seen(gym, monkeypatch, tmp_path, **overrides) -> list[list[int]]:
+    """Train a few steps and return the example lengths of every batch the collator padded."""
+    import s2lbench.training as training
+
+    seen: list[list[int]] = []
+
+    class Recording(PadCollator):
+        def __call__(self, features):
+            seen.append([len(f["input_ids"]) for f in features])
+            return super().__call__(features)
+
+    monkeypatch.setattr(training, "PadCollator", Recording)
+    train(gym[0], tiny_config(gym, total_steps=6, batch_size=8, **overrides), tmp_path)
+    return seen
+
+
+def test_group_by_length_pads_less_and_is_seeded(gym, monkeypatch, tmp_path):
+    def padding(batches):
+        return sum(max(b) * len(b) - sum(b) for b in batches) / sum(sum(b) for b in batches)
+
+    shuffled = _batches_seen(gym, monkeypatch, tmp_path / "random")
+    grouped = _batches_seen(gym, monkeypatch, tmp_path / "grouped", group_by_length=True)
+    again = _batches_seen(gym, monkeypatch, tmp_path / "again", group_by_length=True)
+    assert len(grouped) >= 6 and len(shuffled) >= 6  # six steps (the Trainer may collate one batch ahead)
+    assert grouped == again  # same seed, same batches
+    assert padding(grouped) < padding(shuffled) / 2
+
+
 class Killed(Exception):
     pass
 
