@@ -308,7 +308,10 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         by_status = defaultdict(int)
         for c in b.skipped:
             by_status[c.status] += 1
-        notes.append("not shown: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + " cell(s)")
+        # a killed run leaves its cell marked running until the next run resumes it
+        label = {"running": "running or interrupted"}
+        notes.append("not shown: " + ", ".join(f"{n} {label.get(s, s)}" for s, n in sorted(by_status.items()))
+                     + " cell(s)")
     return Leaderboard(tables, baseline, scale, resamples, bootstrap_seed, notes)
 
 
