@@ -102,7 +102,8 @@ class MathEvaluator(Evaluator):
         return items
 
     def parse_row(self, index: int, row: dict[str, Any], path: Path) -> EvalItem:
-        raise NotImplementedError
+        """One item from a row; the default reads MAmmoTH's plain ``question`` / ``answer`` layout."""
+        return EvalItem(index, str(_field(row, "question", path, index)), str(_field(row, "answer", path, index)))
 
     def hub_rows(self) -> list[dict[str, Any]]:
         raise DataError(f"{self.name} has no Hugging Face hub copy in MAmmoTH's form; pass the folder holding "
@@ -215,18 +216,12 @@ class DeepMind(MathEvaluator):
     style = "deepmind"
     files = ("deepmind.json",)
 
-    def parse_row(self, index, row, path):
-        return EvalItem(index, str(_field(row, "question", path, index)), str(_field(row, "answer", path, index)))
-
 
 class SimulEq(MathEvaluator):
     name = "simuleq"
     description = "SimulEq (514 simultaneous-equation word problems; one numeric gold each)"
     style = "simuleq"
     files = ("simuleq.json",)
-
-    def parse_row(self, index, row, path):
-        return EvalItem(index, str(_field(row, "question", path, index)), str(_field(row, "answer", path, index)))
 
 
 MATH_TASKS = (GSM8K, MATH, NumGLUE, SVAMP, DeepMind, SimulEq)
