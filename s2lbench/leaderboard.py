@@ -307,11 +307,8 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
     if b.skipped:
         by_status = defaultdict(int)
         for c in b.skipped:
-            by_status[c.status] += 1
-        # a killed run leaves its cell marked running until the next run resumes it
-        label = {"running": "running or interrupted"}
-        notes.append("not shown: " + ", ".join(f"{n} {label.get(s, s)}" for s, n in sorted(by_status.items()))
-                     + " cell(s)")
+            by_status[store.shown_status(c)] += 1
+        notes.append("not shown: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + " cell(s)")
     return Leaderboard(tables, baseline, scale, resamples, bootstrap_seed, notes)
 
 

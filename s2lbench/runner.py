@@ -36,7 +36,7 @@ from s2lbench.records import Pool
 from s2lbench.selection import parse_options, resolve_budget, run_selector
 from s2lbench.signalset import FILES, LOSS, TEXT_EMBEDDING, SignalSet
 from s2lbench.stages import StageStore
-from s2lbench.store import FULL, Cell, ResultRow, ResultsStore
+from s2lbench.store import FULL, Cell, CellBusy, ResultRow, ResultsStore
 from s2lbench.typed import from_dict
 
 log = logging.getLogger(__name__)
@@ -353,6 +353,13 @@ class Runner:
         return rows, time.perf_counter() - start
 
     def run_cell(self, cell: CellSpec) -> None:
+        try:
+            with self.store.cell_lock(cell.cell_id):
+                self._run_cell_locked(cell)
+        except CellBusy:
+            log.warning("cell %s: another process is running it; skipped here", cell.cell_id)
+
+    def _run_cell_locked(self, cell: CellSpec) -> None:
         existing = self.store.get_cell(cell.cell_id)
         if existing and existing.status == "done" and existing.config_hash == self._cell_hash(cell):
             log.info("cell %s: done already", cell.cell_id)
@@ -402,7 +409,12 @@ class Runner:
         executor = self.hooks.executor(self.config.executor)()
         tasks = [CellTask(cell.cell_id, cell) for cell in cells]
         for cell_id, error in executor.run(tasks, self._run_one):
-            (summary.failed.__setitem__(cell_id, error) if error else summary.done.append(cell_id))
+            if error:
+                summary.failed[cell_id] = error
+            elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
+                summary.done.append(cell_id)
+            else:  # another process holds it
+                summary.skipped.append(cell_id)
         return summary
 
     def _run_one(self, cell: CellSpec) -> str | None:

@@ -8,10 +8,15 @@ Tables
   task's in-domain flag, and the relative path of the task's per-example samples file.
 
 Several processes may write one store at once: WAL journal, a busy timeout, and short transactions.
+A process running a cell holds an exclusive lock on ``locks/<cell_id>.lock`` while it works, so a cell
+marked running whose lock nobody holds is known to be *interrupted* (its process was killed), and two runs
+sharing a folder never work on one cell at once.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import sqlite3
 import time
@@ -25,7 +30,9 @@ from s2lbench.atomic import write_jsonl
 
 DB_NAME = "results.sqlite"
 SAMPLES_DIR = "samples"
+LOCKS_DIR = "locks"
 STATUSES = ("pending", "running", "done", "failed")
+INTERRUPTED = "interrupted"  # shown, never stored: "running" with no live process holding the cell's lock
 FULL = "full"
 
 SCHEMA = """
@@ -100,6 +107,10 @@ class ResultRow:
 _JSON_COLUMNS = ("versions", "cost")
 
 
+class CellBusy(RuntimeError):
+    """Another process holds this cell's lock: it is running the cell now."""
+
+
 class ResultsStore:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -170,6 +181,40 @@ class ResultsStore:
             else:
                 con.execute("UPDATE cells SET status=?, error=?, finished_at=? WHERE cell_id=?",
                             (status, error, now, cell_id))
+
+    @contextmanager
+    def cell_lock(self, cell_id: str) -> Iterator[None]:
+        """Hold the cell's lock while running it; raise ``CellBusy`` at once if another process holds it.
+        The OS drops the lock when its process dies, however it dies."""
+        path = self.folder / LOCKS_DIR / f"{cell_id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    raise CellBusy(f"cell {cell_id} is being run by another process") from None
+                raise
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def is_live(self, cell_id: str) -> bool:
+        """Whether some process holds the cell's lock right now."""
+        if not (self.folder / LOCKS_DIR / f"{cell_id}.lock").exists():
+            return False
+        try:
+            with self.cell_lock(cell_id):
+                return False
+        except CellBusy:
+            return True
+
+    def shown_status(self, cell: Cell) -> str:
+        """The status to show a person: a running cell nobody is running is ``interrupted``."""
+        if cell.status == "running" and not self.is_live(cell.cell_id):
+            return INTERRUPTED
+        return cell.status
 
     # results -----------------------------------------------------------------------------------------
     def write_samples(self, cell_id: str, task: str, samples: Iterable[dict[str, Any]]) -> str:

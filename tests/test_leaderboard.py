@@ -156,6 +156,16 @@ def test_unfinished_cells_are_left_out_and_counted(tmp_path):
     assert "1 failed" in render(board, "md")
 
 
+def test_a_running_cell_nobody_runs_is_counted_as_interrupted(tmp_path):
+    store = make_store(tmp_path)
+    live = add_cell(store, "live", BUDGET, 0, {"gsm8k": 1.0}, status="running")
+    add_cell(store, "killed", BUDGET, 0, {"gsm8k": 1.0}, status="running")
+    with store.cell_lock(live):
+        board = build_leaderboard(store, resamples=RESAMPLES)
+    assert "not shown: 1 interrupted, 1 running cell(s)" in board.notes
+    assert "killed" not in [r.selector for r in board.tables[0].rows]
+
+
 def test_a_metric_without_per_example_scores_is_shown_untested(tmp_path):
     store = ResultsStore(tmp_path)
     for selector in ("random", "s2l"):

@@ -50,6 +50,9 @@ def test_sigkill_mid_grid_then_rerun_completes_without_recomputing(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    store = ResultsStore(out)
+    shown = Counter(store.shown_status(c) for c in store.cells())
+    assert shown["interrupted"] == 1 and shown["running"] == 0, shown  # the killed cell, told apart from a live one
     before = read_events(out / "stages")
     computed_before = {(e["stage"], e["key"]) for e in before if e["status"] == "computed"}
 

@@ -16,7 +16,7 @@ from s2lbench.plugins import Hooks, make_plugin_manager
 from s2lbench.runner import Runner
 from s2lbench.selection import Selector
 from s2lbench.stages import read_events
-from s2lbench.store import ResultsStore
+from s2lbench.store import Cell, ResultsStore
 
 TRAIN = {"schedule": "steps", "batch_size": 16, "learning_rate": 3.0e-3, "max_length": 128, "logging_steps": 5}
 
@@ -126,7 +126,35 @@ def test_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
     assert summary.done == ["t__random__20%__s0"]
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "1 done, 0 running, 1 failed, 0 pending" in out and "RuntimeError: this selector always fails" in out
+    assert "1 done, 0 running, 0 interrupted, 1 failed, 0 pending" in out and "RuntimeError: this selector always fails" in out
+
+
+def test_status_tells_a_live_cell_from_an_interrupted_one(tmp_path, capsys):
+    store = ResultsStore(tmp_path)
+    for cid in ("alive", "killed", "waiting"):
+        store.upsert_cell(Cell(cid, "x", "random", 10, 0.1, 0, "t"))
+    store.set_status("alive", "running")
+    store.set_status("killed", "running")
+    with store.cell_lock("alive"):
+        assert main(["status", str(tmp_path)]) == 0
+        assert main(["status", str(tmp_path), "--json"]) == 0
+    text, listing = capsys.readouterr().out.split("\n[", 1)
+    assert "0 done, 1 running, 1 interrupted, 0 failed, 1 pending" in text and "rerun the same" in text
+    assert {c["cell_id"]: c["status"] for c in json.loads("[" + listing)} == \
+        {"alive": "running", "killed": "interrupted", "waiting": "pending"}
+    assert store.shown_status(store.get_cell("alive")) == "interrupted"  # the lock went with its holder
+
+
+@pytest.mark.integration
+def test_a_cell_another_process_holds_is_skipped_not_rerun(tmp_path):
+    config = parse_experiment(tiny_config(selectors=["random"], full_reference=False))
+    runner = Runner(config, tmp_path)
+    (busy,) = [c.cell_id for c in runner.cells()]
+    with runner.store.cell_lock(busy):
+        summary = runner.run()
+    assert summary.skipped == [busy] and not summary.done and not summary.failed
+    assert runner.store.get_cell(busy).status == "pending"
+    assert not (tmp_path / "stages" / "finetune").exists()
 
 
 def test_store_survives_concurrent_writers(tmp_path):

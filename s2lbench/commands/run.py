@@ -26,7 +26,9 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     start = time.perf_counter()
     summary = runner.run(only=only)
     elapsed = time.perf_counter() - start
-    print(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed in {elapsed:.0f} s; results in {out}")
+    skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
+    print(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
+          f"results in {out}")
     for cell_id, error in summary.failed.items():
         print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
     print_leaderboard(out)
@@ -115,7 +117,7 @@ class DemoCommand(Command):
 
 class StatusCommand(Command):
     name = "status"
-    help = "show which cells of a results folder are done, running, failed or pending"
+    help = "show which cells of a results folder are done, running, interrupted, failed or pending"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("dir", help="a results folder (the --out of `s2lbench run`)")
@@ -127,14 +129,19 @@ class StatusCommand(Command):
 
         if not (Path(args.dir) / DB_NAME).exists():
             raise DataError("not a results folder (no results.sqlite)", path=args.dir)
-        cells = ResultsStore(args.dir).cells()
+        store = ResultsStore(args.dir)
+        cells = [(c, store.shown_status(c)) for c in store.cells()]
         if args.json:
-            print(json.dumps([{"cell_id": c.cell_id, "status": c.status, "error": c.error} for c in cells], indent=2))
+            print(json.dumps([{"cell_id": c.cell_id, "status": status, "error": c.error} for c, status in cells],
+                             indent=2))
             return 0
-        counts = {s: sum(c.status == s for c in cells) for s in ("done", "running", "failed", "pending")}
+        counts = {s: sum(status == s for _, status in cells) for s in ("done", "running", "interrupted", "failed",
+                                                                        "pending")}
         print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(cells)} cells)")
-        width = max((len(c.cell_id) for c in cells), default=0)
-        for c in cells:
+        if counts["interrupted"]:
+            print("  interrupted: its run was stopped; rerun the same `s2lbench run` to resume it")
+        width = max((len(c.cell_id) for c, _ in cells), default=0)
+        for c, status in cells:
             extra = f"  {c.error}" if c.error else ""
-            print(f"  {c.cell_id:<{width}}  {c.status}{extra}")
+            print(f"  {c.cell_id:<{width}}  {status}{extra}")
         return 0
