@@ -135,6 +135,8 @@ def plot_scaling(store_dir: str | Path, out_png: str | Path, *, column: str = "a
         if budgets:
             ax.set_xticks(budgets, [str(b) for b in budgets])
             ax.minorticks_off()
+        if len(budgets) == 1:  # autoscaling would stretch the few-percent dodge across the whole axis
+            ax.set_xlim(budgets[0] / 1.25, budgets[0] * 1.25)
         unit = " (%)" if panel.scale == 100.0 else ""
         ax.set_xlabel("selected training examples (budget)")
         ax.set_ylabel(f"{panel.metric}{unit}, {panel.column}")

@@ -39,6 +39,18 @@ def test_scaling_series_has_mean_std_per_budget_and_the_full_line(tmp_path):
     assert out.read_bytes()[:8] == PNG_MAGIC and imread(out).shape[0] > 300
 
 
+def test_one_budget_keeps_the_dodged_points_together(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    make_store(tmp_path)  # every selector at the one budget of 100
+    closed = []
+    monkeypatch.setattr(plt, "close", closed.append)
+    plot_scaling(tmp_path, tmp_path / "scaling.png")
+    (ax,) = closed[0].axes
+    lo, hi = ax.get_xlim()
+    assert lo == pytest.approx(80) and hi == pytest.approx(125)  # not zoomed onto the ±2 % dodge
+
+
 def _clusters(n=600, t=6, k=20, seed=0):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
