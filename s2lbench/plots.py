@@ -31,6 +31,7 @@ from s2lbench.store import FULL
 log = logging.getLogger(__name__)
 
 SELECTIONS_DIR = "selections"
+CELLS_DIR = "cells"
 STAGES_SELECTION_DIR = "stages/selection"
 STAGES_SIGNALS_DIR = "stages/signals"
 DIAGNOSTICS_FILE = "diagnostics.json"
@@ -236,14 +237,45 @@ def _diagnostics_files(results_dir: Path) -> list[Path]:
     return sorted(p for pattern in patterns for p in results_dir.glob(pattern))
 
 
-def read_diagnostics(results_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{folder name: diagnostics}`` for every selection's ``diagnostics.json`` under a results folder."""
-    out = {}
-    for path in _diagnostics_files(Path(results_dir)):
+def _runner_rows(results_dir: Path) -> dict[str, str] | None:
+    """For a runner's results folder: ``{selection stage folder name: table row}`` of its finished cells.
+
+    The stage cache may hold selections no cell of this store uses (an interrupted cell's, or another
+    experiment's when output folders share one cache), and one selector may appear as several rows with
+    different options; the cells say which selections belong here and under which row name.
+    """
+    files = sorted((results_dir / CELLS_DIR).glob("*.json"))
+    if not files:
+        return None
+    rows = {}
+    for path in files:
         try:
-            out[path.parent.name] = {**json.loads(path.read_text(encoding="utf-8")), "_dir": str(path.parent)}
+            record = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise DataError(f"not valid JSON: {e}", path=path) from e
+        selection_dir = (record.get("diagnostics") or {}).get("selection_dir")
+        if selection_dir:
+            rows[Path(selection_dir).name] = record["cell"]["selector"]
+    return rows
+
+
+def read_diagnostics(results_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``{folder name: diagnostics}`` for the selections of a results folder: ``s2lbench select``'s folders,
+    and the runner's selection stages that its finished cells used (``selector`` set to the cell's row)."""
+    results_dir = Path(results_dir)
+    rows = _runner_rows(results_dir)
+    out = {}
+    for path in _diagnostics_files(results_dir):
+        is_stage = path.parent.parent.name == Path(STAGES_SELECTION_DIR).name
+        if is_stage and rows is not None and path.parent.name not in rows:
+            continue
+        try:
+            diag = {**json.loads(path.read_text(encoding="utf-8")), "_dir": str(path.parent)}
+        except json.JSONDecodeError as e:
+            raise DataError(f"not valid JSON: {e}", path=path) from e
+        if is_stage and rows is not None:
+            diag["selector"] = rows[path.parent.name]
+        out[path.parent.name] = diag
     return out
 
 

@@ -97,6 +97,19 @@ def test_source_mix_reads_selection_diagnostics_one_seed_per_subset(tmp_path):
         plot_source_mix({}, tmp_path / "empty.png")
 
 
+def test_a_runner_folder_shows_its_own_cells_selections_under_their_row_names(tmp_path):
+    stages = tmp_path / "stages" / "selection"
+    _write_diag(stages / "k1", selector="s2l", budget=100, seed=0, source_mix={"gsm8k": 50, "pot": 50})
+    _write_diag(stages / "k2", selector="s2l", budget=100, seed=0, source_mix={"gsm8k": 90, "pot": 10})
+    _write_diag(stages / "k3", selector="random", budget=100, seed=0, source_mix={"gsm8k": 70})  # no cell
+    (tmp_path / "cells").mkdir()
+    for row, key in (("s2l", "k1"), ("s2l-pooled", "k2")):
+        (tmp_path / "cells" / f"t__{row}__10%__s0.json").write_text(json.dumps(
+            {"cell": {"selector": row}, "diagnostics": {"selection_dir": f"stages/selection/{key}"}}))
+    assert load_source_mixes(tmp_path) == {"s2l · n=100 · seed 0": {"gsm8k": 50, "pot": 50},
+                                           "s2l-pooled · n=100 · seed 0": {"gsm8k": 90, "pot": 10}}
+
+
 def test_clusters_are_found_beside_the_runner_selection_stage(tmp_path):
     traj, labels = _clusters(n=50, t=4)
     assert load_clusters(tmp_path) is None

@@ -183,7 +183,8 @@ def _write_cells(folder: str, worker: int) -> None:
         store.set_status(cell_id, "done")
 
 
-@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/paper/mathinstruct.yaml",
+@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/gym-s2l-sources.yaml",
+                                    "configs/paper/mathinstruct.yaml",
                                     "configs/paper/mimic.yaml", "configs/offline_real.yaml"])
 def test_shipped_configs_pass_a_dry_run_offline(config, tmp_path, capsys, monkeypatch):
     from conftest import REPO
