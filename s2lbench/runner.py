@@ -138,6 +138,25 @@ class Runner:
             return str(self._gym_dir / "tokenizer")
         return tokenizer
 
+    def _portable(self, spec: Any) -> Any:
+        """A stage spec with paths into this run's stage cache written relative to it, so that keys do not
+        depend on where the output folder lives or how ``--out`` was spelled (a moved folder, or one sharing
+        another's cache, still finds its finished stages)."""
+        if isinstance(spec, dict):
+            return {k: self._portable(v) for k, v in spec.items()}
+        if isinstance(spec, list | tuple):
+            return [self._portable(v) for v in spec]
+        if isinstance(spec, str):
+            for root in self._stage_roots:
+                if spec == root or spec.startswith(root + "/"):
+                    return "<stages>" + spec[len(root):]
+        return spec
+
+    @property
+    def _stage_roots(self) -> tuple[str, ...]:
+        given = str(self.stages.root)
+        return (given,) if given == str(self.stages.root.resolve()) else (given, str(self.stages.root.resolve()))
+
     def _train_config(self, model: str, tokenizer: str | None, train: dict[str, Any], seed: int | None = None):
         from s2lbench.training import TrainConfig
 
@@ -193,7 +212,7 @@ class Runner:
 
         cfg = self.config.proxy
         train_config = self._train_config(cfg.model, cfg.tokenizer, cfg.train)
-        spec = {"pool": self.pool.fingerprint(), "train": dataclasses.asdict(train_config)}
+        spec = {"pool": self.pool.fingerprint(), "train": self._portable(dataclasses.asdict(train_config))}
 
         def compute(folder: Path) -> dict[str, Any]:
             result = train(self.pool, train_config, folder / "run")
@@ -211,7 +230,7 @@ class Runner:
         tokenizer = self._default_tokenizer(self.config.proxy.tokenizer)
         if tokenizer:
             options.setdefault("tokenizer", tokenizer)
-        spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": options}
+        spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": self._portable(options)}
 
         def compute(folder: Path) -> dict[str, Any]:
             compute_signals(self.pool, run_dir, folder, **options)
@@ -318,7 +337,7 @@ class Runner:
         pool = self.pool
         subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
         train_config = self._train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
-        spec = {"pool": pool.fingerprint(), "ids": ids_hash(ids), "train": dataclasses.asdict(train_config)}
+        spec = {"pool": pool.fingerprint(), "ids": ids_hash(ids), "train": self._portable(dataclasses.asdict(train_config))}
 
         def compute(folder: Path) -> dict[str, Any]:
             result = train(subset, train_config, folder / "run")

@@ -90,6 +90,27 @@ def test_rerun_recomputes_nothing(finished_run):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("how", ["moved", "shared"])
+def test_stage_keys_do_not_depend_on_where_the_folder_lives(finished_run, tmp_path, how):
+    """A copied/moved stage cache, or one symlinked into a new output folder, is found whole: the gym
+    tokenizer's path inside the cache must not leak into the proxy, signal and fine-tune keys."""
+    import shutil
+
+    out = tmp_path / "elsewhere" / "new-run"
+    out.mkdir(parents=True)
+    if how == "moved":
+        shutil.copytree(finished_run / "stages", out / "stages")
+    else:
+        (out / "stages").symlink_to((finished_run / "stages").resolve())
+    before = len(read_events(out / "stages"))
+    summary = Runner(parse_experiment(tiny_config()), out.resolve() if how == "moved" else out).run()
+    assert summary.ok and len(summary.done) == 3
+    events = read_events(out / "stages")[before:]
+    assert not [e for e in events if e["status"] == "computed"], events
+    assert {e["stage"] for e in events} >= {"gym", "proxy", "signals", "selection", "finetune"}
+
+
+@pytest.mark.integration
 def test_a_new_budget_reuses_the_proxy_and_signals(finished_run):
     before = len(read_events(finished_run / "stages"))
     summary = Runner(parse_experiment(tiny_config(budgets=[0.2, 0.1], selectors=["random"])), finished_run).run()
