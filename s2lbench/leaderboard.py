@@ -364,8 +364,18 @@ def _legend(lb: Leaderboard) -> list[str]:
         f"{BETTER_MARK} / {WORSE_MARK}: the 95% paired-bootstrap interval of the difference to {lb.baseline} at the "
         f"same target and budget excludes 0 in the selector's favour / against it ({lb.resamples} resamples of "
         f"seed pairs and test examples, bootstrap seed {lb.bootstrap_seed}).",
+        *([ONE_PAIR_CAVEAT] if _has_one_seed_pair(lb) else []),
         *lb.notes,
     ]
+
+
+ONE_PAIR_CAVEAT = ("An interval from one seed pair resamples test examples only: it leaves out how much a "
+                   "fine-tune moves with its seed, which can be larger (see the std of rows with several seeds).")
+
+
+def _has_one_seed_pair(lb: Leaderboard) -> bool:
+    return any(c.test and c.test.pairing == "seeds" and c.test.n_seed_pairs == 1
+               for t in lb.tables for r in t.rows for c in r.cells.values())
 
 
 def _pairs_text(row: Row) -> str:

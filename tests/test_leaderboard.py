@@ -156,6 +156,18 @@ def test_unfinished_cells_are_left_out_and_counted(tmp_path):
     assert "1 failed" in render(board, "md")
 
 
+def test_one_seed_pair_intervals_carry_the_caveat_and_only_then(board, tmp_path):
+    from s2lbench.leaderboard import ONE_PAIR_CAVEAT
+
+    assert board.tables[0].row("solo").cells["gsm8k"].test.n_seed_pairs == 1
+    assert ONE_PAIR_CAVEAT in render(board, "md")
+    store = ResultsStore(tmp_path)
+    for seed in range(2):
+        add_cell(store, "random", BUDGET, seed, {"gsm8k": 0.3})
+        add_cell(store, "s2l", BUDGET, seed, {"gsm8k": 0.6})
+    assert ONE_PAIR_CAVEAT not in render(build_leaderboard(store, resamples=RESAMPLES), "md")
+
+
 def test_a_running_cell_nobody_runs_is_counted_as_interrupted(tmp_path):
     store = make_store(tmp_path)
     live = add_cell(store, "live", BUDGET, 0, {"gsm8k": 1.0}, status="running")
