@@ -85,6 +85,8 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         self.hooks = hooks or get_hooks()
         self.stages = StageStore(self.out / "stages")
+        #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
+        self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
         self.store = ResultsStore(self.out)
         self.config_hash = config_hash(dataclasses.asdict(config))
         write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
@@ -151,11 +153,6 @@ class Runner:
                 if spec == root or spec.startswith(root + "/"):
                     return "<stages>" + spec[len(root):]
         return spec
-
-    @property
-    def _stage_roots(self) -> tuple[str, ...]:
-        given = str(self.stages.root)
-        return (given,) if given == str(self.stages.root.resolve()) else (given, str(self.stages.root.resolve()))
 
     def _train_config(self, model: str, tokenizer: str | None, train: dict[str, Any], seed: int | None = None):
         from s2lbench.training import TrainConfig

@@ -182,11 +182,14 @@ class ResultsStore:
                 con.execute("UPDATE cells SET status=?, error=?, finished_at=? WHERE cell_id=?",
                             (status, error, now, cell_id))
 
+    def _lock_path(self, cell_id: str) -> Path:
+        return self.folder / LOCKS_DIR / f"{cell_id}.lock"
+
     @contextmanager
     def cell_lock(self, cell_id: str) -> Iterator[None]:
         """Hold the cell's lock while running it; raise ``CellBusy`` at once if another process holds it.
         The OS drops the lock when its process dies, however it dies."""
-        path = self.folder / LOCKS_DIR / f"{cell_id}.lock"
+        path = self._lock_path(cell_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as f:
             try:
@@ -202,7 +205,7 @@ class ResultsStore:
 
     def is_live(self, cell_id: str) -> bool:
         """Whether some process holds the cell's lock right now."""
-        if not (self.folder / LOCKS_DIR / f"{cell_id}.lock").exists():
+        if not self._lock_path(cell_id).exists():
             return False
         try:
             with self.cell_lock(cell_id):
