@@ -84,11 +84,61 @@ def test_compare_subsets_prints_pairwise_jaccard(tmp_path, capsys):
     b = write_subset(tmp_path / "b.jsonl", ["2", "3", "4"])
     c = write_subset(tmp_path / "c.jsonl", ["9"])
     assert main(["compare-subsets", a, b, c, "--json"]) == 0
-    pairs = json.loads(capsys.readouterr().out)["pairs"]
-    by_pair = {(p["a"], p["b"]): p["jaccard"] for p in pairs}
-    assert by_pair[(a, b)] == 0.5 and by_pair[(a, c)] == 0.0 and len(pairs) == 3
+    report = json.loads(capsys.readouterr().out)
+    by_pair = {(p["a"], p["b"]): p["jaccard"] for p in report["pairs"]}
+    assert by_pair[("a", "b")] == 0.5 and by_pair[("a", "c")] == 0.0 and len(by_pair) == 3
+    assert report["files"]["a"] == a
     assert main(["compare-subsets", a, b]) == 0
     assert "0.500" in capsys.readouterr().out
+    assert main(["compare-subsets", a]) == 2  # one subset compares with nothing
+    assert "at least two subsets" in capsys.readouterr().err
+
+
+def _runner_folder(tmp_path, subsets):
+    """A hand-built results folder: one finished cell per (row, ids), its selection in the stage cache."""
+    (tmp_path / "cells").mkdir(parents=True)
+    for i, (row, ids) in enumerate(subsets.items()):
+        stage = tmp_path / "stages" / "selection" / f"k{i}"
+        stage.mkdir(parents=True)
+        write_subset(stage / "selection.jsonl", ids)
+        (stage / "diagnostics.json").write_text(json.dumps({"selector": "whatever", "budget": len(ids), "seed": 0}))
+        (tmp_path / "cells" / f"t__{row}__b__s0.json").write_text(json.dumps(
+            {"cell": {"selector": row}, "diagnostics": {"selection_dir": f"stages/selection/k{i}"}}))
+    full = tmp_path / "cells" / "t__full__100%__s0.json"
+    full.write_text(json.dumps({"cell": {"selector": "full"}, "diagnostics": {}}))
+    return tmp_path
+
+
+def test_compare_subsets_reads_a_runner_folder_and_reports_defect_shares(tmp_path, capsys):
+    run = _runner_folder(tmp_path / "run", {"noisy": ["1", "2", "3", "4"], "tidy": ["4", "5", "6", "7"]})
+    gym = tmp_path / "gym"
+    gym.mkdir()
+    defects = gym / "defects.json"
+    defects.write_text(json.dumps({"1": "truncated", "2": "truncated", "3": "wrong_answer", "9": "wrong_answer"}))
+    (gym / "gym.json").write_text(json.dumps({"pool": {"rows": 10, "defects": {"truncated": 2, "wrong_answer": 2}}}))
+    assert main(["compare-subsets", "--run", str(run), "--defects", str(defects), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["sizes"]) == {"noisy · n=4 · seed 0", "tidy · n=4 · seed 0"}  # row names; no full cell
+    assert report["pairs"][0]["jaccard"] == round(1 / 7, 4)
+    assert report["defect_shares"]["noisy · n=4 · seed 0"] == {"truncated": 0.5, "wrong_answer": 0.25, "clean": 0.25}
+    assert report["defect_shares"]["tidy · n=4 · seed 0"] == {"truncated": 0.0, "wrong_answer": 0.0, "clean": 1.0}
+    assert report["pool_defect_shares"] == {"truncated": 0.2, "wrong_answer": 0.2, "clean": 0.6}
+    one = str(run / "stages" / "selection" / "k0" / "selection.jsonl")
+    assert main(["compare-subsets", one, "--defects", str(defects)]) == 0  # one subset is enough for shares
+    out = capsys.readouterr().out
+    assert "Jaccard" not in out
+    assert "whatever · n=4 · seed 0" in out and "50.0" in out and "whole pool" in out
+
+
+def test_compare_subsets_names_a_bad_defects_file_and_an_empty_run(tmp_path, capsys):
+    subset = write_subset(tmp_path / "a.jsonl", ["1"])
+    bad = tmp_path / "defects.json"
+    bad.write_text(json.dumps(["1", "truncated"]))
+    assert main(["compare-subsets", subset, "--defects", str(bad)]) == 2
+    assert "defects.json" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["compare-subsets", "--run", str(tmp_path / "empty")]) == 2
+    assert "no selected subsets" in capsys.readouterr().err
 
 
 def test_jaccard_and_bad_subset_files(tmp_path, capsys):

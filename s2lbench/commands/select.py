@@ -170,30 +170,142 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 1.0
 
 
+def defect_shares(ids: set[str], defects: dict[str, str], kinds: list[str]) -> dict[str, float]:
+    """Share of ``ids`` carrying each defect kind, plus ``clean`` (no defect)."""
+    counts = dict.fromkeys(kinds, 0)
+    for ex_id in ids:
+        kind = defects.get(ex_id)
+        if kind is not None:
+            counts[kind] += 1
+    n = max(len(ids), 1)
+    shares = {kind: counts[kind] / n for kind in kinds}
+    shares["clean"] = (len(ids) - sum(counts.values())) / n
+    return shares
+
+
+def read_defects(path: str | Path) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """``{example id: defect kind}`` from a gym's ``defects.json``, and the pool's row and defect counts
+    from the ``gym.json`` beside it (None where there is none)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    try:
+        defects = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON: {e}", path=path) from e
+    if not isinstance(defects, dict) or not all(isinstance(v, str) for v in defects.values()):
+        raise DataError("expected an object {example id: defect kind}", path=path)
+    manifest = path.with_name("gym.json")
+    pool = None
+    if manifest.exists():
+        pool = json.loads(manifest.read_text(encoding="utf-8")).get("pool")
+    return {str(k): v for k, v in defects.items()}, pool
+
+
+def subset_files_of_run(results_dir: str | Path) -> dict[str, Path]:
+    """``{label: selection.jsonl}`` for the subsets a runner's finished cells trained on, labelled by row,
+    budget and seed; the full-data cells have no subset and are left out."""
+    from s2lbench.plots import read_diagnostics, subset_label
+    from s2lbench.store import FULL
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise DataError("not a folder", path=results_dir)
+    found = {}
+    for key, diag in sorted(read_diagnostics(results_dir).items(),
+                            key=lambda kv: (str(kv[1].get("selector")), kv[1].get("budget", 0),
+                                            kv[1].get("seed", 0), kv[0])):
+        path = Path(diag["_dir"]) / "selection.jsonl"
+        if diag.get("selector") != FULL and path.exists():
+            found[subset_label(key, diag)] = path
+    if not found:
+        raise DataError("no selected subsets here (is it a results folder with finished cells?)", path=results_dir)
+    return found
+
+
+def label_of_file(path: str | Path) -> str:
+    """A subset file's label: selector, budget and seed from the diagnostics beside it, else its file name."""
+    from s2lbench.plots import subset_label
+
+    path = Path(path)
+    diag_file = path.with_name("diagnostics.json")
+    if diag_file.exists():
+        try:
+            diag = json.loads(diag_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            diag = None
+        if isinstance(diag, dict):
+            return subset_label(path.stem, diag)
+    return path.stem
+
+
 class CompareSubsetsCommand(Command):
     name = "compare-subsets"
-    help = "pairwise overlap (Jaccard) between selected subsets"
+    help = "pairwise overlap (Jaccard) between selected subsets, and their defect shares on the gym"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("subsets", nargs="+", help="subset JSONL files written by `s2lbench select`")
-        parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+        parser.add_argument("subsets", nargs="*", help="subset JSONL files written by `s2lbench select`")
+        parser.add_argument("--run", default=None, metavar="RESULTS_DIR",
+                            help="add the subsets a runner's finished cells trained on (`s2lbench run --out`)")
+        parser.add_argument("--defects", default=None, metavar="DEFECTS_JSON",
+                            help="a gym's defects.json: also print each subset's share of every planted defect")
+        parser.add_argument("--json", action="store_true", help="print a JSON object instead of tables")
 
     def run(self, args: argparse.Namespace) -> int:
-        if len(args.subsets) < 2:
-            raise ConfigError("compare-subsets needs at least two subset files")
-        subsets = {str(p): read_subset_ids(p) for p in args.subsets}
+        files: dict[str, Path] = {}
+        for p in args.subsets:
+            label = label_of_file(p)
+            files[label if label not in files else f"{label} ({p})"] = Path(p)
+        if args.run:
+            files.update(subset_files_of_run(args.run))
+        if len(files) < (1 if args.defects else 2):
+            raise ConfigError("compare-subsets needs at least two subsets (or one with --defects)")
+        subsets = {label: read_subset_ids(p) for label, p in files.items()}
         pairs = [{"a": a, "b": b, "size_a": len(subsets[a]), "size_b": len(subsets[b]),
                   "intersection": len(subsets[a] & subsets[b]), "jaccard": round(jaccard(subsets[a], subsets[b]), 4)}
                  for a, b in itertools.combinations(subsets, 2)]
+        report: dict[str, Any] = {"files": {k: str(v) for k, v in files.items()},
+                                  "sizes": {k: len(v) for k, v in subsets.items()}, "pairs": pairs}
+        if args.defects:
+            defects, pool = read_defects(args.defects)
+            kinds = sorted(set(defects.values()))
+            report["defect_shares"] = {k: {kind: round(v, 4) for kind, v in defect_shares(ids, defects, kinds).items()}
+                                       for k, ids in subsets.items()}
+            if pool and pool.get("rows"):
+                rows = int(pool["rows"])
+                counts = pool.get("defects") or {}
+                report["pool_defect_shares"] = {kind: round(counts.get(kind, 0) / rows, 4) for kind in kinds}
+                report["pool_defect_shares"]["clean"] = round(1 - sum(counts.get(k, 0) for k in kinds) / rows, 4)
         if args.json:
-            print(json.dumps({"sizes": {k: len(v) for k, v in subsets.items()}, "pairs": pairs}, indent=2))
+            print(json.dumps(report, indent=2))
             return 0
-        labels = [Path(p).stem for p in subsets]
-        width = max(len(x) for x in labels)
-        print(" " * width + "  " + "  ".join(f"{lab[:8]:>8}" for lab in labels))
-        for la, a in zip(labels, subsets, strict=True):
-            cells = [f"{jaccard(subsets[a], subsets[b]):8.3f}" for b in subsets]
-            print(f"{la:<{width}}  " + "  ".join(cells))
-        print("(Jaccard = |A ∩ B| / |A ∪ B|; sizes: " + ", ".join(f"{lab} {len(subsets[p])}"
-                                                               for lab, p in zip(labels, subsets, strict=True)) + ")")
+        labels = list(subsets)
+        if len(labels) >= 2:
+            self._print_jaccard(labels, subsets, files)
+        if args.defects:
+            self._print_defects(report)
         return 0
+
+    @staticmethod
+    def _print_jaccard(labels: list[str], subsets: dict[str, set[str]], files: dict[str, Path]) -> None:
+        short = {lab: f"[{i + 1}]" for i, lab in enumerate(labels)}
+        width = max(len(x) for x in labels) + 5
+        print(" " * width + "  " + "  ".join(f"{short[lab]:>6}" for lab in labels))
+        for lab in labels:
+            cells = [f"{jaccard(subsets[lab], subsets[other]):6.3f}" for other in labels]
+            print(f"{short[lab] + ' ' + lab:<{width}}  " + "  ".join(cells))
+        print("(Jaccard = |A ∩ B| / |A ∪ B|; sizes: " + ", ".join(f"{short[lab]} {len(subsets[lab])}"
+                                                               for lab in labels) + ")")
+
+    @staticmethod
+    def _print_defects(report: dict[str, Any]) -> None:
+        shares = report["defect_shares"]
+        kinds = list(next(iter(shares.values())))
+        rows = dict(shares)
+        if "pool_defect_shares" in report:
+            rows["whole pool"] = report["pool_defect_shares"]
+        width = max(len(x) for x in rows)
+        print()
+        print(f"{'defect share (%)':<{width}}  " + "  ".join(f"{k[:14]:>14}" for k in kinds))
+        for label, row in rows.items():
+            print(f"{label:<{width}}  " + "  ".join(f"{100 * row[k]:14.1f}" for k in kinds))
