@@ -8,7 +8,9 @@ out-of-domain, as the paper's Table 1) and their average. A cell is the mean ± 
 full-data reference is shown but does not compete). Each selector is
 compared with the baseline (random) at the same target and budget by a paired bootstrap over seeds and
 test examples (see :mod:`s2lbench.stats`); † marks an interval that excludes 0 in the selector's favour,
-‡ one that excludes 0 against it.
+‡ one that excludes 0 against it; a trailing * says the difference also survives Holm's correction over
+all the tests of its table (a grid of selectors x evaluation sets makes many comparisons, and some 95%
+intervals exclude 0 by chance).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from s2lbench.stats import (
     DEFAULT_RESAMPLES,
     PairedTest,
     SeedSummary,
+    holm_adjust,
     paired_bootstrap,
     summarize_seeds,
 )
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 BASELINE = "random"
 AVERAGE = "avg"
 BETTER_MARK, WORSE_MARK = "†", "‡"
+HOLM_MARK = "*"  # appended where the difference survives Holm's correction over the table's tests
+FAMILY_ALPHA = 0.05
 FORMATS = ("md", "latex", "csv", "html")
 GROUPINGS = ("budget", "target")
 #: cost keys summed into a row's selection cost (the proxy, the signal pass, text embeddings, the selector)
@@ -61,6 +66,7 @@ class TableCell:
     best: bool = False
     test: PairedTest | None = None
     verdict: str | None = None  # better / worse / tie, None when untested
+    p_holm: float | None = None  # the test's p-value, Holm-adjusted over every test in its table
     note: str | None = None  # why the test is missing
 
 
@@ -235,6 +241,13 @@ def _mark_best(rows: list[Row], columns: list[Column]) -> None:
                 r.cells[col.key].best = True
 
 
+def _adjust_for_multiple_tests(rows: list[Row]) -> None:
+    """Holm-adjust the p-values of every tested cell of one table: a table is read as one family of claims."""
+    tested = [cell for r in rows for cell in r.cells.values() if cell.test is not None]
+    for cell, p in zip(tested, holm_adjust([c.test.p_value for c in tested]), strict=True):
+        cell.p_holm = p
+
+
 def _selector_order(name: str, baseline: str) -> tuple[int, str]:
     return (0 if name == baseline else 1, name)
 
@@ -294,6 +307,7 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
                 rows.extend(budget_rows)
             for k in full_keys:
                 rows.append(b.row(sorted(groups[k], key=lambda c: c.seed), columns))
+            _adjust_for_multiple_tests(rows)
             if by == "budget":
                 budget = block[0]
                 fraction = rows[0].fraction if rows else 0.0
@@ -322,7 +336,10 @@ def _fmt_diff(value: float, scale: float) -> str:
 
 
 def _mark(cell: TableCell) -> str:
-    return {"better": BETTER_MARK, "worse": WORSE_MARK}.get(cell.verdict or "", "")
+    mark = {"better": BETTER_MARK, "worse": WORSE_MARK}.get(cell.verdict or "", "")
+    if mark and cell.p_holm is not None and cell.p_holm < FAMILY_ALPHA:
+        mark += HOLM_MARK
+    return mark
 
 
 def _cost(row: Row) -> str:
@@ -364,6 +381,7 @@ def _legend(lb: Leaderboard) -> list[str]:
         f"{BETTER_MARK} / {WORSE_MARK}: the 95% paired-bootstrap interval of the difference to {lb.baseline} at the "
         f"same target and budget excludes 0 in the selector's favour / against it ({lb.resamples} resamples of "
         f"seed pairs and test examples, bootstrap seed {lb.bootstrap_seed}).",
+        *([HOLM_LEGEND] if _has_tests(lb) else []),
         *([ONE_PAIR_CAVEAT] if _has_one_seed_pair(lb) else []),
         *lb.notes,
     ]
@@ -371,6 +389,16 @@ def _legend(lb: Leaderboard) -> list[str]:
 
 ONE_PAIR_CAVEAT = ("An interval from one seed pair resamples test examples only: it leaves out how much a "
                    "fine-tune moves with its seed, which can be larger (see the std of rows with several seeds).")
+
+
+HOLM_LEGEND = (f"{BETTER_MARK}{HOLM_MARK} / {WORSE_MARK}{HOLM_MARK}: the difference also survives Holm's correction "
+               f"for multiple comparisons over every test in its table (family-wise error {FAMILY_ALPHA:.0%}; "
+               "two-sided p-values from the bootstrap's standard error). A mark without it is one of many tests and "
+               "may be chance.")
+
+
+def _has_tests(lb: Leaderboard) -> bool:
+    return any(c.test for t in lb.tables for r in t.rows for c in r.cells.values())
 
 
 def _has_one_seed_pair(lb: Leaderboard) -> bool:
@@ -432,7 +460,8 @@ def _latex_escape(text: str) -> str:
 
 
 def render_latex(lb: Leaderboard) -> str:
-    marks = {BETTER_MARK: r"$^\dagger$", WORSE_MARK: r"$^\ddagger$"}
+    marks = {BETTER_MARK: r"$^\dagger$", WORSE_MARK: r"$^\ddagger$",
+             BETTER_MARK + HOLM_MARK: r"$^{\dagger *}$", WORSE_MARK + HOLM_MARK: r"$^{\ddagger *}$"}
     out = ["% requires \\usepackage{booktabs}"]
     for t in lb.tables:
         n = len(t.columns)
@@ -483,7 +512,7 @@ def render_latex(lb: Leaderboard) -> str:
 
 CSV_FIELDS = ["table", "target", "selector", "budget", "fraction", "seeds", "column", "group", "metric",
               "higher_is_better", "mean", "std", "n_seeds", "best", "diff_vs_baseline", "ci_low", "ci_high",
-              "pairing", "verdict", "selection_seconds", "selection_flops"]
+              "pairing", "verdict", "p_value", "p_holm", "selection_seconds", "selection_flops"]
 
 
 def render_csv(lb: Leaderboard) -> str:
@@ -505,6 +534,8 @@ def render_csv(lb: Leaderboard) -> str:
                     "diff_vs_baseline": "" if test is None else repr(test.mean_diff),
                     "ci_low": "" if test is None else repr(test.low), "ci_high": "" if test is None else repr(test.high),
                     "pairing": "" if test is None else test.pairing, "verdict": cell.verdict or "",
+                    "p_value": "" if test is None else repr(test.p_value),
+                    "p_holm": "" if cell.p_holm is None else repr(cell.p_holm),
                     "selection_seconds": "" if r.selection_seconds is None else repr(r.selection_seconds),
                     "selection_flops": "" if r.selection_flops is None else repr(r.selection_flops),
                 })
@@ -583,7 +614,8 @@ def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None =
         "model_fingerprints": distinct("model_fingerprint"),
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
         "paired_bootstrap": {"baseline": lb.baseline, "resamples": lb.resamples, "seed": lb.bootstrap_seed,
-                             "confidence": 0.95},
+                             "confidence": 0.95,
+                             "multiple_comparisons": f"holm over each table's tests, family-wise {FAMILY_ALPHA}"},
     }
 
 

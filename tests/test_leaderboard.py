@@ -12,7 +12,7 @@ from test_leaderboard_store import BUDGET, N_EXAMPLES, POOL, add_cell, make_stor
 from s2lbench.cli import main
 from s2lbench.errors import DataError
 from s2lbench.leaderboard import build_leaderboard, render
-from s2lbench.stats import paired_bootstrap
+from s2lbench.stats import holm_adjust, paired_bootstrap
 from s2lbench.store import ResultsStore
 
 RESAMPLES = 400
@@ -130,10 +130,34 @@ def test_csv_latex_html_carry_the_same_numbers(board):
     assert next(r for r in rows if r["selector"] == "solo" and r["column"] == "gsm8k")["std"] == ""
     assert len(rows) == 6 * 3
     latex = render(board, "latex")
-    assert r"\textbf{70.0}{\scriptsize$\pm$10.0}$^\dagger$" in latex
+    assert r"\textbf{70.0}{\scriptsize$\pm$10.0}$^{\dagger *}$" in latex  # survives Holm
+    assert r"\textbf{30.0}{\scriptsize$\pm$0.0}$^\dagger$" in latex  # el2n svamp: does not
     assert r"\multicolumn{1}{c}{in-domain}" in latex and r"\begin{tabular}" in latex and "Full data" in latex
     html = render(board, "html")
     assert "<b>70.0</b>" in html and "(1 seed)" in html and 'class="reference"' in html
+
+
+def test_holm_correction_runs_over_every_test_of_a_table(board):
+    table = board.tables[0]
+    tested = [c for r in table.rows for c in r.cells.values() if c.test is not None]
+    assert len(tested) == 4 * 3  # bad, el2n, s2l, solo x gsm8k, svamp, avg
+    assert [c.p_holm for c in tested] == pytest.approx(holm_adjust([c.test.p_value for c in tested]))
+    s2l_gsm8k, el2n_svamp = table.row("s2l").cells["gsm8k"], table.row("el2n").cells["svamp"]
+    # both 95% intervals exclude 0; only s2l's +30 points is still significant after twelve tests
+    assert s2l_gsm8k.verdict == el2n_svamp.verdict == "better"
+    assert s2l_gsm8k.p_holm < 0.05 < el2n_svamp.p_holm
+    assert el2n_svamp.test.p_value < 0.05
+    md = render(board, "md")
+    diff_rows = {line.split("|")[1].strip(): line for line in md.split("Difference to random")[1].splitlines()
+                 if line.startswith("| ")}
+    assert diff_rows["s2l"].split("|")[4].strip().endswith("†*")
+    assert diff_rows["el2n"].split("|")[5].strip().endswith("] †") and "*" not in diff_rows["el2n"]
+    assert "Holm's correction" in md
+    rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
+    csv_s2l = next(r for r in rows if r["selector"] == "s2l" and r["column"] == "gsm8k")
+    assert float(csv_s2l["p_holm"]) == pytest.approx(s2l_gsm8k.p_holm)
+    assert float(csv_s2l["p_value"]) == pytest.approx(s2l_gsm8k.test.p_value)
+    assert next(r for r in rows if r["selector"] == "random" and r["column"] == "gsm8k")["p_holm"] == ""
 
 
 def test_grouping_by_target_bolds_within_each_budget(tmp_path):
@@ -221,7 +245,8 @@ def test_cli_writes_tables_and_plots(tmp_path, capsys):
         "leaderboard.csv", "leaderboard.html", "leaderboard.md", "leaderboard.tex", "provenance.json"]
     prov = json.loads((tmp_path / "tables" / "provenance.json").read_text())
     assert prov["cells_by_status"] == {"done": 3 * 4 + 1 + 6 + 1}
-    assert prov["paired_bootstrap"] == {"baseline": "random", "resamples": 200, "seed": 0, "confidence": 0.95}
+    assert prov["paired_bootstrap"] == {"baseline": "random", "resamples": 200, "seed": 0, "confidence": 0.95,
+                                        "multiple_comparisons": "holm over each table's tests, family-wise 0.05"}
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert pngs == ["scaling-gsm8k.png", "scaling-svamp.png", "scaling.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from s2lbench.errors import DataError
-from s2lbench.stats import paired_bootstrap, summarize_seeds
+from s2lbench.stats import holm_adjust, paired_bootstrap, summarize_seeds
 
 
 def as_scores(values) -> dict[int, float]:
@@ -109,3 +111,29 @@ def test_deterministic_given_the_bootstrap_seed():
 def test_no_common_examples_is_an_error_naming_the_comparison():
     with pytest.raises(DataError, match="s2l vs random.*share no scored test example"):
         paired_bootstrap([({0: {0: 1.0}}, {0: {1: 0.0}})], where="s2l vs random")
+
+
+def test_holm_adjust_matches_the_step_down_procedure():
+    # sorted: .01 x3 = .03, .03 x2 = .06, .04 x1 = .04 -> .06 (adjusted p never decrease along the order)
+    assert holm_adjust([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm_adjust([0.02]) == pytest.approx([0.02])  # one test: unchanged
+    assert holm_adjust([]) == []
+
+
+def test_p_value_follows_the_bootstrap_standard_error():
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2, 300).astype(float)
+    sel = np.where(rng.random(300) < 0.15, 1 - base, base)
+    test = paired_bootstrap([({0: as_scores(sel)}, {0: as_scores(base)})], resamples=2000, seed=2)
+    d = sel - base
+    draws = np.random.default_rng(2).integers(0, d.size, size=(2000, d.size))
+    se = d[draws].mean(axis=1).std(ddof=1)
+    expected = math.erfc(abs(d.mean()) / (se * math.sqrt(2)))
+    assert test.p_value == pytest.approx(expected)
+    # agrees with the interval: it excludes 0 exactly when p is below 5%, up to the bootstrap's skew
+    assert (test.p_value < 0.05) == test.excludes_zero
+    same = {0: as_scores(base)}
+    assert paired_bootstrap([(same, same)], resamples=200).p_value == 1.0
+    shifted = paired_bootstrap([({0: as_scores(base + 0.1)}, same)], resamples=200)
+    assert shifted.p_value == 0.0  # every draw is the same non-zero difference
