@@ -130,6 +130,28 @@ def test_compare_subsets_reads_a_runner_folder_and_reports_defect_shares(tmp_pat
     assert "whatever · n=4 · seed 0" in out and "50.0" in out and "whole pool" in out
 
 
+def test_compare_subsets_profiles_each_subset_by_the_proxys_final_loss(tmp_path, capsys):
+    # 20 rows; the final checkpoint's loss is the row number: rows 18, 19 are the hardest tenth, 0-4 the
+    # easiest quarter (loss <= the 25th percentile 4.75)
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    final = np.arange(20, dtype=np.float32)
+    np.save(signals / "trajectories.npy", np.stack([final + 5, final], axis=1))
+    hard = tmp_path / "hard.jsonl"
+    hard.write_text("".join(json.dumps({"id": f"r{i}", "position": i}) + "\n" for i in (19, 18, 10, 1)))
+    easy = tmp_path / "easy.jsonl"
+    easy.write_text("".join(json.dumps({"id": f"r{i}", "position": i}) + "\n" for i in (0, 1, 2, 3)))
+    assert main(["compare-subsets", str(hard), str(easy), "--signals", str(signals), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["loss_profile"]["hard"] == {"mean_final_loss": 12.0, "hardest_tenth": 0.5, "easiest_quarter": 0.25}
+    assert report["loss_profile"]["easy"] == {"mean_final_loss": 1.5, "hardest_tenth": 0.0, "easiest_quarter": 1.0}
+    assert report["pool_loss_profile"] == {"mean_final_loss": 9.5, "hardest_tenth": 0.1, "easiest_quarter": 0.25}
+    out_of_range = tmp_path / "far.jsonl"
+    out_of_range.write_text(json.dumps({"id": "x", "position": 20}) + "\n")
+    assert main(["compare-subsets", str(out_of_range), "--signals", str(signals)]) == 2
+    assert "far.jsonl, line 1" in capsys.readouterr().err
+
+
 def test_compare_subsets_names_a_bad_defects_file_and_an_empty_run(tmp_path, capsys):
     subset = write_subset(tmp_path / "a.jsonl", ["1"])
     bad = tmp_path / "defects.json"
