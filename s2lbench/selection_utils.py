@@ -227,6 +227,7 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
     all_sizes: list[np.ndarray] = []
     all_picks: list[np.ndarray] = []
     per_source: dict[str, dict] = {}
+    thin_sources: list[str] = []
     labels = np.full(n, -1, dtype=np.int64)  # global cluster id per example; -1: its source was not clustered
     next_label = 0
     for name, group, quota in zip(names, groups, quotas, strict=True):
@@ -250,8 +251,17 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
         chosen.append(group[picks.positions])
         all_sizes.append(picks.sizes)
         all_picks.append(picks.picks)
-        info.update({"clusters": int(result.k), "cluster_sizes": picks.sizes.tolist(),
+        if quota < result.k:
+            thin_sources.append(name)
+        info.update({"clusters": int(result.k), "rows_per_cluster": round(int(quota) / int(result.k), 3),
+                     "cluster_sizes": picks.sizes.tolist(),
                      "cluster_picks": picks.picks.tolist(), "balance": balance_report(picks.sizes, picks.picks)})
+    if thin_sources:
+        # the paper's MathInstruct setting draws about 20 rows per cluster; below one, "evenly across
+        # clusters" degenerates into one row from some clusters and none from the smallest
+        log.warning("clustered selection: %d of %d group(s) get fewer rows than clusters (K=%d; e.g. %s); "
+                    "the smallest clusters get none. Fewer clusters (n_clusters) keep the draw even.",
+                    len(thin_sources), len(groups), clustering.n_clusters, thin_sources[0])
     positions = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
     # "labels" is an array, not JSON: the runner and `s2lbench select` save it as cluster_labels.npy
     diagnostics = {"sources": per_source, "balance_sources": bool(balance_sources and sources is not None),
