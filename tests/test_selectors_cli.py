@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from s2lbench.cli import main
-from s2lbench.commands.select import diagnostics_path, jaccard
+from s2lbench.commands.compare_subsets import jaccard
+from s2lbench.commands.select import diagnostics_path
 
 
 @pytest.fixture
