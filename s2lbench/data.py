@@ -39,6 +39,17 @@ HUB_DATASETS = {
 }
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; a missing or malformed file is a DataError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON: {e}", path=path) from e
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSONL file; errors name the file and line."""
     with open(path, encoding="utf-8") as f:

@@ -20,6 +20,7 @@ import html
 import io
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -397,13 +398,16 @@ HOLM_LEGEND = (f"{BETTER_MARK}{HOLM_MARK} / {WORSE_MARK}{HOLM_MARK}: the differe
                "may be chance.")
 
 
+def _tests(lb: Leaderboard) -> Iterator[PairedTest]:
+    return (c.test for t in lb.tables for r in t.rows for c in r.cells.values() if c.test is not None)
+
+
 def _has_tests(lb: Leaderboard) -> bool:
-    return any(c.test for t in lb.tables for r in t.rows for c in r.cells.values())
+    return any(True for _ in _tests(lb))
 
 
 def _has_one_seed_pair(lb: Leaderboard) -> bool:
-    return any(c.test and c.test.pairing == "seeds" and c.test.n_seed_pairs == 1
-               for t in lb.tables for r in t.rows for c in r.cells.values())
+    return any(t.pairing == "seeds" and t.n_seed_pairs == 1 for t in _tests(lb))
 
 
 def _pairs_text(row: Row) -> str:

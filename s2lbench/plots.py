@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from s2lbench.atomic import atomic_path
+from s2lbench.data import read_json
 from s2lbench.errors import DataError
 from s2lbench.store import FULL
 
@@ -249,10 +250,7 @@ def _runner_rows(results_dir: Path) -> dict[str, str] | None:
         return None
     rows = {}
     for path in files:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e}", path=path) from e
+        record = read_json(path)
         selection_dir = (record.get("diagnostics") or {}).get("selection_dir")
         if selection_dir:
             rows[Path(selection_dir).name] = record["cell"]["selector"]
@@ -269,10 +267,7 @@ def read_diagnostics(results_dir: str | Path) -> dict[str, dict[str, Any]]:
         is_stage = path.parent.parent.name == Path(STAGES_SELECTION_DIR).name
         if is_stage and rows is not None and path.parent.name not in rows:
             continue
-        try:
-            diag = {**json.loads(path.read_text(encoding="utf-8")), "_dir": str(path.parent)}
-        except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e}", path=path) from e
+        diag = {**read_json(path), "_dir": str(path.parent)}
         if is_stage and rows is not None:
             diag["selector"] = rows[path.parent.name]
         out[path.parent.name] = diag

@@ -17,13 +17,13 @@ Tolerances live in the reference file itself (``"tolerances"``), so they are rev
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from s2lbench.atomic import write_json
+from s2lbench.data import read_json
 from s2lbench.errors import DataError
 from s2lbench.store import DB_NAME, ResultsStore
 
@@ -166,10 +166,7 @@ def load_reference(path: str | Path) -> tuple[dict[str, Any], Tolerances]:
     if not path.exists():
         raise DataError("reference file not found (create it with `s2lbench regress DIR --reference FILE --update`)",
                         path=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON: {e}", path=path) from e
+    data = read_json(path)
     if not isinstance(data, dict) or "cells" not in data:
         raise DataError("not a regression reference (expected an object with 'cells')", path=path)
     if data.get("format") != FORMAT_VERSION:

@@ -76,19 +76,14 @@ def defect_shares(ids: set[str], defects: dict[str, str], kinds: list[str]) -> d
 def read_defects(path: str | Path) -> tuple[dict[str, str], dict[str, Any] | None]:
     """``{example id: defect kind}`` from a gym's ``defects.json``, and the pool's row and defect counts
     from the ``gym.json`` beside it (None where there is none)."""
+    from s2lbench.data import read_json
+
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
-    try:
-        defects = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON: {e}", path=path) from e
+    defects = read_json(path)
     if not isinstance(defects, dict) or not all(isinstance(v, str) for v in defects.values()):
         raise DataError("expected an object {example id: defect kind}", path=path)
     manifest = path.with_name("gym.json")
-    pool = None
-    if manifest.exists():
-        pool = json.loads(manifest.read_text(encoding="utf-8")).get("pool")
+    pool = read_json(manifest).get("pool") if manifest.exists() else None
     return {str(k): v for k, v in defects.items()}, pool
 
 
@@ -185,7 +180,7 @@ class CompareSubsetsCommand(Command):
             return 0
         labels = list(subsets)
         if len(labels) >= 2:
-            self._print_jaccard(labels, subsets, files)
+            self._print_jaccard(labels, subsets)
         if args.defects:
             self._print_table("defect share (%)", report["defect_shares"], report.get("pool_defect_shares"),
                               percent=True)
@@ -195,7 +190,7 @@ class CompareSubsetsCommand(Command):
         return 0
 
     @staticmethod
-    def _print_jaccard(labels: list[str], subsets: dict[str, set[str]], files: dict[str, Path]) -> None:
+    def _print_jaccard(labels: list[str], subsets: dict[str, set[str]]) -> None:
         short = {lab: f"[{i + 1}]" for i, lab in enumerate(labels)}
         width = max(len(x) for x in labels) + 5
         print(" " * width + "  " + "  ".join(f"{short[lab]:>6}" for lab in labels))
