@@ -96,6 +96,8 @@ class ExperimentConfig:
     #: also fine-tune each target on the whole pool (the reference row)
     full_reference: bool = True
     executor: str = "local"
+    #: the executor's own options (``ray``: address, cpus/gpus per task; ``slurm``: partition, gpus, time, ...)
+    executor_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.targets:
@@ -159,6 +161,10 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
             parse_options(hooks.selector(spec.name), spec.options)
         except ConfigError as e:
             raise ConfigError(f"{origin}: {e}") from None
+    try:
+        hooks.executor(config.executor).parse_options(config.executor_options)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
     for task in config.evaluation.tasks:
         # gym sets ("gym" = all of them, "gym-<set>" = one) are only known once the gym is built
         hooks.evaluator("gym" if task.startswith("gym-") else task)

@@ -88,7 +88,9 @@ class Runner:
         #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
         self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
         self.store = ResultsStore(self.out)
-        self.config_hash = config_hash(dataclasses.asdict(config))
+        # where cells run does not change what they compute: the executor keys stay out of the hash
+        self.config_hash = config_hash({k: v for k, v in dataclasses.asdict(config).items()
+                                        if k not in ("executor", "executor_options")})
         write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
@@ -413,7 +415,7 @@ class Runner:
 
     def run(self, only: list[str] | None = None) -> RunSummary:
         """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""
-        from s2lbench.executors import CellTask
+        from s2lbench.executors import CellTask, Grid
 
         cells = self.cells()
         if only:
@@ -422,16 +424,52 @@ class Runner:
             self.store.add_pending(Cell(cell.cell_id, self.config.name, cell.row, cell.budget, cell.fraction,
                                         cell.seed, cell.target.name, config_hash=self._cell_hash(cell)))
         summary = RunSummary()
-        executor = self.hooks.executor(self.config.executor)()
-        tasks = [CellTask(cell.cell_id, cell) for cell in cells]
-        for cell_id, error in executor.run(tasks, self._run_one):
+        executor_cls = self.hooks.executor(self.config.executor)
+        executor = executor_cls(executor_cls.parse_options(self.config.executor_options), self.out)
+        grid = Grid([CellTask(cell.cell_id, cell) for cell in cells], self._run_one,
+                    shared=self._shared_stages, cpu_stages=self._select_only)
+        for cell_id, error in executor.run(grid):
             if error:
                 summary.failed[cell_id] = error
+                stored = self.store.get_cell(cell_id)
+                if stored is None or stored.status != "failed":  # its process died before recording it
+                    self.store.set_status(cell_id, "failed", error)
             elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
                 summary.done.append(cell_id)
             else:  # another process holds it
                 summary.skipped.append(cell_id)
         return summary
+
+    def _shared_stages(self) -> str | None:
+        """Build what every cell shares (pool/gym, test sets, proxy, signals); the error, if any, is logged
+        and each cell then meets it again and records it."""
+        try:
+            _ = self.pool
+            self.tasks()
+            if self.needed_signals():
+                self.signals()
+            return None
+        except Exception as e:
+            log.error("shared stages failed: %s: %s", type(e).__name__, e)
+            return f"{type(e).__name__}: {e}"
+
+    def _select_only(self, cell: CellSpec) -> str | None:
+        try:
+            self.select(cell)
+            return None
+        except Exception as e:  # the cell's own run meets it again and records it
+            log.error("cell %s: selection failed: %s: %s", cell.cell_id, type(e).__name__, e)
+            return f"{type(e).__name__}: {e}"
+
+    # --- pickling: executors ship bound methods of the runner to other processes ----------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(hooks=None, _pool=None, _gym_dir=None, _signals=None, _tasks=None, _signal_sources={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.hooks = get_hooks()  # a worker loads the plugins its own environment installs
 
     def _run_one(self, cell: CellSpec) -> str | None:
         try:
