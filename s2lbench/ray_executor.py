@@ -126,7 +126,8 @@ class RayExecutor(Executor):
         try:
             with tqdm(total=len(pending), desc="cells", unit="cell") as bar:
                 while pending:
-                    ready, pending = ray.wait(pending, num_returns=1)
+                    # a timeout so that Ctrl-C is seen within a second, however long the cells take
+                    ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
                     for ref in ready:
                         bar.update()
                         yield refs[ref], _result(ray, ref)

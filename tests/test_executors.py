@@ -192,7 +192,7 @@ def test_ctrl_c_cancels_the_unfinished_ray_tasks(ray_cluster, tmp_path):
 
     fake = FakeGrid(tmp_path)
     finished = []
-    timer = threading.Timer(8.0, _thread.interrupt_main)
+    timer = threading.Timer(10.0, _thread.interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         for cell_id, error in RayExecutor(None, tmp_path).run(fake.grid(["quick", "slow-1", "slow-2"])):
@@ -226,3 +226,54 @@ def test_slurm_without_sbatch_says_how_to_run_locally(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="cluster: local"):
         list(SlurmExecutor(None, tmp_path).run(FakeGrid(tmp_path).grid(["a"])))
+
+
+# --- a real grid: local and ray give the same subsets and scores; status watches the ray run -----------
+
+
+@pytest.mark.integration
+def test_a_grid_under_ray_matches_local_and_status_watches_it(tmp_path):
+    pytest.importorskip("ray")
+    import subprocess
+
+    import torch
+    import yaml
+    from test_runner import tiny_config
+
+    from s2lbench.cli import main
+    from s2lbench.experiment import parse_experiment
+    from s2lbench.regression import snapshot
+    from s2lbench.runner import Runner
+
+    data = tiny_config()
+    data["targets"][0]["train"]["total_steps"] = 4
+    assert Runner(parse_experiment(data), tmp_path / "local").run().ok
+    threads = torch.get_num_threads()  # CPU bits depend on the thread count: give the workers this run's
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(data))
+    out = tmp_path / "ray"
+    proc = subprocess.Popen([sys.executable, "-c", "from s2lbench.cli import main; raise SystemExit(main())",
+                             "run", str(tmp_path / "grid.yaml"), "--out", str(out), "--set", "executor=ray",
+                             "--set", "executor_options.num_cpus=2", "--set", f"executor_options.torch_threads={threads}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen: set[str] = set()
+    while proc.poll() is None:
+        if (out / "results.sqlite").exists():
+            try:
+                with open(os.devnull, "w") as sink:
+                    stdout, sys.stdout = sys.stdout, sink
+                    try:
+                        assert main(["status", str(out)]) == 0
+                    finally:
+                        sys.stdout = stdout
+                from s2lbench.store import ResultsStore
+
+                store = ResultsStore(out)
+                seen |= {store.shown_status(c) for c in store.cells()}
+            except Exception as e:  # noqa: BLE001 - a status that fails while the run goes on is the bug
+                proc.kill()
+                raise AssertionError(f"status failed during the run: {e}") from e
+        time.sleep(0.3)
+    assert proc.returncode == 0, proc.stderr.read()[-3000:]
+    assert "running" in seen or "pending" in seen  # it watched the run, not only its end
+    local, ray = snapshot(tmp_path / "local")["cells"], snapshot(out)["cells"]
+    assert local == ray and all(c["status"] == "done" for c in ray.values())
