@@ -53,7 +53,9 @@ FULL = Sizes(signal_n=4000, naive_n=300, signal_shapes=("pythia-70m", "pythia-16
 QUICK = Sizes(signal_n=120, naive_n=20, signal_shapes=("pythia-14m", "pythia-14m"), train_shape=(64, 2, 4, 256),
               train_steps=3, train_batch=4, max_length=96, gen_prompts=8, gen_tokens=8,
               demo_overrides=("pool.gym.pool_size=200", "pool.gym.test_size=6", "proxy.train.total_steps=6",
-                              "proxy.train.n_checkpoints=2", "targets.0.train.total_steps=4", "budgets=[0.2]",
+                              "proxy.train.n_checkpoints=2", "budgets=[0.2]",
+                              "targets=[{name: target-s, model: gym-target-s, train: {schedule: steps, total_steps: 4, "
+                              "batch_size: 16, learning_rate: 3.0e-3, max_length: 160, n_checkpoints: 1}}]",
                               "selectors=[random,el2n]", "evaluation.limit=4",
                               "evaluation.generation.max_new_tokens=8"))
 
@@ -135,7 +137,7 @@ def training_throughput(sizes: Sizes, device: str) -> str:
     share = f"{achieved / peak:.0%} of the {name} bf16 peak {peak / 1e12:.0f} TFLOP/s" if peak else f"peak unknown for {name}"
     return (f"{result.n_params / 1e6:.0f}M params, {'bf16' if bf16 else 'fp32'}, batch {sizes.train_batch} x "
             f"{sizes.max_length} max tokens: {rate:,.0f} tokens/s, {achieved / 1e12:.2f} TFLOP/s (6 N tokens) = {share}; "
-            f"{result.total_steps} steps in {result.wall_seconds:.1f} s (includes checkpoint-free final save)")
+            f"{result.total_steps} steps in {result.wall_seconds:.1f} s (wall time includes the final save)")
 
 
 def generation_throughput(sizes: Sizes, device: str) -> str:
@@ -154,8 +156,10 @@ def generation_throughput(sizes: Sizes, device: str) -> str:
         started = time.perf_counter()
         outputs = generate(model_dir, prompts, config)
         seconds = time.perf_counter() - started
-    new_tokens = sum(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in outputs)
-    return (f"{shape}-shaped, transformers backend, greedy, batch 64: {len(prompts)} prompts x <= {sizes.gen_tokens} "
+    assert len(outputs) == len(prompts)
+    # random weights over a 50,304-token vocabulary all but never emit EOS: every prompt decodes max_new_tokens
+    new_tokens = len(prompts) * sizes.gen_tokens
+    return (f"{shape}-shaped, transformers backend, greedy, batch 64: {len(prompts)} prompts x {sizes.gen_tokens} "
             f"new tokens in {seconds:.1f} s -> {new_tokens / seconds:,.0f} new tokens/s")
 
 

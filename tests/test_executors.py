@@ -166,6 +166,9 @@ def test_local_executor_runs_cells_in_turn(tmp_path):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
+    from ray import cloudpickle as ray_cloudpickle  # Ray pickles with its own copy
+
+    ray_cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
@@ -277,3 +280,48 @@ def test_a_grid_under_ray_matches_local_and_status_watches_it(tmp_path):
     assert "running" in seen or "pending" in seen  # it watched the run, not only its end
     local, ray = snapshot(tmp_path / "local")["cells"], snapshot(out)["cells"]
     assert local == ray and all(c["status"] == "done" for c in ray.values())
+
+
+class _LostWorkers:
+    """An executor whose workers all die before recording anything: it can only say so."""
+
+    name = "lost"
+    Options = None
+
+    def __init__(self, options=None, out_dir=None):
+        pass
+
+    @classmethod
+    def parse_options(cls, data, where="executor_options"):
+        return None
+
+    def run(self, grid):
+        for task in grid.tasks:
+            yield task.cell_id, "ray: WorkerCrashedError: the worker died"
+
+
+class _LostPlugin:
+    import s2lbench as _s2lbench
+
+    @_s2lbench.hookimpl
+    def register_executors(self, register):
+        register(_LostWorkers)
+
+
+def test_a_cell_whose_worker_died_is_recorded_as_failed(tmp_path):
+    from test_runner import tiny_config
+
+    from s2lbench.experiment import parse_experiment
+    from s2lbench.plugins import Hooks, make_plugin_manager
+    from s2lbench.runner import Runner
+
+    pm = make_plugin_manager()
+    pm.register(_LostPlugin(), name="lost-plugin")
+    hooks = Hooks(pm)
+    config = parse_experiment(tiny_config(executor="lost", selectors=["random"]), hooks=hooks)
+    summary = Runner(config, tmp_path, hooks=hooks).run()
+    assert len(summary.failed) == 2 and not summary.done
+    from s2lbench.store import ResultsStore
+
+    cells = ResultsStore(tmp_path).cells()
+    assert {c.status for c in cells} == {"failed"} and all("worker died" in c.error for c in cells)
