@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -20,6 +21,7 @@ parser.add_argument("gym")
 parser.add_argument("out")
 parser.add_argument("--stop-at", type=int, default=None, help="rank 0 dies right after this checkpoint")
 args = parser.parse_args()
+logging.basicConfig(level=logging.INFO)  # the test reads "resuming from" in the log
 rank = int(os.environ.get("RANK", "0"))
 writes: list[str] = []
 
