@@ -24,8 +24,14 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from s2lbench.grading.normalize import NUMBER_PATTERN, delete_extra_zero, last_boxed, strip_latex, strip_string_v1
-from s2lbench.grading.safe_eval import NotANumber, python_value, safe_arithmetic
+from s2lbench.grading.normalize import (
+    NUMBER_PATTERN,
+    delete_extra_zero,
+    last_boxed,
+    strip_latex,
+    strip_string_v1,
+)
+from s2lbench.grading.safe_eval import NotANumber, python_value
 
 Grading = Literal["mammoth-v1", "s2lbench"]
 GRADINGS: tuple[str, ...] = ("mammoth-v1", "s2lbench")
