@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from typing import Any
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -88,7 +89,9 @@ def python_value(text: str) -> Any:
     if len(text) > MAX_TEXT:
         raise NotANumber("too long")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "1e5x" and the like warn before they fail; the answer is just not a number
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
         return _value(tree.body)
     except NotANumber:
         raise
