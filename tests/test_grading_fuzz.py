@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from s2lbench.evaluation import EvalItem
 from s2lbench.evaluators.gym_tasks import GymEvaluator, GymOptions
 from s2lbench.evaluators.math_tasks import MATH_TASKS, MathOptions
 from s2lbench.evaluators.radiology import IndianaRadiology, RadiologyOptions
+
+from s2lbench.evaluation import EvalItem
 from s2lbench.grading import math_gold
 
 PIECES = ["The answer is", "the answer is ", "####", "\\boxed{", "\\boxed", "}", "{", "$", "\\frac", "\\frac{1}{",

@@ -3,8 +3,9 @@ counts, and the generation cache keeping the passes apart."""
 
 from __future__ import annotations
 
-from s2lbench.evaluation import EvalItem
 from s2lbench.evaluators.math_tasks import GSM8K, POT_SUFFIX, MathOptions
+
+from s2lbench.evaluation import EvalItem
 from s2lbench.generation import GenerationConfig
 from s2lbench.generation.cache import cache_path, cached_generate_with
 from s2lbench.generation.hybrid import generate_with_backup, prompting_variant
