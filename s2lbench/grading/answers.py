@@ -68,11 +68,12 @@ def _cut_run_on(text: str) -> str:
     return text
 
 
-def answer_segment(output: str, grading: Grading = "s2lbench") -> tuple[str, bool]:
+def answer_segment(output: str, grading: Grading = "s2lbench", style: str = "") -> tuple[str, bool]:
     """v1's first steps: cut run-on few-shot turns, keep the text after the last trigger (and say if one was
     found). v1 cuts the raw output, so an output opening with a blank line keeps nothing; s2lbench strips
-    leading and trailing newlines first."""
-    text = output if grading == "mammoth-v1" else output.strip("\n")
+    leading and trailing newlines first. The gym (not a MAmmoTH set) always strips, as it always has."""
+    raw = grading == "mammoth-v1" and style != "gym"
+    text = output if raw else output.strip("\n")
     text = _cut_run_on(text)
     parts = _TRIGGER_SPLIT.split(text)
     found = len(parts) > 1
@@ -107,7 +108,7 @@ def extract_answer(style: str, output: str, grading: Grading = DEFAULT_GRADING, 
         return extract_math_answer(output, grading)
     if style not in STYLES:
         raise ValueError(f"unknown answer style {style!r}; known: {', '.join(STYLES)}")
-    text, found = answer_segment(output, grading)
+    text, found = answer_segment(output, grading, style)
     if "=" in text:
         text = text.split("=")[-1].strip()
     if style == "numglue":
