@@ -86,6 +86,16 @@ def in_hub_cache(repo_id: str, kind: str = "model") -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+def _in_datasets_cache(repo_id: str) -> bool:
+    """Whether ``datasets`` has its own prepared copy (``<HF_DATASETS_CACHE>/owner___name``)."""
+    try:
+        from datasets import config as datasets_config
+
+        return (Path(datasets_config.HF_DATASETS_CACHE) / repo_id.replace("/", "___")).is_dir()
+    except Exception:
+        return False
+
+
 def _looks_like_path(name: str) -> bool:
     """A name meant as a local path (a hub id is "owner/name": one slash, no leading dot or slash)."""
     return name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1 \
@@ -146,7 +156,7 @@ def _check_pool(runner: Any, report: PreflightReport) -> None:
         if not HUB_ID.match(repo) or "/" not in repo:
             report.problems.append(f"pool.path: {cfg.path!r} is not hf://owner/name[:split]")
             return
-        if hub_offline() and not in_hub_cache(repo, "dataset"):
+        if hub_offline() and not in_hub_cache(repo, "dataset") and not _in_datasets_cache(repo):
             report.problems.append(f"pool.path: {cfg.path} is not in the local hub cache and HF_HUB_OFFLINE is set; "
                                    f"download it where the hub is reachable, or give a local file")
         report.pool_rows = KNOWN_POOL_ROWS.get(repo)

@@ -74,6 +74,16 @@ class RunSummary:
         return not self.failed
 
 
+def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation block as hashed: keys added later are left out while they hold their default, so a
+    results folder made before them is still recognised as done."""
+    return {k: v for k, v in evaluation.items() if not (k == "in_domain" and not v)}
+
+
+def _hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "evaluation": _hashed_evaluation(config["evaluation"])}
+
+
 def budget_label(budget: float) -> str:
     return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
 
@@ -88,7 +98,7 @@ class Runner:
         #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
         self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
         self.store = ResultsStore(self.out)
-        self.config_hash = config_hash(dataclasses.asdict(config))
+        self.config_hash = config_hash(_hashed_config(dataclasses.asdict(config)))
         write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
@@ -429,7 +439,7 @@ class Runner:
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
         return config_hash({"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
-                            "signals": dataclasses.asdict(c.signals), "evaluation": dataclasses.asdict(c.evaluation),
+                            "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
                             "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
                             "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)})
 

@@ -213,3 +213,35 @@ def test_offline_real_config_passes_once_its_models_exist(tmp_path, capsys, monk
     path.write_text(yaml.safe_dump(data))
     assert main(["run", str(path), "--dry-run", "--out", str(tmp_path / "b")]) == 0
     assert "config.json in" in capsys.readouterr().out
+
+
+def test_hybrid_runs_through_the_runner_with_one_cache_variant_per_pass(tmp_path, monkeypatch):
+    import s2lbench.generation as generation
+
+    data = _config(tmp_path)
+    data["evaluation"]["task_options"] = {"gsm8k": {"prompting": "hybrid"}}
+    runner = Runner(parse_experiment(data), tmp_path / "out")
+    calls = []
+
+    def fake(model_dir, task, prompts, config, cache_dir, variant=""):
+        calls.append((variant, len(prompts), config.max_new_tokens))
+        if variant == "hybrid":  # programs: items 0-2 print their answer, 3-4 print nothing
+            return [f"print({i} + 1)" if i < 3 else "y = 2\nprint()" for i in range(len(prompts))]
+        return ["The answer is 4.", "The answer is 0."]
+
+    monkeypatch.setattr(generation, "cached_generate", fake)
+    rows, _ = runner.evaluate(runner.cells()[0], tmp_path / "model")
+    assert calls == [("hybrid", 5, 1500), ("hybrid-backup", 2, 1500)]
+    [row] = rows
+    assert row.task == "gsm8k" and row.value == 0.8 and row.in_domain is True  # 3 programs + backup "4" right
+
+
+def test_the_in_domain_key_leaves_existing_hashes_alone(tmp_path):
+    import dataclasses
+
+    from s2lbench.fingerprint import config_hash
+
+    runner = Runner(parse_experiment(_config(tmp_path)), tmp_path / "out")
+    as_dict = dataclasses.asdict(runner.config)
+    del as_dict["evaluation"]["in_domain"]  # what the config hashed to before the key existed
+    assert runner.config_hash == config_hash(as_dict)
