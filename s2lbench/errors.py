@@ -37,3 +37,61 @@ class MissingSignalError(S2LBenchError):
 
 class BudgetError(S2LBenchError):
     """A selection budget is impossible for the pool."""
+
+
+class OutputError(S2LBenchError):
+    """An output path cannot be written (a folder where a file is expected, a device, a read-only place)."""
+
+
+HUB_HINT = ("the hub is not reachable; set HF_HUB_OFFLINE=1 to use the local cache (HF_HOME), "
+            "or use a local file or folder instead of the hub id")
+
+
+def _filename(e: BaseException) -> str:
+    name = getattr(e, "filename", None)
+    other = getattr(e, "filename2", None)
+    if name is None:
+        return ""
+    return f"{name}" + (f" -> {other}" if other else "") + ": "
+
+
+def describe_expected(e: BaseException) -> str | None:
+    """One line for a failure of the outside world (I/O, decoding, parsing, database, hub), else None (a bug)."""
+    import csv
+    import json
+    import pickle
+    import sqlite3
+    import zipfile
+
+    if isinstance(e, UnicodeDecodeError):
+        return f"cannot decode input as {e.encoding} (byte {e.start}: {e.object[e.start:e.start + 1]!r}); " \
+               "save the file as UTF-8"
+    if isinstance(e, UnicodeEncodeError):
+        return f"cannot encode text as {e.encoding} ({e.object[e.start:e.end]!r} at position {e.start})"
+    if _is_hub_unreachable(e):
+        return f"{HUB_HINT} ({type(e).__name__}: {e})"
+    if isinstance(e, OSError):
+        reason = e.strerror or str(e) or type(e).__name__
+        return f"{_filename(e)}{reason}"
+    if isinstance(e, json.JSONDecodeError):
+        return f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+    if isinstance(e, csv.Error):
+        return f"malformed CSV: {e}"
+    if isinstance(e, sqlite3.Error):
+        return f"database error: {e}"
+    if isinstance(e, (pickle.UnpicklingError, zipfile.BadZipFile, EOFError)):
+        return f"cannot read a saved array or tensor: {type(e).__name__}: {e}"
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover
+        yaml = None
+    if yaml is not None and isinstance(e, yaml.YAMLError):
+        return f"invalid YAML: {e}"
+    return None
+
+
+def _is_hub_unreachable(e: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(e).__mro__}
+    hub_errors = {"ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "Timeout",
+                  "ConnectTimeout", "ReadTimeout", "MaxRetryError", "NewConnectionError", "NameResolutionError"}
+    return bool(names & hub_errors) and not isinstance(e, (FileNotFoundError, PermissionError))

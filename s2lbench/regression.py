@@ -60,7 +60,7 @@ def snapshot(store_dir: str | Path | ResultsStore, experiment: str | None = None
     folder = store_dir.folder if isinstance(store_dir, ResultsStore) else Path(store_dir)
     if not (folder / DB_NAME).exists():
         raise DataError(f"no results store ({DB_NAME}) in this folder", path=folder)
-    store = ResultsStore(folder)
+    store = ResultsStore(folder, read_only=True)
     cells: dict[str, Any] = {}
     ids = {}
     for c in store.cells(experiment):

@@ -42,7 +42,17 @@ class GymCommand(Command):
             data["defects"][kind.strip()] = rate
         from_dict(DefectRates, data["defects"], "defects")  # names a misspelt kind before anything runs
         config = from_dict(GymConfig, data)
-        paths = build_gym(args.out, config)
+        from pathlib import Path
+
+        from s2lbench.atomic import atomic_dir, check_output_path, output_lock
+        from s2lbench.gym.build import GymPaths
+
+        out = check_output_path(args.out, kind="folder")
+        with output_lock(out), atomic_dir(out, marker="gym.json") as tmp:  # whole or not at all: gym.json is never without its files
+            built = build_gym(tmp, config)
+        paths = GymPaths(root=out, **{k: out / Path(getattr(built, k)).relative_to(tmp)
+                                      for k in ("pool", "tokenizer", "manifest", "defects")},
+                         tests={k: out / Path(v).relative_to(tmp) for k, v in built.tests.items()})
         manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
         pool = manifest["pool"]
         print(f"pool: {paths.pool} ({pool['rows']} rows, fingerprint {pool['fingerprint']})")

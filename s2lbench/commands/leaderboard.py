@@ -61,7 +61,7 @@ class LeaderboardCommand(Command):
                 path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
                 print(f"wrote {path}", file=sys.stderr)
             path = write_json(Path(args.tables) / "provenance.json",
-                              provenance(ResultsStore(args.results), lb, ["s2lbench", *sys.argv[1:]]))
+                              provenance(ResultsStore(args.results, read_only=True), lb, ["s2lbench", *sys.argv[1:]]))
             print(f"wrote {path}", file=sys.stderr)
         if args.plots:
             for path in write_plots(args.results, Path(args.plots), lb, args):
