@@ -49,13 +49,22 @@ def _decode_error(path: Path, e: UnicodeDecodeError, data: bytes, offset: int = 
     return DataError(f"not UTF-8 text: byte {data[at:at + 1]!r} at offset {at}{hint}", path=path, line=line)
 
 
-def read_bytes(path: str | Path, what: str = "file") -> bytes:
-    """A file's bytes; a missing file, a folder or an unreadable file is a DataError naming it."""
+def check_input_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file; a missing path, a folder or a device (``/dev/zero`` never ends) is a
+    DataError naming it."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{what} not found", path=path)
     if path.is_dir():
         raise DataError(f"is a folder, expected a {what}", path=path)
+    if not path.is_file():
+        raise DataError(f"is not a regular file (a device, pipe or socket), expected a {what}", path=path)
+    return path
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """A file's bytes; a missing file, a folder or an unreadable file is a DataError naming it."""
+    path = check_input_file(path, what)
     try:
         return path.read_bytes()
     except OSError as e:
@@ -86,11 +95,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
 
 def iter_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]]:
     """(line number, text) for each line of a UTF-8 file; a line that is not UTF-8 is a DataError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{what} not found", path=path)
-    if path.is_dir():
-        raise DataError(f"is a folder, expected a {what}", path=path)
+    path = check_input_file(path, what)
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -247,9 +252,7 @@ def resolve_columns(preset: str | None, columns: Mapping[str, str] | None, first
 def load_local(path: str | Path, *, preset: str | None = None, columns: Mapping[str, str] | None = None,
                source: str | None = None, name: str | None = None) -> Pool:
     """Load a local .jsonl/.json/.csv/.tsv file. ``source`` sets the source of rows that carry none."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
+    path = check_input_file(path)
     rows = list(_iter_rows(path))
     mapping = resolve_columns(preset, columns, rows[0][1] if rows else None, path)
     examples = records_from_rows(rows, mapping, origin=path, default_source=source or path.stem,
@@ -281,11 +284,11 @@ def load_hub(dataset_id: str, *, split: str = "train", preset: str | None = None
 
 def hub_error(e: Exception, origin: str) -> Exception:
     """A DataError for a hub load that failed because the hub is unreachable or the id is unknown; else ``e``."""
-    from s2lbench.errors import HUB_HINT, _is_hub_unreachable
+    from s2lbench.errors import _is_hub_unreachable, hub_hint
 
     text = f"{type(e).__name__}: {e}"
     if _is_hub_unreachable(e) or "offline" in text.lower() or "connection" in text.lower():
-        return DataError(HUB_HINT, path=origin)
+        return DataError(hub_hint(), path=origin)
     if type(e).__name__ in ("DatasetNotFoundError", "RepositoryNotFoundError", "FileNotFoundError",
                             "EntryNotFoundError", "RevisionNotFoundError", "HFValidationError"):
         return DataError(f"not found on the hub or in the local cache ({' '.join(str(e).split())[:300]})",

@@ -35,10 +35,10 @@ from s2lbench.errors import ConfigError, DataError
 from s2lbench.fingerprint import config_hash
 from s2lbench.records import Pool
 from s2lbench.signalset import (
-    INCOMPLETE,
     CONFIDENCE,
     EL2N,
     FILES,
+    INCOMPLETE,
     LOSS,
     PROXY_EMBEDDING,
     TEXT_EMBEDDING,
@@ -159,14 +159,14 @@ def load_tokenizer(tokenizer: Any, checkpoints: Sequence[Checkpoint], run_dir: P
     """The tokenizer object: the one given (object, hub id or path), else one saved with the run."""
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
         return tokenizer
-    from transformers import AutoTokenizer
+    from s2lbench.hub import load_tokenizer as load
 
     if tokenizer is not None:
-        return AutoTokenizer.from_pretrained(str(tokenizer))
+        return load(str(tokenizer))
     candidates = [c.path for c in reversed(checkpoints)] + ([run_dir] if run_dir else [])
     for folder in candidates:
         if any((folder / name).exists() for name in _TOKENIZER_FILES):
-            return AutoTokenizer.from_pretrained(str(folder))
+            return load(str(folder))
     raise ConfigError(f"no tokenizer found in {candidates[0]} or the run folder; pass one "
                       "(--tokenizer PATH_OR_HUB_ID, or tokenizer=... in compute_signals)")
 

@@ -68,11 +68,9 @@ def load_matrix(path: str | Path) -> np.ndarray:
     Pickles are never loaded (``allow_pickle=False``, ``torch.load(weights_only=True)``); a file that is not
     a numeric array or tensor, a truncated file, or a matrix with no finite value is a DataError naming it.
     NaN entries are kept (S2L sets them to 0, as the official code does); infinite ones are refused."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
-    if path.is_dir():
-        raise DataError("is a folder, expected a .npy or .pt file", path=path)
+    from s2lbench.data import check_input_file
+
+    path = check_input_file(path, ".npy or .pt file")
     if path.suffix == ".npy":
         arr = np.asarray(_load_npy(path))
     elif path.suffix in (".pt", ".pth"):

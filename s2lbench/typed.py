@@ -113,6 +113,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         if key not in fields:
             raise ConfigError(f"unknown key {path!r}{_suggest(str(key), list(fields))}")
         kwargs[key] = _coerce(value, hints[key], path)
+        if _is_seed_key(str(key)):
+            _check_seeds(kwargs[key], path)
     missing = [n for n, f in fields.items() if n not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -121,6 +123,20 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
+
+
+SEED_RANGE = (0, 2**32)
+
+
+def _is_seed_key(key: str) -> bool:
+    return key in ("seed", "seeds") or key.endswith("_seed") or key.endswith("_seeds")
+
+
+def _check_seeds(value: Any, where: str) -> None:
+    """Seeds are integers in [0, 2^32) in every config, as on the command line (numpy and torch need it)."""
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, int) and not isinstance(v, bool) and not SEED_RANGE[0] <= v < SEED_RANGE[1]:
+            raise ConfigError(f"{where}: seed {v} must be an integer in [0, 2^32)")
 
 
 def to_dict(obj: Any) -> Any:
@@ -204,6 +220,8 @@ def load_yaml(path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: is not a regular file (a device, pipe or socket), expected a YAML config file")
     try:
         data_bytes = path.read_bytes()
     except OSError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from s2lbench.commands.base import Command
+from s2lbench.commands.base import Command, seed_type
 
 
 class GymCommand(Command):
@@ -19,7 +19,7 @@ class GymCommand(Command):
         build.add_argument("--small", action="store_true", help="the small preset (2000 rows, 100 per test set)")
         build.add_argument("--size", type=int, default=None, help="pool rows (default 15000; small 2000)")
         build.add_argument("--test-size", type=int, default=None, help="rows per test set (default 300)")
-        build.add_argument("--seed", type=int, default=None, help="generator seed (default 0)")
+        build.add_argument("--seed", type=seed_type, default=None, help="generator seed (default 0)")
         build.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default 512)")
         build.add_argument("--defect", action="append", default=[], metavar="KIND=RATE",
                            help="override a defect rate, e.g. --defect wrong_answer=0.1 (kinds: wrong_answer, "

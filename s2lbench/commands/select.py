@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from s2lbench.commands.base import Command
+from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, length_stats, open_pool_from_args
 from s2lbench.errors import ConfigError, DataError
 
@@ -94,7 +94,7 @@ class SelectCommand(Command):
         add_pool_arguments(parser)
         parser.add_argument("--selector", required=True, help="a registered selector (see `s2lbench plugins`)")
         parser.add_argument("--budget", required=True, help="a count (1000) or a fraction of the pool (0.1, 10%%)")
-        parser.add_argument("--seed", type=int, default=0, help="selection seed, an integer >= 0 (default 0)")
+        parser.add_argument("--seed", type=seed_type, default=0, help="selection seed, an integer >= 0 (default 0)")
         parser.add_argument("--check", action="store_true",
                             help="run the selector twice on the seed and refuse if the subsets differ")
         parser.add_argument("--signals", default=None, help="a signals folder written by `s2lbench signals`")
