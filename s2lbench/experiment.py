@@ -80,6 +80,9 @@ class EvaluationConfig:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: evaluate only the first N items of each task (quick runs); None = all
     limit: int | None = None
+    #: task -> in-domain (true) or out-of-domain (false) for leaderboards that split them; a task not named
+    #: here takes its evaluator's default (the S2L paper's Table 1 for the math sets: GSM8K, MATH, NumGLUE in)
+    in_domain: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,12 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
             parse_options(hooks.selector(spec.name), spec.options)
         except ConfigError as e:
             raise ConfigError(f"{origin}: {e}") from None
-    try:
-        hooks.executor(config.executor).parse_options(config.executor_options)
-    except ConfigError as e:
-        raise ConfigError(f"{origin}: {e}") from None
+    executors = hooks.executors()
+    if config.executor in executors:  # an unknown name is the preflight's to report, with the other problems
+        try:
+            executors[config.executor].obj.parse_options(config.executor_options)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
     for task in config.evaluation.tasks:
         # gym sets ("gym" = all of them, "gym-<set>" = one) are only known once the gym is built
         hooks.evaluator("gym" if task.startswith("gym-") else task)

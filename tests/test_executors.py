@@ -277,9 +277,10 @@ def test_a_grid_under_ray_matches_local_and_status_watches_it(tmp_path):
                 raise AssertionError(f"status failed during the run: {e}") from e
         time.sleep(0.3)
     assert proc.returncode == 0, proc.stderr.read()[-3000:]
-    assert "running" in seen or "pending" in seen  # it watched the run, not only its end
+    assert "running" in seen or "pending" in seen, seen  # it watched the run, not only its end
     local, ray = snapshot(tmp_path / "local")["cells"], snapshot(out)["cells"]
-    assert local == ray and all(c["status"] == "done" for c in ray.values())
+    assert all(c["status"] == "done" for c in ray.values()), ray
+    assert local == ray
 
 
 class _LostWorkers:
