@@ -20,6 +20,16 @@ CONFIDENCE = "confidence"
 EL2N = "el2n"
 PROXY_EMBEDDING = "proxy_embedding"
 TEXT_EMBEDDING = "text_embedding"
+RESPONSE_TOKENS = "response_tokens"
+LOSS_ALONE = "loss_alone"
+GRADIENTS = "gradients"
+DEV_GRADIENTS = "dev_gradients"
+DEV_EMBEDDING = "dev_embedding"
+DEV_TASKS = "dev_tasks"
+CHECKPOINT_LR = "checkpoint_lr"
+
+#: signals whose first axis is not the pool: the dev set's rows (dev_*), or one value per checkpoint
+NOT_POOL_ROWS = frozenset({DEV_GRADIENTS, DEV_EMBEDDING, DEV_TASKS, CHECKPOINT_LR})
 
 #: file name of each known signal inside a signals folder
 FILES = {
@@ -28,6 +38,13 @@ FILES = {
     EL2N: "el2n.npy",
     PROXY_EMBEDDING: "proxy_embedding.npy",
     TEXT_EMBEDDING: "text_embedding.npy",
+    RESPONSE_TOKENS: "response_tokens.npy",
+    LOSS_ALONE: "loss_alone.npy",
+    GRADIENTS: "gradient_features.npy",
+    DEV_GRADIENTS: "dev_gradient_features.npy",
+    DEV_EMBEDDING: "dev_embedding.npy",
+    DEV_TASKS: "dev_tasks.npy",
+    CHECKPOINT_LR: "checkpoint_lr.npy",
 }
 
 #: how a user computes each signal; quoted in MissingSignalError messages
@@ -37,6 +54,13 @@ HOW_TO = {
     EL2N: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR`",
     PROXY_EMBEDDING: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR`",
     TEXT_EMBEDDING: "run `s2lbench signals embed --pool POOL --out DIR` (MiniLM or any HF encoder)",
+    RESPONSE_TOKENS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR`",
+    LOSS_ALONE: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --ifd`",
+    GRADIENTS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --gradients --dev DEV.jsonl`",
+    DEV_GRADIENTS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --gradients --dev DEV.jsonl`",
+    DEV_EMBEDDING: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --dev DEV.jsonl`",
+    DEV_TASKS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --dev DEV.jsonl`",
+    CHECKPOINT_LR: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --gradients --dev DEV.jsonl`",
 }
 
 
@@ -110,7 +134,7 @@ class SignalSet:
                 raise MissingSignalError(f"signal {name!r} is not available{where}; to compute it, {hint}")
             self._arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         arr = self._arrays[name]
-        if self.n_examples is not None and arr.shape[0] != self.n_examples:
+        if self.n_examples is not None and name not in NOT_POOL_ROWS and arr.shape[0] != self.n_examples:
             raise DataError(f"signal {name!r} has {arr.shape[0]} rows but the pool has {self.n_examples} examples")
         return arr
 
