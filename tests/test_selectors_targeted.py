@@ -116,3 +116,30 @@ def test_rds_round_robin_over_tasks_differs_from_global_top():
     # A's ranking: 0, 5, 1, ...; B's: 2, 3, ... -> turns A, B, A, B take 0, 2, 5, 3 (global top-4 would take 1)
     result = select("rds", sig, 4, 6)
     assert result.positions.tolist() == [0, 2, 3, 5]
+
+
+@pytest.mark.parametrize("name", ["random-per-source", "longest", "k-center", "cartography", "ifd", "less", "rds"])
+def test_each_new_selector_through_s2lbench_select(name, tmp_path):
+    import json
+
+    from s2lbench.cli import main
+    from s2lbench.signalset import FILES
+    from tests.test_selectors_contract import all_signals
+
+    n = 300
+    pool_file = tmp_path / "pool.jsonl"
+    pool_file.write_text("".join(json.dumps({"id": f"ex{i}", "instruction": "q", "output": "a" * (i % 9 + 1),
+                                             "source": "small" if i % 5 == 0 else "big"}) + "\n" for i in range(n)))
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    for signal, array in all_signals(n).items():
+        np.save(signals / FILES[signal], array)
+    out = tmp_path / f"{name}.jsonl"
+    assert main(["select", "--pool", str(pool_file), "--selector", name, "--budget", "0.1", "--seed", "1",
+                 "--signals", str(signals), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 30 and len({r["id"] for r in rows}) == 30
+    diag = json.loads((tmp_path / f"{name}.diagnostics.json").read_text())
+    assert diag["provenance"]["selector"] == name
+    if name == "random-per-source":  # 30 over a 60-row and a 240-row source: 15 each
+        assert diag["source_mix"]["small"]["selected"] == 15
