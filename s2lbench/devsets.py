@@ -107,10 +107,11 @@ def build_dev_set(tasks: list[str], config: DevConfig, *, data_dir: Path, gym_di
                 from s2lbench.gym.build import generate_dev_sets
 
                 gym_sets = generate_dev_sets(gym_config, pool, config.size, config.seed)
-            if task not in gym_sets:
+            name = task if task in gym_sets else task.removeprefix("gym-")  # the runner plans "gym-<set>"
+            if name not in gym_sets:
                 raise DataError(f"no gym dev split for task {task!r}; the gym has {', '.join(gym_sets)}")
-            rows = [SFTExample(id=f"{task}-dev-{i}", instruction=r["instruction"], output=r["output"])
-                    for i, r in enumerate(gym_sets[task])]
+            rows = [SFTExample(id=f"{name}-dev-{i}", instruction=r["instruction"], output=r["output"])
+                    for i, r in enumerate(gym_sets[name])]
         examples += [SFTExample(id=f"dev-{task}-{i:04d}", instruction=ex.instruction, input=ex.input,
                                 output=ex.output, source=task) for i, ex in enumerate(rows)]
     return Pool(examples, name="dev")
