@@ -259,3 +259,22 @@ def parse_gradient_config(value: Any) -> GradientConfig | None:
     if not isinstance(value, dict):
         raise ConfigError(f"signals option gradients must be true/false or a mapping, got {value!r}")
     return from_dict(GradientConfig, value, where="signals option gradients")
+
+
+def keep_adam_state(step: int, checkpoint: Path) -> None:
+    """A training ``eval_hook``: copy the checkpoint's optimizer state to ``adam_state.pt`` while it is there.
+
+    s2lbench's training keeps ``optimizer.pt`` only in the newest checkpoint (what resuming needs); LESS
+    needs the Adam moments at every checkpoint it reads. For a tiny proxy the copy is two floats per
+    parameter; for a LoRA proxy, two per adapter parameter.
+    """
+    import shutil
+
+    source = Path(checkpoint) / HF_OPTIMIZER_FILE
+    if source.exists():
+        target = Path(checkpoint) / ADAM_STATE_FILE
+        shutil.copyfile(source, target.with_suffix(".tmp"))
+        target.with_suffix(".tmp").replace(target)
+    else:
+        log.warning("checkpoint %d has no %s to keep for LESS", step, HF_OPTIMIZER_FILE)
+    return None
