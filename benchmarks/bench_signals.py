@@ -308,7 +308,8 @@ def gym_extras(args: argparse.Namespace) -> int:
         print(f"base pass (loss, confidence, EL2N, proxy embedding, response tokens): {base:.1f} s "
               f"for {len(steps)} checkpoints")
         for name, seconds in cost["extra_seconds"].items():
-            rows = len(pool) * (len(steps) if name != "dev_embedding" else 0) + (len(dev) if name != "loss_alone" else 0)
+            rows = {"loss_alone": len(pool) * len(steps), "dev_embedding": len(dev),
+                    "gradients": (len(pool) + len(dev)) * len(steps)}.get(name, 0)
             print(f"{name:<15} +{seconds:.1f} s ({seconds / base:.2f}x the base pass; {rows} example-passes)")
         grads = cost["extra_seconds"].get("gradients", 0.0)
         per = grads / max(1, (len(pool) + len(dev)) * len(steps))
