@@ -298,6 +298,8 @@ class Runner:
         spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": self._portable(options)}
         if LOSS_ALONE in needed:
             options["ifd"] = spec["ifd"] = True
+        if "response_tokens" in needed:  # signal folders cached before this signal existed lack it
+            spec["response_tokens"] = True
         if needed & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
             options["dev"] = dev = self.dev_set()
             spec["dev"] = {"fingerprint": dev.fingerprint(), "tasks": sorted(set(dev.sources)),
