@@ -50,22 +50,21 @@ def _program_text(output: str, strip_fences: bool, module_name: str) -> str:
 
 
 def read_json_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON list or JSON Lines file; errors name the file and line."""
+    """Rows of a JSON list or JSON Lines file; errors (missing, undecodable, malformed) name the file and line."""
+    from s2lbench.data import iter_lines, read_json
+
+    path = Path(path)
     if path.suffix == ".jsonl":
         rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
+        for lineno, line in iter_lines(path, "test file"):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
         return rows
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON ({e.msg})", path=path, line=e.lineno) from None
+    data = read_json(path, "test file")
     if not isinstance(data, list):
         raise DataError("expected a JSON list of objects", path=path)
     return data

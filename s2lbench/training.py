@@ -197,10 +197,9 @@ def load_tokenizer(config: TrainConfig):
         kwargs["gguf_file"] = gguf_file
     elif config.revision and config.tokenizer is None:
         kwargs["revision"] = config.revision
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except OSError as e:
-        raise ConfigError(f"tokenizer: cannot load {config.tokenizer or config.model!r}: {e}") from None
+    from s2lbench.hub import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **kwargs)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -226,10 +225,9 @@ def load_model(config: TrainConfig, tokenizer: Any):
         kwargs["gguf_file"] = gguf_file
     if config.revision:
         kwargs["revision"] = config.revision
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as e:
-        raise ConfigError(f"model: cannot load {config.model!r}: {e}") from None
+    from s2lbench.hub import load_pretrained
+
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **kwargs)
     if gguf_file:
         drop_gguf_quantizer(model)
     return model

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from s2lbench.commands.base import Command
+from s2lbench.commands.base import Command, seed_type
 from s2lbench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,16 @@ class LeaderboardCommand(Command):
                             help="metric to tabulate for every task (default: accuracy, else the task's first)")
         parser.add_argument("--baseline", default=BASELINE, help=f"selector for the paired tests (default {BASELINE})")
         parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
-        parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_BOOTSTRAP_SEED)
+        parser.add_argument("--bootstrap-seed", type=seed_type, default=DEFAULT_BOOTSTRAP_SEED)
         parser.add_argument("--experiment", default=None, help="only cells of this experiment name")
         parser.add_argument("--trajectories", default=None,
                             help="loss trajectories (.npy/.pt, examples x checkpoints) for the cluster figure")
         parser.add_argument("--clusters", default=None, help="cluster id per example (.npy) for the cluster figure")
+        parser.add_argument("--transfer", action="store_true",
+                            help="add the small-to-large transfer table (Kendall's tau between targets' selector "
+                                 "rankings per budget) and its scatter figure(s)")
+        parser.add_argument("--transfer-order", default=None, metavar="SMALL,LARGE,...",
+                            help="targets from smallest to largest (default: by median fine-tune FLOPs)")
 
     def run(self, args: argparse.Namespace) -> int:
         from s2lbench.atomic import write_json, write_text
@@ -47,6 +52,13 @@ class LeaderboardCommand(Command):
 
         if args.resamples < 100:
             raise ConfigError(f"--resamples {args.resamples}: use at least 100 for a 95% interval")
+        from s2lbench.atomic import check_output_path
+
+        if args.out is not None:  # every output checked before any work: nothing half-written on a bad path
+            check_output_path(args.out)
+        for folder in (args.tables, args.plots):
+            if folder is not None:
+                check_output_path(folder, kind="folder")
         lb = build_leaderboard(args.results, by=args.by, metric=args.metric, baseline=args.baseline,
                                resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
                                experiment=args.experiment)
@@ -61,12 +73,36 @@ class LeaderboardCommand(Command):
                 path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
                 print(f"wrote {path}", file=sys.stderr)
             path = write_json(Path(args.tables) / "provenance.json",
-                              provenance(ResultsStore(args.results), lb, ["s2lbench", *sys.argv[1:]]))
+                              provenance(ResultsStore(args.results, read_only=True), lb, ["s2lbench", *sys.argv[1:]]))
             print(f"wrote {path}", file=sys.stderr)
         if args.plots:
             for path in write_plots(args.results, Path(args.plots), lb, args):
                 print(f"wrote {path}", file=sys.stderr)
+        if args.transfer:
+            write_transfer(args)
         return 0
+
+
+def write_transfer(args: argparse.Namespace) -> None:
+    """Print the transfer table; write transfer.{md,json} with --tables and one scatter per target pair into
+    --plots (default: DIR/transfer/)."""
+    from s2lbench.atomic import write_json, write_text
+    from s2lbench.plots import plot_transfer
+    from s2lbench.transfer import render_transfer_markdown, transfer_json, transfer_table
+
+    order = [t.strip() for t in args.transfer_order.split(",")] if args.transfer_order else None
+    pairs = transfer_table(args.results, metric=args.metric, experiment=args.experiment, order=order,
+                           resamples=args.resamples, seed=args.bootstrap_seed)
+    text = render_transfer_markdown(pairs)
+    sys.stdout.write("\n" + text)
+    if args.tables:
+        for path in (write_text(Path(args.tables) / "transfer.md", text),
+                     write_json(Path(args.tables) / "transfer.json", transfer_json(pairs))):
+            print(f"wrote {path}", file=sys.stderr)
+    plots = Path(args.plots) if args.plots else Path(args.results) / "transfer"
+    for pair in pairs:
+        path = plot_transfer(pair, plots / f"transfer-{pair.small}-vs-{pair.large}.png")
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace) -> list[Path]:
@@ -137,6 +173,10 @@ class RegressCommand(Command):
             write_reference,
         )
 
+        if args.update:
+            from s2lbench.atomic import check_output_path
+
+            check_output_path(args.reference)
         current = snapshot(args.results, experiment=args.experiment)
         reference, tolerances = (load_reference(args.reference) if Path(args.reference).exists() or not args.update
                                  else ({}, Tolerances()))

@@ -148,7 +148,7 @@ class StatusCommand(Command):
 
         if not (Path(args.dir) / DB_NAME).exists():
             raise DataError("not a results folder (no results.sqlite)", path=args.dir)
-        store = ResultsStore(args.dir)
+        store = ResultsStore(args.dir, read_only=True)
         cells = [(c, store.shown_status(c)) for c in store.cells()]
         if args.json:
             print(json.dumps([{"cell_id": c.cell_id, "status": status, "error": c.error} for c, status in cells],
