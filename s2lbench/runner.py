@@ -93,6 +93,8 @@ class Runner:
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
         self._gym_dir: Path | None = None
+        self._gym_key: str | None = None
+        self._gym_config: Any = None
         self._signals: SignalSet | None = None
         self._tasks: list[TaskPlan] | None = None
         #: signal name -> (key of what it was computed from, cost of computing it); filled by signals()
@@ -116,8 +118,9 @@ class Runner:
                 paths = build_gym(folder / "gym", gym_config)
                 return {"pool": str(paths.pool.relative_to(folder))}
 
-            stage = self.stages.run("gym", dataclasses.asdict(gym_config), build)
-            self._gym_dir = stage.path / "gym"
+            stage = self.stages.run("gym", gym_config.stage_spec(), build)
+            self._gym_config = gym_config
+            self._gym_dir, self._gym_key = stage.path / "gym", stage.key
             return load_local(stage.path / stage.meta["pool"], preset="s2lbench", name="gym")
         if cfg.clinical:
             # the training side of the same seeded findings -> impression split the radiology evaluator tests on
@@ -157,10 +160,26 @@ class Runner:
     def _train_config(self, model: str, tokenizer: str | None, train: dict[str, Any], seed: int | None = None):
         from s2lbench.training import TrainConfig
 
-        data = {"model": model, "tokenizer": self._default_tokenizer(tokenizer), **train}
+        data = {"model": self._gym_base(model), "tokenizer": self._default_tokenizer(tokenizer), **train}
         if seed is not None:
             data["seed"] = seed
         return from_dict(TrainConfig, data, where="train")
+
+    def _gym_base(self, model: str) -> str:
+        """``gym-base:NAME`` -> the folder of NAME pre-trained on the gym's corpus (a stage shared by every run
+        of this gym); any other model field unchanged."""
+        from s2lbench.gym.bases import base_model_name, pretrain_base
+
+        name = base_model_name(model)
+        if name is None:
+            return model
+        if self.pool is None or self._gym_dir is None:
+            raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
+        recipe = self._gym_config.base
+        spec = {"gym": self._gym_key, "model": name, "recipe": dataclasses.asdict(recipe)}
+        stage = self.stages.run("gym-base", spec, lambda folder: {
+            "path": str(pretrain_base(name, self._gym_dir / "tokenizer", folder / "base", recipe).relative_to(folder))})
+        return str(stage.path / stage.meta["path"])
 
     def _required(self, spec: SelectorSpec) -> set[str]:
         """The signals a selector reads with these options (an option may pick, e.g., which embedding)."""

@@ -204,7 +204,9 @@ def _write_cells(folder: str, worker: int) -> None:
         store.set_status(cell_id, "done")
 
 
-@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/gym-s2l-sources.yaml",
+@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/gym-transfer.yaml",
+                                    "leaderboards/archive/gym-v1/gym.yaml",
+                                    "leaderboards/archive/gym-v1/s2l-sources/gym-s2l-sources.yaml",
                                     "configs/paper/mathinstruct.yaml",
                                     "configs/paper/mimic.yaml", "configs/offline_real.yaml"])
 def test_shipped_configs_pass_a_dry_run_offline(config, tmp_path, capsys, monkeypatch):
