@@ -182,3 +182,36 @@ def test_pretrain_base_writes_a_loadable_model_with_its_recipe(tmp_path):
     mtime = (out / "base.json").stat().st_mtime
     assert pretrain_base("gym-proxy", paths.tokenizer, out, recipe) == out  # a finished base is reused
     assert (out / "base.json").stat().st_mtime == mtime
+
+
+@pytest.mark.integration
+def test_runner_trains_targets_from_one_cached_base_per_model(tmp_path):
+    from s2lbench.experiment import parse_experiment
+    from s2lbench.runner import Runner
+    from s2lbench.stages import read_events
+
+    train = {"schedule": "steps", "batch_size": 8, "learning_rate": 1e-3, "max_length": 128, "logging_steps": 5}
+    base = {"steps": 2, "batch_size": 2, "block_size": 32, "corpus": {"documents": 30}}
+    data = {
+        "name": "v2-bases",
+        "pool": {"path": "gym", "gym": {"version": 2, "pool_size": 200, "test_size": 4, "dev_size": 3, "base": base}},
+        "proxy": {"model": "gym-base:gym-proxy", "train": {**train, "total_steps": 4, "n_checkpoints": 2}},
+        "selectors": ["random"], "budgets": [0.5], "seeds": [0, 1],
+        "targets": [{"name": "t", "model": "gym-base:gym-proxy", "train": {**train, "total_steps": 2,
+                                                                           "n_checkpoints": 1}}],
+        "evaluation": {"tasks": ["gym"], "limit": 2,
+                       "generation": {"backend": "transformers", "batch_size": 4, "max_new_tokens": 8}},
+    }
+    summary = Runner(parse_experiment(data), tmp_path).run()
+    assert summary.ok, summary.failed
+    events = [e for e in read_events(tmp_path / "stages") if e["stage"] == "gym-base"]
+    assert [e["status"] for e in events].count("computed") == 1 and len({e["key"] for e in events}) == 1
+    base_dir = next((tmp_path / "stages" / "gym-base").glob("*/base"))
+    assert json.loads((base_dir / "base.json").read_text())["recipe"]["steps"] == 2
+    runs = list((tmp_path / "stages" / "finetune").glob("*/run/run.json"))
+    assert len(runs) == 4  # random and the full reference x 2 seeds, all from the one base
+    for run in runs:
+        model = json.loads(run.read_text())["config"]["model"]
+        assert model.endswith("/base") and "gym-base" in model
+    gym_dir = next((tmp_path / "stages" / "gym").glob("*/gym"))
+    assert len((gym_dir / "dev" / "gym_arith.jsonl").read_text().splitlines()) == 3
