@@ -3,7 +3,7 @@
 1. time to build the gym (and, with --base, to pre-train the target's base on the generated corpus);
 2. the target trained on the full pool: wall time, steps, tokens and exact match on every test set;
 3. the same target on a seeded random subset with the same fixed schedule (same steps, same LR schedule);
-4. with --seeds N, steps 2-3 for training seeds 0..N-1 (the seed spread), and with --curve K, exact match of
+4. with --seeds N, steps 2-3 for N training seeds from --first-seed (the seed spread), and with --curve K, exact match of
    K evenly spaced checkpoints of each run (accuracy against steps and minutes).
 
 Never point it at a selector: calibration looks at the full pool and random subsets only.
@@ -43,7 +43,9 @@ def main() -> None:
                         help="pre-train the target on the gym corpus for STEPS first (SFT then starts from it)")
     parser.add_argument("--proxy-steps", type=int, default=None)
     parser.add_argument("--subset-fraction", type=float, default=0.1)
-    parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 for each run")
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds FIRST..FIRST+N-1 for each run")
+    parser.add_argument("--first-seed", type=int, default=42,
+                        help="first training seed (default 42, TrainConfig's, as the v1 figures were measured)")
     parser.add_argument("--no-subset", action="store_true", help="full pool only")
     parser.add_argument("--curve", type=int, default=1, help="evaluate this many evenly spaced checkpoints")
     parser.add_argument("--eval-n", type=int, default=200, help="test rows scored per set")
@@ -107,7 +109,7 @@ def main() -> None:
     specs = gym_config.design.test_sets
     tests = {spec.name: read_test_set(paths.tests[spec.name])[: args.eval_n] for spec in specs}
     runs = [("target_full", pool)] + ([] if args.no_subset else [(f"target_random_{args.subset_fraction:g}", subset)])
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for label, data in runs:
             label = f"{label}_seed{seed}"
             result = train(data, replace(base, seed=seed), work / label)
