@@ -215,3 +215,15 @@ def test_runner_trains_targets_from_one_cached_base_per_model(tmp_path):
         assert model.endswith("/base") and "gym-base" in model
     gym_dir = next((tmp_path / "stages" / "gym").glob("*/gym"))
     assert len((gym_dir / "dev" / "gym_arith.jsonl").read_text().splitlines()) == 3
+
+
+def test_cli_pretrain_names_a_bad_gym_folder_or_model(tmp_path, capsys):
+    from s2lbench.cli import main
+
+    assert main(["gym", "pretrain", "--gym", str(tmp_path / "nope"), "--model", "gym-proxy",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "nope" in capsys.readouterr().err
+    build_gym(tmp_path / "g", replace(V2, pool_size=200, test_size=5, dev_size=0))
+    assert main(["gym", "pretrain", "--gym", str(tmp_path / "g"), "--model", "gym-proxi",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "gym-proxi" in capsys.readouterr().err and not (tmp_path / "b").exists()

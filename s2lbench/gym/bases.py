@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,8 +102,6 @@ def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Pat
             "epochs": recipe.steps * recipe.batch_size / max(1, len(blocks)),
             "wall_seconds": round(time.perf_counter() - started, 1), "final_loss": losses[-1] if losses else None,
             "train_loss": result.training_loss})
-        import shutil
-
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
     log.info("gym base %s -> %s", model_name, out)
     return out
