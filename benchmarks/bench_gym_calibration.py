@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=42,
                         help="first training seed (default 42, TrainConfig's, as the v1 figures were measured)")
     parser.add_argument("--no-subset", action="store_true", help="full pool only")
+    parser.add_argument("--no-full", action="store_true", help="random subset only (its full-pool run done before)")
     parser.add_argument("--curve", type=int, default=1, help="evaluate this many evenly spaced checkpoints")
     parser.add_argument("--eval-n", type=int, default=200, help="test rows scored per set")
     parser.add_argument("--threads", type=int, default=2)
@@ -108,7 +109,8 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
     specs = gym_config.design.test_sets
     tests = {spec.name: read_test_set(paths.tests[spec.name])[: args.eval_n] for spec in specs}
-    runs = [("target_full", pool)] + ([] if args.no_subset else [(f"target_random_{args.subset_fraction:g}", subset)])
+    runs = ([] if args.no_full else [("target_full", pool)]) + \
+        ([] if args.no_subset else [(f"target_random_{args.subset_fraction:g}", subset)])
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for label, data in runs:
             label = f"{label}_seed{seed}"
