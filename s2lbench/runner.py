@@ -184,26 +184,35 @@ class Runner:
     def _train_config(self, model: str, tokenizer: str | None, train: dict[str, Any], seed: int | None = None):
         from s2lbench.training import TrainConfig
 
-        data = {"model": self._gym_base(model), "tokenizer": self._default_tokenizer(tokenizer), **train}
+        data = {"model": model, "tokenizer": self._default_tokenizer(tokenizer), **train}
         if seed is not None:
             data["seed"] = seed
         return from_dict(TrainConfig, data, where="train")
 
-    def _gym_base(self, model: str) -> str:
-        """``gym-base:NAME`` -> the folder of NAME pre-trained on the gym's corpus (a stage shared by every run
-        of this gym); any other model field unchanged."""
-        from s2lbench.gym.bases import base_model_name, pretrain_base
+    def _base_spec(self, model: str) -> dict[str, Any] | None:
+        """What a ``gym-base:NAME`` model is keyed on (the gym and the base recipe); None for any other model."""
+        from s2lbench.gym.bases import base_model_name
 
         name = base_model_name(model)
         if name is None:
-            return model
+            return None
         if self.pool is None or self._gym_dir is None:
             raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
-        recipe = self._gym_config.base
-        spec = {"gym": self._gym_key, "model": name, "recipe": dataclasses.asdict(recipe)}
+        return {"gym": self._gym_key, "model": name, "recipe": dataclasses.asdict(self._gym_config.base)}
+
+    def _with_base(self, train_config: Any) -> Any:
+        """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of NAME pre-trained on the gym's
+        corpus (the ``gym-base`` stage, shared by every run of this gym). Called only where training happens,
+        so dry runs and cost estimates never pre-train."""
+        from s2lbench.gym.bases import base_model_name, pretrain_base
+
+        spec = self._base_spec(train_config.model)
+        if spec is None:
+            return train_config
+        name, recipe = base_model_name(train_config.model), self._gym_config.base
         stage = self.stages.run("gym-base", spec, lambda folder: {
             "path": str(pretrain_base(name, self._gym_dir / "tokenizer", folder / "base", recipe).relative_to(folder))})
-        return str(stage.path / stage.meta["path"])
+        return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
 
     def _required(self, spec: SelectorSpec) -> set[str]:
         """The signals a selector reads with these options (an option may pick, e.g., which embedding)."""
@@ -253,9 +262,11 @@ class Runner:
         cfg = self.config.proxy
         train_config = self._train_config(cfg.model, cfg.tokenizer, cfg.train)
         spec = {"pool": self.pool.fingerprint(), "train": self._portable(dataclasses.asdict(train_config))}
+        if (base := self._base_spec(train_config.model)) is not None:
+            spec["base"] = base
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(self.pool, train_config, folder / "run")
+            result = train(self.pool, self._with_base(train_config), folder / "run")
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
@@ -380,9 +391,11 @@ class Runner:
         subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
         train_config = self._train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
         spec = {"pool": pool.fingerprint(), "ids": ids_hash(ids), "train": self._portable(dataclasses.asdict(train_config))}
+        if (base := self._base_spec(train_config.model)) is not None:
+            spec["base"] = base
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(subset, train_config, folder / "run")
+            result = train(subset, self._with_base(train_config), folder / "run")
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "model_dir": str(Path(result.model_dir).relative_to(folder))}
 

@@ -83,7 +83,8 @@ class GymCommand(Command):
             built = build_gym(tmp, config)
         paths = GymPaths(root=out, **{k: out / Path(getattr(built, k)).relative_to(tmp)
                                       for k in ("pool", "tokenizer", "manifest", "defects")},
-                         tests={k: out / Path(v).relative_to(tmp) for k, v in built.tests.items()})
+                         tests={k: out / Path(v).relative_to(tmp) for k, v in built.tests.items()},
+                         dev={k: out / Path(v).relative_to(tmp) for k, v in built.dev.items()})
         manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
         pool = manifest["pool"]
         print(f"pool: {paths.pool} ({pool['rows']} rows, fingerprint {pool['fingerprint']})")
