@@ -227,3 +227,26 @@ def test_cli_pretrain_names_a_bad_gym_folder_or_model(tmp_path, capsys):
     assert main(["gym", "pretrain", "--gym", str(tmp_path / "g"), "--model", "gym-proxi",
                  "--out", str(tmp_path / "b")]) == 2
     assert "gym-proxi" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_dry_run_checks_base_names_and_never_pretrains(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from s2lbench.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = {"name": "v2-dry", "pool": {"path": "gym", "gym": {"version": 2, "pool_size": 200, "test_size": 4}},
+              "proxy": {"model": "gym-base:gym-proxy", "train": {"schedule": "steps", "total_steps": 2}},
+              "selectors": ["random"], "budgets": [0.5], "seeds": [0],
+              "targets": [{"name": "t", "model": "gym-base:gym-target-s",
+                           "train": {"schedule": "steps", "total_steps": 2}}],
+              "evaluation": {"tasks": ["gym"]}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    assert not (tmp_path / "out" / "stages" / "gym-base").exists()
+    config["targets"][0]["model"] = "gym-base:gym-target-xl"
+    path.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert main(["run", str(path), "--dry-run", "--out", str(tmp_path / "out")]) != 0
+    assert "gym-target-xl" in capsys.readouterr().out
