@@ -34,14 +34,30 @@ from s2lbench.plugins import Hooks, get_hooks
 from s2lbench.provenance import git_commit, package_versions
 from s2lbench.records import Pool
 from s2lbench.selection import parse_options, resolve_budget, run_selector
-from s2lbench.signalset import FILES, LOSS, TEXT_EMBEDDING, SignalSet
+from s2lbench.signalset import (
+    DEV_EMBEDDING,
+    DEV_GRADIENTS,
+    DEV_TASKS,
+    FILES,
+    GRADIENTS,
+    LOSS,
+    LOSS_ALONE,
+    TEXT_EMBEDDING,
+    SignalSet,
+)
 from s2lbench.stages import StageStore
 from s2lbench.store import FULL, Cell, CellBusy, ResultRow, ResultsStore
 from s2lbench.typed import from_dict
 
 log = logging.getLogger(__name__)
 
-PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding"}
+PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding", "response_tokens", "loss_alone", "dev_embedding",
+                 "dev_tasks", "gradients", "dev_gradients", "checkpoint_lr"}
+#: optional signals of the pass -> (the manifest's extra_seconds entry that paid for it, the cost key it adds
+#: to the base pass's): charged only to the selectors that read it
+EXTRA_COSTS = {LOSS_ALONE: (LOSS_ALONE, "ifd_seconds"), DEV_EMBEDDING: (DEV_EMBEDDING, "dev_embedding_seconds"),
+               GRADIENTS: (GRADIENTS, "gradient_seconds"), DEV_GRADIENTS: (GRADIENTS, "gradient_seconds"),
+               "checkpoint_lr": (GRADIENTS, "gradient_seconds")}
 
 
 @dataclass(frozen=True)
@@ -243,20 +259,22 @@ class Runner:
             if proxy_cfg.run_dir:
                 run_dir, proxy_key, proxy_cost = Path(proxy_cfg.run_dir), str(proxy_cfg.run_dir), {}
             else:
-                run_dir, proxy_key, proxy_cost = self._train_proxy()
-            signals_dir, signals_cost = self._signal_pass(run_dir, proxy_key)
+                run_dir, proxy_key, proxy_cost = self._train_proxy(keep_adam_state=GRADIENTS in needed)
+            signals_dir, signals_cost, extra_cost = self._signal_pass(run_dir, proxy_key, needed)
             loaded = SignalSet.from_dir(signals_dir)
             steps = loaded.steps
             for name in set(loaded.available()) & PROXY_SIGNALS:
                 arrays[name] = loaded.get(name)
-                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost})
+                paid_by, cost_key = EXTRA_COSTS.get(name, (None, None))
+                extra = {cost_key: float(extra_cost.get(paid_by, 0.0))} if cost_key else {}
+                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost, **extra})
         if TEXT_EMBEDDING in needed:
             arrays[TEXT_EMBEDDING], key, cost = self._text_embeddings()
             sources[TEXT_EMBEDDING] = (key, cost)
         self._signals = SignalSet(arrays, steps=steps)
         return self._signals
 
-    def _train_proxy(self) -> tuple[Path, str, dict[str, float]]:
+    def _train_proxy(self, keep_adam_state: bool = False) -> tuple[Path, str, dict[str, float]]:
         from s2lbench.training import train
 
         cfg = self.config.proxy
@@ -264,9 +282,14 @@ class Runner:
         spec = {"pool": self.pool.fingerprint(), "train": self._portable(dataclasses.asdict(train_config))}
         if (base := self._base_spec(train_config.model)) is not None:
             spec["base"] = base
+        hook = None
+        if keep_adam_state:  # LESS normalises gradients with the Adam moments of every checkpoint it reads
+            from s2lbench.gradients import keep_adam_state as hook
+
+            spec["keep_adam_state"] = True
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(self.pool, self._with_base(train_config), folder / "run")
+            result = train(self.pool, self._with_base(train_config), folder / "run", eval_hook=hook)
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
@@ -274,25 +297,55 @@ class Runner:
         cost = {"proxy_seconds": stage.meta["seconds"], "proxy_flops": stage.meta.get("flops", 0.0)}
         return stage.path / "run", stage.key, cost
 
-    def _signal_pass(self, run_dir: Path, proxy_key: str) -> tuple[Path, dict[str, float]]:
+    def dev_set(self) -> Pool:
+        """The dev set of the run's evaluation tasks (``dev:`` in the config; see s2lbench/devsets.py)."""
+        from s2lbench.devsets import build_dev_set
+
+        gym_config = None
+        if self.config.pool.path == "gym":
+            from s2lbench.gym import GymConfig
+
+            gym_config = from_dict(GymConfig, self.config.pool.gym, where="pool.gym")
+        return build_dev_set([plan.name for plan in self.tasks()], self.config.dev, data_dir=self._data_dir(),
+                             gym_dir=self._gym_dir, gym_config=gym_config, pool=self.pool)
+
+    def _signal_pass(self, run_dir: Path, proxy_key: str,
+                     needed: set[str] | None = None) -> tuple[Path, dict[str, float], dict[str, float]]:
+        """The signal pass, with the optional signals (IFD, dev set, gradients) the grid's selectors need.
+        Returns its folder, the base pass's cost and what each optional signal added."""
         from s2lbench.signals import compute_signals
 
+        needed = needed or set()
         options = dict(self.config.signals.options)
         tokenizer = self._default_tokenizer(self.config.proxy.tokenizer)
         if tokenizer:
             options.setdefault("tokenizer", tokenizer)
+        # gradients (``signals.options.gradients``: true or GradientConfig fields) only when a selector reads them
+        if GRADIENTS in needed:
+            options.setdefault("gradients", True)
+        else:
+            options.pop("gradients", None)
         spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": self._portable(options)}
+        if LOSS_ALONE in needed:
+            options["ifd"] = spec["ifd"] = True
+        if "response_tokens" in needed:  # signal folders cached before this signal existed lack it
+            spec["response_tokens"] = True
+        if needed & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
+            options["dev"] = dev = self.dev_set()
+            spec["dev"] = {"fingerprint": dev.fingerprint(), "tasks": sorted(set(dev.sources)),
+                           "config": dataclasses.asdict(self.config.dev)}
 
         def compute(folder: Path) -> dict[str, Any]:
             compute_signals(self.pool, run_dir, folder, **options)
             manifest = json.loads((folder / "manifest.json").read_text())
             cost = manifest.get("cost", {})
-            return {"seconds": cost.get("wall_seconds", manifest.get("wall_seconds")),
-                    "flops": cost.get("flops", manifest.get("flops", 0.0))}
+            return {"seconds": cost.get("base_seconds", cost.get("wall_seconds", manifest.get("wall_seconds"))),
+                    "flops": cost.get("flops", manifest.get("flops", 0.0)),
+                    "extra_seconds": cost.get("extra_seconds", {})}
 
         stage = self.stages.run("signals", spec, compute)
         return stage.path, {"signals_seconds": stage.meta.get("seconds") or 0.0,
-                            "signals_flops": stage.meta.get("flops") or 0.0}
+                            "signals_flops": stage.meta.get("flops") or 0.0}, stage.meta.get("extra_seconds", {})
 
     def _text_embeddings(self) -> tuple[np.ndarray, str, dict[str, float]]:
         from s2lbench.embeddings import compute_text_embeddings
@@ -470,10 +523,13 @@ class Runner:
 
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
-        return config_hash({"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
-                            "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
-                            "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
-                            "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)})
+        spec = {"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
+                "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
+                "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
+                "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)}
+        if cell.selector and self._required(cell.selector) & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
+            spec["dev"] = dataclasses.asdict(c.dev)  # only where the dev set changes the subset
+        return config_hash(spec)
 
     def run(self, only: list[str] | None = None) -> RunSummary:
         """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""

@@ -91,7 +91,7 @@ def test_v2_pool_has_the_mathinstruct_shape_and_right_answers(v2_pool):
 def test_v2_test_and_dev_sets_are_disjoint_from_the_pool_and_each_other(v2_pool):
     pool, _ = v2_pool
     tests = generate_test_sets(V2, pool)
-    dev = generate_dev_sets(V2, pool, tests)
+    dev = generate_dev_sets(V2, pool, tests=tests)
     assert list(tests) == list(dev) == [s.name for s in V2.design.test_sets]
     assert sum(s.in_domain for s in V2.design.test_sets) == 2 and len(tests) >= 6
     seen = {normalize_instruction(ex.instruction) for ex in pool}
@@ -137,7 +137,7 @@ def test_corpus_is_deterministic_and_never_shows_templates_steps_or_test_items(v
     pool, _ = v2_pool
     normalized = " " + " ".join(normalize_instruction(d) for d in docs) + " "
     tests = generate_test_sets(V2, pool)
-    items = [r["instruction"] for rows in (*tests.values(), *generate_dev_sets(V2, pool, tests).values()) for r in rows]
+    items = [r["instruction"] for rows in (*tests.values(), *generate_dev_sets(V2, pool, tests=tests).values()) for r in rows]
     items += [ex.instruction for ex in pool]
     leaked = [i for i in items if f" {normalize_instruction(i)} " in normalized]
     assert not leaked, leaked[:5]

@@ -292,13 +292,34 @@ def generate_test_sets(config: GymConfig, pool: Pool) -> dict[str, list[dict[str
     return _draw_sets(config, taken, config.test_size, 7919, "test set")
 
 
-def generate_dev_sets(config: GymConfig, pool: Pool, tests: dict[str, list[dict[str, str]]]
-                      ) -> dict[str, list[dict[str, str]]]:
-    """One dev set per test set, from the same generator, disjoint from the pool and from every test set
-    (normalized instructions): what a targeted selector may look at instead of the test sets."""
+def generate_dev_sets(config: GymConfig, pool: Pool, size: int | None = None, seed: int = 0,
+                      tests: dict[str, list[dict[str, str]]] | None = None) -> dict[str, list[dict[str, str]]]:
+    """{test set name: [{"instruction", "output", "answer"}]}: a small dev split per test set for targeted
+    selectors (LESS, RDS+), drawn from the test set's own generator, disjoint from the pool and from every
+    test set (normalized instructions); ``output`` is the worked solution in the pool's format. ``size``
+    defaults to the config's dev rows; ``tests`` (default: regenerated) are the sets to stay clear of."""
+    size = config.dev_rows if size is None else size
+    tests = generate_test_sets(config, pool) if tests is None else tests
     taken = {normalize_instruction(ex.instruction) for ex in pool}
     taken |= {normalize_instruction(row["instruction"]) for rows in tests.values() for row in rows}
-    return _draw_sets(config, taken, config.dev_rows, 104729, "dev set")
+    out = {}
+    for index, spec in enumerate(config.design.test_sets):
+        rng = random.Random((config.seed * 1000 + 104729 + index) * 1009 + seed)
+        rows, attempts = [], 0
+        while len(rows) < size:
+            attempts += 1
+            if attempts > 200 * max(size, 1):
+                raise ConfigError(f"dev set {spec.name}: cannot draw {size} problems unseen in the pool and test "
+                                  "sets; lower dev.size")
+            problem = spec.generator(rng, _level(rng, config))
+            key = normalize_instruction(problem.instruction)
+            if key in taken:
+                continue
+            taken.add(key)
+            rows.append({"instruction": problem.instruction, "output": tasks.render_answer(problem),
+                         "answer": problem.answer})
+        out[spec.name] = rows
+    return out
 
 
 def write_dev_sets(out_dir: str | Path, config: GymConfig, pool: Pool,
@@ -307,7 +328,7 @@ def write_dev_sets(out_dir: str | Path, config: GymConfig, pool: Pool,
     if config.dev_rows == 0:
         return {}
     return {name: write_jsonl(Path(out_dir) / "dev" / f"{name}.jsonl", rows)
-            for name, rows in generate_dev_sets(config, pool, tests).items()}
+            for name, rows in generate_dev_sets(config, pool, tests=tests).items()}
 
 
 def tokenizer_corpus(pool: Pool, version: int = 1) -> list[str]:
