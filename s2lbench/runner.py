@@ -119,6 +119,8 @@ class Runner:
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
         self._gym_dir: Path | None = None
+        self._gym_key: str | None = None
+        self._gym_config: Any = None
         self._signals: SignalSet | None = None
         self._tasks: list[TaskPlan] | None = None
         #: signal name -> (key of what it was computed from, cost of computing it); filled by signals()
@@ -142,8 +144,9 @@ class Runner:
                 paths = build_gym(folder / "gym", gym_config)
                 return {"pool": str(paths.pool.relative_to(folder))}
 
-            stage = self.stages.run("gym", dataclasses.asdict(gym_config), build)
-            self._gym_dir = stage.path / "gym"
+            stage = self.stages.run("gym", gym_config.stage_spec(), build)
+            self._gym_config = gym_config
+            self._gym_dir, self._gym_key = stage.path / "gym", stage.key
             return load_local(stage.path / stage.meta["pool"], preset="s2lbench", name="gym")
         if cfg.clinical:
             # the training side of the same seeded findings -> impression split the radiology evaluator tests on
@@ -202,6 +205,31 @@ class Runner:
             data["seed"] = seed
         return from_dict(TrainConfig, data, where="train")
 
+    def _base_spec(self, model: str) -> dict[str, Any] | None:
+        """What a ``gym-base:NAME`` model is keyed on (the gym and the base recipe); None for any other model."""
+        from s2lbench.gym.bases import base_model_name
+
+        name = base_model_name(model)
+        if name is None:
+            return None
+        if self.pool is None or self._gym_dir is None:
+            raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
+        return {"gym": self._gym_key, "model": name, "recipe": dataclasses.asdict(self._gym_config.base)}
+
+    def _with_base(self, train_config: Any) -> Any:
+        """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of NAME pre-trained on the gym's
+        corpus (the ``gym-base`` stage, shared by every run of this gym). Called only where training happens,
+        so dry runs and cost estimates never pre-train."""
+        from s2lbench.gym.bases import base_model_name, pretrain_base
+
+        spec = self._base_spec(train_config.model)
+        if spec is None:
+            return train_config
+        name, recipe = base_model_name(train_config.model), self._gym_config.base
+        stage = self.stages.run("gym-base", spec, lambda folder: {
+            "path": str(pretrain_base(name, self._gym_dir / "tokenizer", folder / "base", recipe).relative_to(folder))})
+        return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
+
     def _required(self, spec: SelectorSpec) -> set[str]:
         """The signals a selector reads with these options (an option may pick, e.g., which embedding)."""
         cls = self.hooks.selector(spec.name)
@@ -252,6 +280,8 @@ class Runner:
         cfg = self.config.proxy
         train_config = self._train_config(cfg.model, cfg.tokenizer, cfg.train)
         spec = {"pool": self.pool.fingerprint(), "train": self._portable(dataclasses.asdict(train_config))}
+        if (base := self._base_spec(train_config.model)) is not None:
+            spec["base"] = base
         hook = None
         if keep_adam_state:  # LESS normalises gradients with the Adam moments of every checkpoint it reads
             from s2lbench.gradients import keep_adam_state as hook
@@ -259,7 +289,7 @@ class Runner:
             spec["keep_adam_state"] = True
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(self.pool, train_config, folder / "run", eval_hook=hook)
+            result = train(self.pool, self._with_base(train_config), folder / "run", eval_hook=hook)
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
@@ -414,9 +444,11 @@ class Runner:
         subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
         train_config = self._train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
         spec = {"pool": pool.fingerprint(), "ids": ids_hash(ids), "train": self._portable(dataclasses.asdict(train_config))}
+        if (base := self._base_spec(train_config.model)) is not None:
+            spec["base"] = base
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(subset, train_config, folder / "run")
+            result = train(subset, self._with_base(train_config), folder / "run")
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "model_dir": str(Path(result.model_dir).relative_to(folder))}
 
