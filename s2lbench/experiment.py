@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2lbench.devsets import DevConfig
 from s2lbench.errors import ConfigError
 from s2lbench.typed import apply_overrides, from_dict, load_yaml
 
@@ -96,6 +97,8 @@ class ExperimentConfig:
     pool: PoolConfig = field(default_factory=PoolConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    #: dev sets for targeted selectors (less, rds): size per task, seed, or a JSONL (s2lbench/devsets.py)
+    dev: DevConfig = field(default_factory=DevConfig)
     #: also fine-tune each target on the whole pool (the reference row)
     full_reference: bool = True
     executor: str = "local"
