@@ -571,6 +571,9 @@ def test_gym_evaluation_refuses_a_folder_without_its_manifest(work, capsys):
 @pytest.mark.parametrize("value", ["../pool", "/etc/passwd", "t/../../pool", ".hidden"])
 def test_paths_from_options_never_escape_their_folder(work, capsys, value):
     _gym_for_evaluate(work)
+    row = json.dumps({"instruction": "2+2", "answer": "4"}) + "\n"
+    (work / "g" / "pool.jsonl").write_text(row)  # what set=../pool would reach
+    (work / "g" / "tests" / ".hidden.jsonl").write_text(row)
     rc, err = run_cli(capsys, "evaluate", "--task", "gym", "--option", f"set={value}", "--predictions",
                       "preds.jsonl", "--data-dir", "g")
     assert_one_line_error(rc, err, value)
