@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2lbench.devsets import DevConfig
 from s2lbench.errors import ConfigError
 from s2lbench.typed import apply_overrides, from_dict, load_yaml
 
@@ -80,6 +81,9 @@ class EvaluationConfig:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: evaluate only the first N items of each task (quick runs); None = all
     limit: int | None = None
+    #: task -> in-domain (true) or out-of-domain (false) for leaderboards that split them; a task not named
+    #: here takes its evaluator's default (the S2L paper's Table 1 for the math sets: GSM8K, MATH, NumGLUE in)
+    in_domain: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class ExperimentConfig:
     pool: PoolConfig = field(default_factory=PoolConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    #: dev sets for targeted selectors (less, rds): size per task, seed, or a JSONL (s2lbench/devsets.py)
+    dev: DevConfig = field(default_factory=DevConfig)
     #: also fine-tune each target on the whole pool (the reference row)
     full_reference: bool = True
     executor: str = "local"

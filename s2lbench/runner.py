@@ -34,14 +34,30 @@ from s2lbench.plugins import Hooks, get_hooks
 from s2lbench.provenance import git_commit, package_versions
 from s2lbench.records import Pool
 from s2lbench.selection import parse_options, resolve_budget, run_selector
-from s2lbench.signalset import FILES, LOSS, TEXT_EMBEDDING, SignalSet
+from s2lbench.signalset import (
+    DEV_EMBEDDING,
+    DEV_GRADIENTS,
+    DEV_TASKS,
+    FILES,
+    GRADIENTS,
+    LOSS,
+    LOSS_ALONE,
+    TEXT_EMBEDDING,
+    SignalSet,
+)
 from s2lbench.stages import StageStore
 from s2lbench.store import FULL, Cell, CellBusy, ResultRow, ResultsStore
 from s2lbench.typed import from_dict
 
 log = logging.getLogger(__name__)
 
-PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding"}
+PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding", "response_tokens", "loss_alone", "dev_embedding",
+                 "dev_tasks", "gradients", "dev_gradients", "checkpoint_lr"}
+#: optional signals of the pass -> (the manifest's extra_seconds entry that paid for it, the cost key it adds
+#: to the base pass's): charged only to the selectors that read it
+EXTRA_COSTS = {LOSS_ALONE: (LOSS_ALONE, "ifd_seconds"), DEV_EMBEDDING: (DEV_EMBEDDING, "dev_embedding_seconds"),
+               GRADIENTS: (GRADIENTS, "gradient_seconds"), DEV_GRADIENTS: (GRADIENTS, "gradient_seconds"),
+               "checkpoint_lr": (GRADIENTS, "gradient_seconds")}
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,16 @@ class RunSummary:
         return not self.failed
 
 
+def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation block as hashed: keys added later are left out while they hold their default, so a
+    results folder made before them is still recognised as done."""
+    return {k: v for k, v in evaluation.items() if not (k == "in_domain" and not v)}
+
+
+def _hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "evaluation": _hashed_evaluation(config["evaluation"])}
+
+
 def budget_label(budget: float) -> str:
     return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
 
@@ -88,7 +114,7 @@ class Runner:
         #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
         self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
         self.store = ResultsStore(self.out)
-        self.config_hash = config_hash(dataclasses.asdict(config))
+        self.config_hash = config_hash(_hashed_config(dataclasses.asdict(config)))
         write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
@@ -125,15 +151,29 @@ class Runner:
 
             if cfg.clinical not in ("indiana", "mimic"):
                 raise S2LBenchError(f"pool.clinical: {cfg.clinical!r} is not 'indiana' or 'mimic'")
-            path = self._data_dir() / "clinical" / "indiana_reports.csv" if cfg.clinical == "indiana" else cfg.path
-            return radiology_train_pool(path, source=cfg.clinical)
+            return radiology_train_pool(self.pool_path(), source=cfg.clinical)
+        return load_pool(self.pool_path(), preset=cfg.preset, columns=cfg.columns)
+
+    def pool_path(self) -> str:
+        """The pool's file as the run reads it (relative paths may name a file in the data directory)."""
+        cfg = self.config.pool
+        if cfg.clinical == "indiana":
+            return str(self._data_dir() / "clinical" / "indiana_reports.csv")
         path = cfg.path
         if not path.startswith("hf://") and not Path(path).exists() and (self._data_dir() / path).exists():
-            path = str(self._data_dir() / path)  # relative pool paths may name a file in the data directory
-        return load_pool(path, preset=cfg.preset, columns=cfg.columns)
+            path = str(self._data_dir() / path)
+        return path
 
     def _data_dir(self) -> Path:
         return settings.data_dir(self.config.evaluation.data_dir)
+
+    def _task_data(self, task: str, cls: Any) -> Path:
+        """Where a task reads its test data: the data directory, except that a clinical evaluator of the pool's
+        own source reads the pool's file (its test side is the other half of the pool's seeded split)."""
+        clinical = self.config.pool.clinical
+        if clinical and task == f"radiology-{clinical}" and not self.config.evaluation.task_options.get(task, {}).get("path"):
+            return Path(self.pool_path())
+        return self._data_dir()
 
     def _default_tokenizer(self, tokenizer: str | None) -> str | None:
         if tokenizer is None and self._gym_dir is not None:
@@ -191,28 +231,35 @@ class Runner:
             if proxy_cfg.run_dir:
                 run_dir, proxy_key, proxy_cost = Path(proxy_cfg.run_dir), str(proxy_cfg.run_dir), {}
             else:
-                run_dir, proxy_key, proxy_cost = self._train_proxy()
-            signals_dir, signals_cost = self._signal_pass(run_dir, proxy_key)
+                run_dir, proxy_key, proxy_cost = self._train_proxy(keep_adam_state=GRADIENTS in needed)
+            signals_dir, signals_cost, extra_cost = self._signal_pass(run_dir, proxy_key, needed)
             loaded = SignalSet.from_dir(signals_dir)
             steps = loaded.steps
             for name in set(loaded.available()) & PROXY_SIGNALS:
                 arrays[name] = loaded.get(name)
-                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost})
+                paid_by, cost_key = EXTRA_COSTS.get(name, (None, None))
+                extra = {cost_key: float(extra_cost.get(paid_by, 0.0))} if cost_key else {}
+                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost, **extra})
         if TEXT_EMBEDDING in needed:
             arrays[TEXT_EMBEDDING], key, cost = self._text_embeddings()
             sources[TEXT_EMBEDDING] = (key, cost)
         self._signals = SignalSet(arrays, steps=steps)
         return self._signals
 
-    def _train_proxy(self) -> tuple[Path, str, dict[str, float]]:
+    def _train_proxy(self, keep_adam_state: bool = False) -> tuple[Path, str, dict[str, float]]:
         from s2lbench.training import train
 
         cfg = self.config.proxy
         train_config = self._train_config(cfg.model, cfg.tokenizer, cfg.train)
         spec = {"pool": self.pool.fingerprint(), "train": self._portable(dataclasses.asdict(train_config))}
+        hook = None
+        if keep_adam_state:  # LESS normalises gradients with the Adam moments of every checkpoint it reads
+            from s2lbench.gradients import keep_adam_state as hook
+
+            spec["keep_adam_state"] = True
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(self.pool, train_config, folder / "run")
+            result = train(self.pool, train_config, folder / "run", eval_hook=hook)
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
@@ -220,25 +267,55 @@ class Runner:
         cost = {"proxy_seconds": stage.meta["seconds"], "proxy_flops": stage.meta.get("flops", 0.0)}
         return stage.path / "run", stage.key, cost
 
-    def _signal_pass(self, run_dir: Path, proxy_key: str) -> tuple[Path, dict[str, float]]:
+    def dev_set(self) -> Pool:
+        """The dev set of the run's evaluation tasks (``dev:`` in the config; see s2lbench/devsets.py)."""
+        from s2lbench.devsets import build_dev_set
+
+        gym_config = None
+        if self.config.pool.path == "gym":
+            from s2lbench.gym import GymConfig
+
+            gym_config = from_dict(GymConfig, self.config.pool.gym, where="pool.gym")
+        return build_dev_set([plan.name for plan in self.tasks()], self.config.dev, data_dir=self._data_dir(),
+                             gym_dir=self._gym_dir, gym_config=gym_config, pool=self.pool)
+
+    def _signal_pass(self, run_dir: Path, proxy_key: str,
+                     needed: set[str] | None = None) -> tuple[Path, dict[str, float], dict[str, float]]:
+        """The signal pass, with the optional signals (IFD, dev set, gradients) the grid's selectors need.
+        Returns its folder, the base pass's cost and what each optional signal added."""
         from s2lbench.signals import compute_signals
 
+        needed = needed or set()
         options = dict(self.config.signals.options)
         tokenizer = self._default_tokenizer(self.config.proxy.tokenizer)
         if tokenizer:
             options.setdefault("tokenizer", tokenizer)
+        # gradients (``signals.options.gradients``: true or GradientConfig fields) only when a selector reads them
+        if GRADIENTS in needed:
+            options.setdefault("gradients", True)
+        else:
+            options.pop("gradients", None)
         spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": self._portable(options)}
+        if LOSS_ALONE in needed:
+            options["ifd"] = spec["ifd"] = True
+        if "response_tokens" in needed:  # signal folders cached before this signal existed lack it
+            spec["response_tokens"] = True
+        if needed & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
+            options["dev"] = dev = self.dev_set()
+            spec["dev"] = {"fingerprint": dev.fingerprint(), "tasks": sorted(set(dev.sources)),
+                           "config": dataclasses.asdict(self.config.dev)}
 
         def compute(folder: Path) -> dict[str, Any]:
             compute_signals(self.pool, run_dir, folder, **options)
             manifest = json.loads((folder / "manifest.json").read_text())
             cost = manifest.get("cost", {})
-            return {"seconds": cost.get("wall_seconds", manifest.get("wall_seconds")),
-                    "flops": cost.get("flops", manifest.get("flops", 0.0))}
+            return {"seconds": cost.get("base_seconds", cost.get("wall_seconds", manifest.get("wall_seconds"))),
+                    "flops": cost.get("flops", manifest.get("flops", 0.0)),
+                    "extra_seconds": cost.get("extra_seconds", {})}
 
         stage = self.stages.run("signals", spec, compute)
         return stage.path, {"signals_seconds": stage.meta.get("seconds") or 0.0,
-                            "signals_flops": stage.meta.get("flops") or 0.0}
+                            "signals_flops": stage.meta.get("flops") or 0.0}, stage.meta.get("extra_seconds", {})
 
     def _text_embeddings(self) -> tuple[np.ndarray, str, dict[str, float]]:
         from s2lbench.embeddings import compute_text_embeddings
@@ -284,11 +361,13 @@ class Runner:
                 chosen = family if task == "gym" else {task: family[task]} if task in family else None
                 if chosen is None:
                     raise S2LBenchError(f"no gym test set {task!r}; the gym has {', '.join(family)}")
-                plans += [TaskPlan(name, ev, self._gym_dir, in_domain) for name, (ev, in_domain) in chosen.items()]
+                plans += [TaskPlan(name, ev, self._gym_dir, self.config.evaluation.in_domain.get(name, in_domain))
+                          for name, (ev, in_domain) in chosen.items()]
             else:
                 cls = self.hooks.evaluator(task)
                 evaluator = cls(from_dict(cls.Options, options, where=f"evaluation.task_options.{task}"))
-                plans.append(TaskPlan(task, evaluator, self._data_dir(), getattr(cls, "in_domain", None)))
+                in_domain = self.config.evaluation.in_domain.get(task, getattr(cls, "in_domain", None))
+                plans.append(TaskPlan(task, evaluator, self._task_data(task, cls), in_domain))
         self._tasks = plans
         return plans
 
@@ -348,6 +427,7 @@ class Runner:
 
     def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
         from s2lbench.generation import GenerationConfig, cached_generate
+        from s2lbench.generation.hybrid import generate_with_backup
 
         rows: list[ResultRow] = []
         start = time.perf_counter()
@@ -355,12 +435,17 @@ class Runner:
             items = plan.evaluator.load(plan.data_dir)
             if self.config.evaluation.limit:
                 items = items[: self.config.evaluation.limit]
-            prompts = [plan.evaluator.prompt(item) for item in items]
             gen = {"max_new_tokens": plan.evaluator.max_new_tokens, "stop": list(plan.evaluator.stop),
                    **self.config.evaluation.generation}
             gen_config = from_dict(GenerationConfig, gen, where="evaluation.generation")
-            outputs = cached_generate(model_dir, plan.name, prompts, gen_config, self.out / "generations")
-            aggregate, samples = plan.evaluator.evaluate(items, outputs)
+
+            def run_pass(prompts: list[str], variant: str, plan=plan, gen_config=gen_config) -> list[str]:
+                return cached_generate(model_dir, plan.name, prompts, gen_config, self.out / "generations", variant)
+
+            outputs, backups = generate_with_backup(plan.evaluator, items, run_pass)
+            # evaluators that override evaluate() without a backups argument never ask for a backup
+            aggregate, samples = (plan.evaluator.evaluate(items, outputs, backups) if backups
+                                  else plan.evaluator.evaluate(items, outputs))
             rel = self.store.write_samples(cell.cell_id, plan.name, (s.to_dict() for s in samples))
             for metric in plan.evaluator.metrics:
                 if metric.name in aggregate:
@@ -406,10 +491,13 @@ class Runner:
 
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
-        return config_hash({"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
-                            "signals": dataclasses.asdict(c.signals), "evaluation": dataclasses.asdict(c.evaluation),
-                            "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
-                            "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)})
+        spec = {"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
+                "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
+                "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
+                "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)}
+        if cell.selector and self._required(cell.selector) & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
+            spec["dev"] = dataclasses.asdict(c.dev)  # only where the dev set changes the subset
+        return config_hash(spec)
 
     def run(self, only: list[str] | None = None) -> RunSummary:
         """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""

@@ -213,8 +213,12 @@ def load_model(config: TrainConfig, tokenizer: Any):
 
     if config.model in TINY_CONFIGS:
         return tiny_model(config.model, tokenizer, seed=config.seed)
+    import torch
+
     source, gguf_file = _split_gguf(config.model)
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    # fp32 master weights whatever the checkpoint's config says (Phi-2 and Pythia say float16, which dtype
+    # "auto" would train in); ``bf16`` then sets the compute precision (autocast), as the S2L paper trains
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, "dtype": torch.float32}
     if gguf_file:
         if not Path(config.model).is_file():
             raise ConfigError(f"model: GGUF file {config.model!r} not found")

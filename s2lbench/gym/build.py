@@ -240,6 +240,33 @@ def generate_test_sets(config: GymConfig, pool: Pool) -> dict[str, list[dict[str
     return out
 
 
+def generate_dev_sets(config: GymConfig, pool: Pool, size: int = 50, seed: int = 0) -> dict[str, list[dict[str, str]]]:
+    """{test set name: [{"instruction", "output", "answer"}]}: a small dev split per test set for targeted
+    selectors (LESS, RDS+), drawn from the test set's own generator, disjoint from the pool and from every
+    test set (normalized instructions); ``output`` is the worked solution in the pool's format."""
+    taken = {normalize_instruction(ex.instruction) for ex in pool}
+    taken |= {normalize_instruction(row["instruction"]) for rows in generate_test_sets(config, pool).values()
+              for row in rows}
+    out = {}
+    for index, spec in enumerate(TEST_SETS):
+        rng = random.Random((config.seed * 1000 + 104729 + index) * 1009 + seed)
+        rows, attempts = [], 0
+        while len(rows) < size:
+            attempts += 1
+            if attempts > 200 * max(size, 1):
+                raise ConfigError(f"dev set {spec.name}: cannot draw {size} problems unseen in the pool and test "
+                                  "sets; lower dev.size")
+            problem = spec.generator(rng, _level(rng, config))
+            key = normalize_instruction(problem.instruction)
+            if key in taken:
+                continue
+            taken.add(key)
+            rows.append({"instruction": problem.instruction, "output": tasks.render_answer(problem),
+                         "answer": problem.answer})
+        out[spec.name] = rows
+    return out
+
+
 def tokenizer_corpus(pool: Pool) -> list[str]:
     texts = [render_prompt("alpaca", "", "")]
     for ex in pool:
