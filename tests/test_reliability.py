@@ -164,8 +164,19 @@ def _gym_for_evaluate(work: Path) -> None:
     (gym / "gym.json").write_text(json.dumps({"test_sets": [{"name": "t", "in_domain": True}]}))
 
 
+def _device_node() -> str:
+    """A character device like /dev/full, made in the test folder (a regression must not damage /dev)."""
+    path = Path("full-device")
+    if not path.exists():
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        except (PermissionError, OSError):
+            os.mkfifo(path)  # not root: a FIFO is a non-regular file too
+    return str(path)
+
+
 def bad_outputs(kind: str) -> dict[str, str]:
-    return {"device /dev/full": "/dev/full", "under a regular file": "pool.jsonl/out",
+    return {"device /dev/full": _device_node(), "under a regular file": "pool.jsonl/out",
             "empty string": "", "existing folder" if kind == "file" else "existing file":
             "res" if kind == "file" else "pool.jsonl"}
 
@@ -178,11 +189,13 @@ def test_bad_output_path_is_one_line_and_damages_nothing(work, capsys, writer, f
     outputs = bad_outputs(kind)
     key = fault if fault != "existing other" else ("existing folder" if kind == "file" else "existing file")
     out = outputs[key]
-    before = os.stat("/dev/full")
+    device = _device_node()
+    before = os.stat(device)
     pool_bytes = Path("pool.jsonl").read_bytes()
     rc, err = run_cli(capsys, *[a.replace("{o}", out) for a in argv])
     assert_one_line_error(rc, err, *([out] if out else ["empty"]))
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and os.stat("/dev/full").st_rdev == before.st_rdev
+    after = os.stat(device)
+    assert after.st_mode == before.st_mode and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
     assert Path("pool.jsonl").read_bytes() == pool_bytes
 
 
