@@ -162,14 +162,21 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
 def atomic_dir(path: str | os.PathLike, *, keep: Iterable[str] = (), marker: str | None = None):
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a unit.
 
-    A previous ``path`` is first renamed aside and removed only after the new folder is in place, so an
-    interruption at any instant leaves the old folder or the new one (a reader that finds only the aside
-    copy, ``.NAME.old-*``, restores nothing: it is garbage, removed by the next write). Files named in
+    A previous ``path`` is exchanged with the new folder in one atomic step (Linux ``renameat2``), so an
+    interruption at any instant leaves the old folder or the new one; where the OS cannot exchange, the old
+    one is renamed aside first (an interruption in between leaves no folder, never a mix). Files named in
     ``keep`` are copied from the previous folder into the new one first (e.g. resumable parts).
     With ``marker`` (the manifest file such a folder holds), an existing non-empty folder without it is
     refused rather than replaced: it is not a previous output but someone's other files.
     """
     path = check_output_path(path, kind="folder")
+    with output_lock(path):  # concurrent writers of one folder take turns; stale temp siblings are ours to remove
+        with _atomic_dir_locked(path, keep, marker) as tmp:
+            yield tmp
+
+
+@contextmanager
+def _atomic_dir_locked(path: Path, keep: Iterable[str], marker: str | None):
     if marker and path.is_dir() and any(path.iterdir()) and not (path / marker).exists():
         raise OutputError(f"{path}: exists, is not empty and holds no {marker}; refusing to replace it "
                           "(choose a new or empty folder)")
@@ -202,7 +209,33 @@ def atomic_dir(path: str | os.PathLike, *, keep: Iterable[str] = (), marker: str
         raise
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where it is not available."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # file system or kernel without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def _swap_in(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` at ``path``. With an old ``path``, both are exchanged atomically where the OS can (readers
+    see the old folder or the new one, never none), else the old one is renamed aside first."""
+    if path.exists() and _exchange(tmp, path):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+        return
     aside = None
     if path.exists():
         aside = path.parent / f".{path.name}.old-{os.getpid()}"

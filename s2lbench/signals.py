@@ -749,7 +749,7 @@ def import_trajectories(matrix: str | Path | np.ndarray, out_dir: str | Path, *,
     cluster trajectories set them to 0, as the S2L paper does. Infinite values and an all-NaN matrix are
     refused (the same checks as ``select --trajectories``). The folder is written as a unit: a text
     embedding already in it is kept, everything else replaced."""
-    from s2lbench.atomic import atomic_dir, output_lock
+    from s2lbench.atomic import atomic_dir
     from s2lbench.signalset import check_matrix
 
     origin = matrix if isinstance(matrix, (str, Path)) else "<array>"
@@ -765,25 +765,24 @@ def import_trajectories(matrix: str | Path | np.ndarray, out_dir: str | Path, *,
     nan = int(np.isnan(array).sum())
     if nan:
         log.warning("%s: %d NaN entries kept (selectors set them to 0, as in the S2L paper)", origin, nan)
-    with output_lock(out_dir):
-        previous = read_manifest_or_empty(out_dir / MANIFEST)
-        same_pool = pool is not None and previous.get("pool_fingerprint") == pool.fingerprint()
-        kept = {k: v for k, v in previous.get("signals", {}).items() if k == TEXT_EMBEDDING and same_pool}
-        with atomic_dir(out_dir, keep=[FILES[TEXT_EMBEDDING]] if kept else [], marker=MANIFEST) as tmp:
-            save_npy(tmp / FILES[LOSS], array.astype(np.float32))
-            write_json(tmp / MANIFEST, {
-                "kind": "imported_trajectories",
-                "source": str(origin),
-                "pool": {"name": pool.name, "fingerprint": pool.fingerprint(), "n_examples": len(pool)}
-                if pool else None,
-                "pool_fingerprint": pool.fingerprint() if pool else None,
-                "checkpoint_steps": steps,
-                "nan_entries": nan,
-                **({TEXT_EMBEDDING: previous[TEXT_EMBEDDING]} if kept and TEXT_EMBEDDING in previous else {}),
-                "signals": {**kept, LOSS: {"file": FILES[LOSS], "shape": list(array.shape),
-                                           "description": "imported loss matrix, n x T (NaN kept)"}},
-                "versions": {"s2lbench": __version__, "numpy": np.__version__},
-            })
+    previous = read_manifest_or_empty(out_dir / MANIFEST)
+    same_pool = pool is not None and previous.get("pool_fingerprint") == pool.fingerprint()
+    kept = {k: v for k, v in previous.get("signals", {}).items() if k == TEXT_EMBEDDING and same_pool}
+    with atomic_dir(out_dir, keep=[FILES[TEXT_EMBEDDING]] if kept else [], marker=MANIFEST) as tmp:
+        save_npy(tmp / FILES[LOSS], array.astype(np.float32))
+        write_json(tmp / MANIFEST, {
+            "kind": "imported_trajectories",
+            "source": str(origin),
+            "pool": {"name": pool.name, "fingerprint": pool.fingerprint(), "n_examples": len(pool)}
+            if pool else None,
+            "pool_fingerprint": pool.fingerprint() if pool else None,
+            "checkpoint_steps": steps,
+            "nan_entries": nan,
+            **({TEXT_EMBEDDING: previous[TEXT_EMBEDDING]} if kept and TEXT_EMBEDDING in previous else {}),
+            "signals": {**kept, LOSS: {"file": FILES[LOSS], "shape": list(array.shape),
+                                       "description": "imported loss matrix, n x T (NaN kept)"}},
+            "versions": {"s2lbench": __version__, "numpy": np.__version__},
+        })
     return SignalSet.from_dir(out_dir)
 
 

@@ -171,8 +171,11 @@ class ResultsStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
-            con = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, timeout=60,
-                                  isolation_level=None)
+            # mode=ro never writes the database; with no -wal file beside it no writer is mid-transaction, and
+            # immutable=1 also keeps SQLite from creating -wal/-shm files in the results folder
+            wal = self.path.with_name(self.path.name + "-wal").exists()
+            con = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro{'' if wal else '&immutable=1'}",
+                                  uri=True, timeout=60, isolation_level=None)
         else:
             con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:

@@ -62,12 +62,12 @@ def _plain(value: Any) -> Any:
 
 
 def evaluate_predictions(task: str, predictions_path: Path, data_dir: Path, options: dict[str, Any],
-                         out_path: Path | None = None) -> dict[str, Any]:
+                         out_path: Path | str | None = None) -> dict[str, Any]:
     from s2lbench.atomic import check_output_path, write_jsonl
     from s2lbench.plugins import get_hooks
     from s2lbench.typed import from_dict
 
-    out_path = check_output_path(out_path or predictions_path.with_name(
+    out_path = check_output_path(out_path if out_path is not None else predictions_path.with_name(
         f"{predictions_path.stem}.{task}.graded.jsonl"))
     cls = get_hooks().evaluator(task)
     evaluator = cls(from_dict(cls.Options, options, where=f"{task} options"))
@@ -108,7 +108,7 @@ class EvaluateCommand(Command):
                             help="math grading: mammoth-v1 (default, MAmmoTH v1 exactly) or s2lbench (corrected)")
         parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                             help="evaluator option, e.g. set=add_in for gym, prompting=pot, bertscore_model=minilm")
-        parser.add_argument("--out", type=Path, default=None,
+        parser.add_argument("--out", default=None,
                             help="per-example records (default: <predictions>.<task>.graded.jsonl beside it)")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON (the last line)")
 

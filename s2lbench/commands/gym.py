@@ -75,11 +75,11 @@ class GymCommand(Command):
         config = from_dict(GymConfig, data)
         from pathlib import Path
 
-        from s2lbench.atomic import atomic_dir, check_output_path, output_lock
+        from s2lbench.atomic import atomic_dir, check_output_path
         from s2lbench.gym.build import GymPaths
 
         out = check_output_path(args.out, kind="folder")
-        with output_lock(out), atomic_dir(out, marker="gym.json") as tmp:  # whole or not at all: gym.json is never without its files
+        with atomic_dir(out, marker="gym.json") as tmp:  # whole or not at all: gym.json is never without its files
             built = build_gym(tmp, config)
         paths = GymPaths(root=out, **{k: out / Path(getattr(built, k)).relative_to(tmp)
                                       for k in ("pool", "tokenizer", "manifest", "defects")},

@@ -68,7 +68,8 @@ class LeaderboardCommand(Command):
             print(f"wrote {args.out}", file=sys.stderr)
         else:
             sys.stdout.write(text)
-        if args.tables:
+        if args.tables:  # provenance.json goes first and comes back last: tables without it are incomplete
+            (Path(args.tables) / "provenance.json").unlink(missing_ok=True)
             for fmt in FORMATS:
                 path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
                 print(f"wrote {path}", file=sys.stderr)
