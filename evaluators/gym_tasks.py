@@ -10,7 +10,6 @@ same zero-normalisation on both sides.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,18 +39,18 @@ def _as_set(entry: Any, where: Path) -> GymSet:
 
 def gym_test_sets(gym_dir: Path | str) -> list[GymSet]:
     """The sets ``gym.json`` lists (under "test_sets", "tests" or "sets": a list of {"name", "in_domain"}
-    or a mapping name -> {"in_domain": ...}); without gym.json, every ``tests/*.jsonl`` (out-of-domain)."""
+    or a mapping name -> {"in_domain": ...}). ``gym build`` writes gym.json last, so a folder without it is
+    an incomplete (interrupted) build and is refused."""
+    from s2lbench.data import read_json
+
     gym_dir = Path(gym_dir)
     manifest = gym_dir / "gym.json"
+    if not gym_dir.is_dir():
+        raise DataError("gym folder not found (build one with `s2lbench gym build --out DIR`)", path=gym_dir)
     if not manifest.is_file():
-        found = sorted(p.stem for p in (gym_dir / "tests").glob("*.jsonl"))
-        if not found:
-            raise DataError("no gym.json and no tests/*.jsonl: not a gym build folder", path=gym_dir)
-        return [GymSet(name, False) for name in found]
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON ({e.msg})", path=manifest, line=e.lineno) from None
+        raise DataError("no gym.json: not a complete gym build folder (interrupted?); rebuild it with "
+                        "`s2lbench gym build --out DIR`", path=gym_dir)
+    data = read_json(manifest, "gym manifest")
     listing = next((data[k] for k in ("test_sets", "tests", "sets") if isinstance(data, dict) and k in data), data)
     if isinstance(listing, dict):
         return [GymSet(name, bool(v.get("in_domain")) if isinstance(v, dict) else bool(v))
@@ -87,7 +86,13 @@ class GymEvaluator(Evaluator):
         names = [s.name for s in sets]
         if not self.options.set:
             raise ConfigError(f"gym: choose a test set with option set=NAME; {data_dir} has: {', '.join(names)}")
+        if Path(self.options.set).name != self.options.set or self.options.set.startswith("."):
+            raise ConfigError(f"gym: option set={self.options.set!r} must be a test-set name (one of "
+                              f"{', '.join(names)}), not a path")
         path = data_dir / "tests" / f"{self.options.set}.jsonl"
+        if self.options.set not in names:
+            raise DataError(f"no test set {self.options.set!r} in gym.json (sets: {', '.join(names)})",
+                            path=data_dir / "gym.json")
         if not path.is_file():
             raise DataError(f"no test set {self.options.set!r} (sets: {', '.join(names)})", path=path)
         self.in_domain = next(s.in_domain for s in sets if s.name == self.options.set) \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -34,27 +35,36 @@ HUB_PREFIX = "hf://"
 class MathOptions:
     #: "mammoth-v1" reproduces MAmmoTH v1 exactly; "s2lbench" fixes its plain errors (see docs/evaluation.md)
     grading: Literal["mammoth-v1", "s2lbench"] = DEFAULT_GRADING
-    #: "pot" appends MAmmoTH's " Let's write a program." and executes printed programs in a sandbox
-    prompting: Literal["cot", "pot"] = "cot"
+    #: "cot": the question as is; "pot": MAmmoTH's " Let's write a program." appended; "hybrid": PoT first and,
+    #: where the program fails or prints nothing (no answer extracted), the question re-asked without the suffix
+    #: (MAmmoTH's ``--stem_flan_type pot_prompt --cot_backup``). In every mode an output containing ``print(``
+    #: is executed in the sandbox and graded as "The answer is <stdout>", as v1 does.
+    prompting: Literal["cot", "pot", "hybrid"] = "cot"
+    #: strip Markdown code fences from a program before running it (the stored v1 code does not; see docs)
+    strip_fences: bool = True
+
+
+@lru_cache(maxsize=8192)
+def _program_text(output: str, strip_fences: bool, module_name: str) -> str:
+    return pot_to_text(output, strip_fences=strip_fences, module_name=module_name)
 
 
 def read_json_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON list or JSON Lines file; errors name the file and line."""
+    """Rows of a JSON list or JSON Lines file; errors (missing, undecodable, malformed) name the file and line."""
+    from s2lbench.data import iter_lines, read_json
+
+    path = Path(path)
     if path.suffix == ".jsonl":
         rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
+        for lineno, line in iter_lines(path, "test file"):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
         return rows
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON ({e.msg})", path=path, line=e.lineno) from None
+    data = read_json(path, "test file")
     if not isinstance(data, list):
         raise DataError("expected a JSON list of objects", path=path)
     return data
@@ -73,7 +83,9 @@ class MathEvaluator(Evaluator):
 
     metrics = (ACCURACY,)
     template = "alpaca"
-    max_new_tokens = 512
+    #: MAmmoTH's protocol: ``run_open.py --model_max_length 1500`` (README), which its transformers path passes
+    #: as max_new_tokens (its vLLM path caps at 1024)
+    max_new_tokens = 1500
     stop = MAMMOTH_STOP
     Options = MathOptions
     in_domain: ClassVar[bool] = False
@@ -110,16 +122,31 @@ class MathEvaluator(Evaluator):
                         f"{' or '.join(self.files)}", path=HUB_PREFIX)
 
     def prompt(self, item: EvalItem) -> str:
-        if self.options.prompting == "pot":
+        """The first attempt's prompt: with the PoT suffix under "pot" and "hybrid"."""
+        if self.options.prompting in ("pot", "hybrid"):
             item = EvalItem(item.index, item.instruction + POT_SUFFIX, item.reference, item.input, item.meta)
         return super().prompt(item)
 
-    def score(self, item: EvalItem, output: str) -> SampleResult:
-        text = pot_to_text(output) if self.options.prompting == "pot" else output
-        graded = grade(self.style, text, item.reference, self.options.grading,
-                       multiple_choice=bool(item.meta.get("multiple_choice")))
+    def _graded(self, item: EvalItem, output: str):
+        module_name = "utils" if self.options.grading == "mammoth-v1" else "__main__"
+        text = _program_text(output, self.options.strip_fences, module_name) if "print(" in output else output
+        return grade(self.style, text, item.reference, self.options.grading,
+                     multiple_choice=bool(item.meta.get("multiple_choice")))
+
+    def backup_prompt(self, item: EvalItem, output: str) -> str | None:
+        """Hybrid decoding: the chain-of-thought prompt when the PoT attempt gave no answer, else None."""
+        if self.options.prompting != "hybrid" or self._graded(item, output).extracted != "":
+            return None
+        return super().prompt(item)
+
+    def score(self, item: EvalItem, output: str, backup: str | None = None) -> SampleResult:
+        graded = self._graded(item, output)
+        used_backup = backup is not None and self.options.prompting == "hybrid" and graded.extracted == ""
+        if used_backup:
+            graded = self._graded(item, backup)
         return SampleResult(index=item.index, prompt=self.prompt(item), output=output, reference=item.reference,
-                            scores={"accuracy": float(graded.correct)}, extracted=graded.extracted)
+                            scores={"accuracy": float(graded.correct)}, extracted=graded.extracted,
+                            backup_output=backup if used_backup else None)
 
 
 class GSM8K(MathEvaluator):
@@ -133,7 +160,7 @@ class GSM8K(MathEvaluator):
     def parse_row(self, index, row, path):
         answer = str(_field(row, "answer", path, index))
         gold = delete_extra_zero(answer.split("#### ")[-1].replace(",", "").strip())
-        return EvalItem(index, str(_field(row, "question", path, index)), gold)
+        return EvalItem(index, str(_field(row, "question", path, index)).strip(), gold)
 
     def hub_rows(self):
         from datasets import load_dataset
@@ -160,7 +187,7 @@ class MATH(MathEvaluator):
                 raw = last_boxed(str(_field(row, "solution", path, index)))
             question = row["problem"]
             meta = {k: row[k] for k in ("subject", "level", "type", "unique_id") if k in row}
-            return EvalItem(index, str(question), math_gold(str(raw)), meta=meta)
+            return EvalItem(index, str(question), math_gold(str(raw), self.options.grading), meta=meta)
         answer = _field(row, "answer", path, index)  # MAmmoTH's MATH.json: [normalised string, number or null]
         if not isinstance(answer, list) or len(answer) != 2:
             raise DataError(f"item {index}: MATH gold must be a [string, number] pair", path=path, field="answer")
@@ -182,6 +209,7 @@ class NumGLUE(MathEvaluator):
     name = "numglue"
     description = "NumGLUE (1,042 items: numbers, A/B choices, a few words)"
     style = "numglue"
+    in_domain = True  # MathInstruct trains on NumGLUE; S2L's Table 1 and MAmmoTH count it in-domain
     files = ("numglue.json",)
 
     def parse_row(self, index, row, path):
@@ -198,7 +226,7 @@ class SVAMP(MathEvaluator):
     hub_id = "ChilleD/SVAMP"
 
     def parse_row(self, index, row, path):
-        question = str(_field(row, "Body", path, index)).strip() + " " + str(_field(row, "Question", path, index))
+        question = str(_field(row, "Body", path, index)).strip() + " " + str(_field(row, "Question", path, index)).strip()
         gold = str(_field(row, "Answer", path, index))
         if gold.endswith(".0"):
             gold = gold[:-2]

@@ -15,6 +15,7 @@ Two tasks:
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,8 +70,13 @@ def read_reports(path: Path | str) -> list[Report]:
     if not path.is_file():
         raise DataError("radiology reports file not found", path=path)
     if path.suffix.lower() in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        from s2lbench.data import read_text
+
+        try:
+            rows = list(csv.DictReader(io.StringIO(read_text(path, "reports file"), newline=""),
+                                       delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        except csv.Error as e:
+            raise DataError(f"malformed CSV: {e}", path=path) from None
     else:
         rows = read_json_rows(path)
     if rows and not {"findings", "impression"} <= set(rows[0]):

@@ -1,14 +1,34 @@
-"""Atomic writes: a temp file in the same folder, fsync, then rename. Readers never see half a file."""
+"""Atomic writes: a temp file in the same folder, fsync, then rename. Readers never see half a file.
+
+Output paths are checked before anything is written: an empty path, an existing folder where a file is
+expected, a device or other non-regular file (never replaced, not even ``/dev/full`` as root), or a path
+under a regular file are ``OutputError``s naming the path. Text is written as UTF-8; a lone surrogate
+(``"\\ud800"``, which UTF-8 cannot hold) is written as its escape ``\\ud800`` -- in JSON that is the
+standard escape, so the value reads back unchanged.
+
+Multi-file outputs (a subset with its diagnostics, a gym folder, a signals folder) are built in a temp
+sibling folder and renamed into place as a unit (:func:`atomic_dir`), under a per-output lock
+(:func:`output_lock`) so concurrent writers of one output take turns.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from s2lbench.errors import OutputError
+
+#: how text that UTF-8 cannot encode (lone surrogates) is written: as a backslash escape
+TEXT_ERRORS = "backslashreplace"
 
 
 def _umask() -> int:
@@ -17,19 +37,70 @@ def _umask() -> int:
     return mask
 
 
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def check_output_path(path: str | os.PathLike, *, kind: str = "file") -> Path:
+    """``path`` as a Path if it can be written as a ``kind`` ("file" or "folder"); else an OutputError."""
+    if path is None or str(path).strip() == "":
+        raise OutputError("the output path is empty")
+    path = Path(path)
+    if path.is_symlink() or path.exists():
+        try:
+            mode = path.stat().st_mode
+        except OSError as e:
+            raise OutputError(f"{path}: cannot inspect the output path: {_reason(e)}") from None
+        if kind == "file":
+            if stat.S_ISDIR(mode):
+                raise OutputError(f"{path}: is a folder; give a file path for the output")
+            if not stat.S_ISREG(mode):
+                raise OutputError(f"{path}: is not a regular file (a device, pipe or socket); refusing to replace it")
+        elif not stat.S_ISDIR(mode):
+            raise OutputError(f"{path}: exists and is not a folder; give a folder path for the output")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"{path}: cannot write in {parent} (permission denied)")
+            break
+    return path
+
+
+def _mkdir(folder: Path, target: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{target}: cannot create folder {folder}: {_reason(e)}") from None
+
+
+def _fail(path: Path, e: OSError) -> OutputError:
+    hint = {errno.ENOSPC: " (the disk is full)", errno.EROFS: " (read-only file system)",
+            errno.EDQUOT: " (disk quota exceeded)"}.get(e.errno, "")
+    return OutputError(f"{path}: cannot write: {_reason(e)}{hint}")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ""):
     """Yield a temporary path beside ``path``; on success rename it over ``path``, on error remove it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the artifact gets ordinary file permissions
+    path = check_output_path(path)
+    _mkdir(path.parent, path)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    except OSError as e:
+        raise _fail(path, e) from None
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the artifact gets ordinary file permissions
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        check_output_path(path)  # it may have become a folder or device while we wrote
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _fail(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -37,8 +108,12 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
 
 def _write(path: str | os.PathLike, mode: str, writer: Callable[[IO[Any]], None]) -> Path:
     with atomic_path(path) as tmp:
-        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
-            writer(f)
+        if "b" in mode:
+            with open(tmp, mode) as f:
+                writer(f)
+        else:
+            with open(tmp, mode, encoding="utf-8", errors=TEXT_ERRORS) as f:
+                writer(f)
     return Path(path)
 
 
@@ -62,22 +137,76 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path
 def save_npy(path: str | os.PathLike, array: Any) -> Path:
     import numpy as np
 
-    return _write(path, "wb", lambda f: np.save(f, array))
+    return _write(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike):
-    """Yield a temporary folder beside ``path``; on success rename it to ``path`` (which must not exist)."""
-    import shutil
-
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock for writing ``path`` (a hidden ``.NAME.lock`` beside it); waits for other writers."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _mkdir(path.parent, path)
+    lock = path.parent / f".{path.name}.lock"
     try:
+        f = open(lock, "a")
+    except OSError as e:
+        raise _fail(lock, e) from None
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike, *, keep: Iterable[str] = (), marker: str | None = None):
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a unit.
+
+    A previous ``path`` is first renamed aside and removed only after the new folder is in place, so an
+    interruption at any instant leaves the old folder or the new one (a reader that finds only the aside
+    copy, ``.NAME.old-*``, restores nothing: it is garbage, removed by the next write). Files named in
+    ``keep`` are copied from the previous folder into the new one first (e.g. resumable parts).
+    With ``marker`` (the manifest file such a folder holds), an existing non-empty folder without it is
+    refused rather than replaced: it is not a previous output but someone's other files.
+    """
+    path = check_output_path(path, kind="folder")
+    if marker and path.is_dir() and any(path.iterdir()) and not (path / marker).exists():
+        raise OutputError(f"{path}: exists, is not empty and holds no {marker}; refusing to replace it "
+                          "(choose a new or empty folder)")
+    if path.exists() and Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise OutputError(f"{path}: is the current folder (or holds it); choose another output folder")
+    _mkdir(path.parent, path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in path.parent.glob(f".{path.name}.old-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise _fail(path, e) from None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        for name in keep:
+            src = path / name
+            if src.is_dir():
+                shutil.copytree(src, tmp / name)
+            elif src.is_file():
+                shutil.copy2(src, tmp / name)
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        try:
+            _swap_in(tmp, path)
+        except OSError as e:
+            raise _fail(path, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    aside = None
+    if path.exists():
+        aside = path.parent / f".{path.name}.old-{os.getpid()}"
+        os.replace(path, aside)
+    os.replace(tmp, path)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

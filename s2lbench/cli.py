@@ -1,13 +1,23 @@
-"""The `s2lbench` command line. Sub-commands come from the ``register_commands`` hook."""
+"""The `s2lbench` command line. Sub-commands come from the ``register_commands`` hook.
+
+``main`` is the one error boundary: errors s2lbench raises on purpose (``S2LBenchError``) and the expected
+failures of the outside world (I/O, decoding, parsing, databases, an unreachable hub) print one line naming
+the culprit and exit 2. Anything else is a bug: one line with the path of a log file holding the traceback
+(the traceback itself with ``--debug``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
+import time
+import traceback
 
 from s2lbench import __version__
-from s2lbench.errors import S2LBenchError
+from s2lbench.errors import S2LBenchError, describe_expected
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare data-selection methods for supervised fine-tuning (SmallToLarge and baselines).")
     parser.add_argument("--version", action="version", version=f"s2lbench {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for registered in get_hooks().commands().values():
         command = registered.obj()
@@ -27,7 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _crash_log(exc: BaseException) -> str | None:
+    """Write the traceback of an unexpected error to a log file; its path, or None if nothing could be written."""
+    folder = os.environ.get("S2LBENCH_LOG_DIR") or os.path.join(tempfile.gettempdir(), "s2lbench-logs")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+        with open(path, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write("s2lbench " + __version__ + "\nargv: " + repr(sys.argv) + "\n\n")
+            f.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return path
+    except OSError:
+        return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line, before or after the command
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -40,11 +72,25 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(args._command.run(args) or 0)
     except S2LBenchError as e:
-        print(f"s2lbench: error: {e}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"s2lbench: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("s2lbench: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        expected = describe_expected(e)
+        if expected is not None:
+            print(f"s2lbench: error: {_one_line(expected)}", file=sys.stderr)
+            return 2
+        log_path = _crash_log(e)
+        where = f"; traceback in {log_path}" if log_path else ""
+        print(f"s2lbench: internal error: {type(e).__name__}: {_one_line(e)}{where} "
+              "(rerun with --debug to print it; please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

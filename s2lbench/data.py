@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
@@ -39,30 +40,93 @@ HUB_DATASETS = {
 }
 
 
-def read_json(path: str | Path) -> Any:
-    """A JSON file's content; a missing or malformed file is a DataError naming it."""
+def _decode_error(path: Path, e: UnicodeDecodeError, data: bytes, offset: int = 0) -> DataError:
+    """A DataError naming the file, the line and the byte that is not UTF-8."""
+    at = offset + e.start
+    line = data.count(b"\n", 0, at) + 1 if offset == 0 else None
+    hint = " (it looks like UTF-16; save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
+        " (save it as UTF-8)"
+    return DataError(f"not UTF-8 text: byte {data[at:at + 1]!r} at offset {at}{hint}", path=path, line=line)
+
+
+def check_input_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file; a missing path, a folder or a device (``/dev/zero`` never ends) is a
+    DataError naming it."""
     path = Path(path)
     if not path.exists():
-        raise DataError("file not found", path=path)
+        raise DataError(f"{what} not found", path=path)
+    if path.is_dir():
+        raise DataError(f"is a folder, expected a {what}", path=path)
+    if not path.is_file():
+        raise DataError(f"is not a regular file (a device, pipe or socket), expected a {what}", path=path)
+    return path
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """A file's bytes; a missing file, a folder or an unreadable file is a DataError naming it."""
+    path = check_input_file(path, what)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror or e}", path=path) from None
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file's content (a leading BOM is dropped); undecodable bytes are a DataError naming the line."""
+    path = Path(path)
+    data = read_bytes(path, what)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _decode_error(path, e, data) from None
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """A JSON file's content; a missing, undecodable or malformed file is a DataError naming it."""
+    path = Path(path)
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON: {e}", path=path) from e
+        raise DataError(f"not valid JSON: {e.msg} (column {e.colno})", path=path, line=e.lineno) from None
+    except RecursionError:
+        raise DataError("not valid JSON: nested too deeply", path=path) from None
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file; errors name the file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+def iter_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """(line number, text) for each line of a UTF-8 file; a line that is not UTF-8 is a DataError naming it."""
+    path = check_input_file(path, what)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror or e}", path=path) from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno) from None
-            if not isinstance(row, dict):
-                raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=lineno)
-            yield lineno, row
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                hint = " (it looks like UTF-16; save it as UTF-8)" if lineno == 1 and raw[:2] in (
+                    b"\xff\xfe", b"\xfe\xff") else " (save it as UTF-8)"
+                raise DataError(f"not UTF-8 text: byte {raw[e.start:e.start + 1]!r} at column {e.start + 1}{hint}",
+                                path=path, line=lineno) from None
+
+
+def iter_jsonl(path: Path, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; errors name the file and line."""
+    for lineno, line in iter_lines(path, what):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", path=path, line=lineno) from None
+        except RecursionError:
+            raise DataError("malformed JSON (nested too deeply)", path=path, line=lineno) from None
+        if not isinstance(row, dict):
+            raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=lineno)
+        yield lineno, row
 
 
 def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -71,10 +135,7 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if suffix == ".jsonl":
         yield from iter_jsonl(path)
     elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON ({e.msg})", path=path, line=e.lineno) from None
+        data = read_json(path)
         if isinstance(data, dict):
             lists = [v for v in data.values() if isinstance(v, list)]
             if len(lists) != 1:
@@ -87,10 +148,15 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise DataError(f"item {i} is a {type(row).__name__}, not an object", path=path)
             yield i + 1, row
     elif suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-            for rowno, row in enumerate(reader, 2):  # line 1 is the header
-                yield rowno, row
+        reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        try:
+            for row in reader:
+                if None in row:
+                    raise DataError(f"row has {len(reader.fieldnames or []) + len(row[None])} fields but the header "
+                                    f"has {len(reader.fieldnames or [])}", path=path, line=reader.line_num)
+                yield reader.line_num, row
+        except csv.Error as e:
+            raise DataError(f"malformed CSV: {e}", path=path, line=reader.line_num) from None
     else:
         raise DataError("unsupported file type (use .jsonl, .json, .csv or .tsv)", path=path)
 
@@ -186,9 +252,7 @@ def resolve_columns(preset: str | None, columns: Mapping[str, str] | None, first
 def load_local(path: str | Path, *, preset: str | None = None, columns: Mapping[str, str] | None = None,
                source: str | None = None, name: str | None = None) -> Pool:
     """Load a local .jsonl/.json/.csv/.tsv file. ``source`` sets the source of rows that carry none."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
+    path = check_input_file(path)
     rows = list(_iter_rows(path))
     mapping = resolve_columns(preset, columns, rows[0][1] if rows else None, path)
     examples = records_from_rows(rows, mapping, origin=path, default_source=source or path.stem,
@@ -204,7 +268,10 @@ def load_hub(dataset_id: str, *, split: str = "train", preset: str | None = None
     import datasets
 
     config = load_kwargs.pop("config", None)
-    ds = datasets.load_dataset(dataset_id, config, split=split, revision=revision, **load_kwargs)
+    try:
+        ds = datasets.load_dataset(dataset_id, config, split=split, revision=revision, **load_kwargs)
+    except Exception as e:
+        raise hub_error(e, f"hf://{dataset_id}") from e
     preset = preset or HUB_DATASETS.get(dataset_id)
     origin = f"hf://{dataset_id}[{split}]"
     mapping = resolve_columns(preset, columns, dict(zip(ds.column_names, [None] * len(ds.column_names), strict=True)),
@@ -213,6 +280,20 @@ def load_hub(dataset_id: str, *, split: str = "train", preset: str | None = None
     examples = records_from_rows(rows, mapping, origin=origin, default_source=dataset_id.split("/")[-1],
                                  optional=OPTIONAL - set(columns or {}))
     return Pool(examples, name=name or dataset_id.split("/")[-1])
+
+
+def hub_error(e: Exception, origin: str) -> Exception:
+    """A DataError for a hub load that failed because the hub is unreachable or the id is unknown; else ``e``."""
+    from s2lbench.errors import _is_hub_unreachable, hub_hint
+
+    text = f"{type(e).__name__}: {e}"
+    if _is_hub_unreachable(e) or "offline" in text.lower() or "connection" in text.lower():
+        return DataError(hub_hint(), path=origin)
+    if type(e).__name__ in ("DatasetNotFoundError", "RepositoryNotFoundError", "FileNotFoundError",
+                            "EntryNotFoundError", "RevisionNotFoundError", "HFValidationError"):
+        return DataError(f"not found on the hub or in the local cache ({' '.join(str(e).split())[:300]})",
+                         path=origin)
+    return e
 
 
 def parse_columns(spec: str | None) -> dict[str, str] | None:

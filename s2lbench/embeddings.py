@@ -7,7 +7,6 @@ mean of the last hidden state, L2-normalised (the sentence-transformers recipe f
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -98,9 +97,16 @@ def compute_text_embeddings(pool: Pool, out_dir: str | Path, *, model: Any = MIN
     vectors = embed_texts([example_text(ex, template) for ex in pool], model, batch_size=batch_size,
                           max_length=max_length, device=device, progress=progress)
     wall = time.perf_counter() - started
-    save_npy(out_dir / FILES[TEXT_EMBEDDING], vectors)
+    from s2lbench.signals import invalidate, read_manifest_or_empty
+
     manifest_path = out_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
+    previous = read_manifest_or_empty(manifest_path)
+    if previous.get("pool_fingerprint") not in (None, pool.fingerprint()):
+        raise ConfigError(f"{manifest_path} belongs to pool {previous['pool_fingerprint']}, not to "
+                          f"{pool.fingerprint()}; write the text embedding to another folder")
+    invalidate(out_dir)  # the manifest comes back last: a folder cut short here is never taken as complete
+    save_npy(out_dir / FILES[TEXT_EMBEDDING], vectors)
+    manifest = previous or {
         "kind": "text_embeddings", "pool": {"name": pool.name, "fingerprint": pool.fingerprint(),
                                             "n_examples": len(pool)},
         "pool_fingerprint": pool.fingerprint()}

@@ -43,6 +43,8 @@ class SampleResult:
     reference: Any
     scores: dict[str, float]
     extracted: Any = None
+    #: the second attempt's output where the evaluator asked for one (hybrid decoding) and graded it
+    backup_output: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +76,10 @@ class Evaluator:
     def score(self, item: EvalItem, output: str) -> SampleResult:
         raise NotImplementedError
 
+    def backup_prompt(self, item: EvalItem, output: str) -> str | None:
+        """A second attempt's prompt when the first output needs one (hybrid decoding), else None."""
+        return None
+
     def aggregate(self, samples: Sequence[SampleResult]) -> dict[str, float]:
         """Mean of each ``mean`` metric; override for ``corpus`` metrics."""
         out: dict[str, float] = {}
@@ -83,10 +89,13 @@ class Evaluator:
                 out[metric.name] = sum(values) / len(values) if values else float("nan")
         return out
 
-    def evaluate(self, items: Sequence[EvalItem], outputs: Sequence[str]) -> tuple[dict[str, float], list[SampleResult]]:
+    def evaluate(self, items: Sequence[EvalItem], outputs: Sequence[str],
+                 backups: dict[int, str] | None = None) -> tuple[dict[str, float], list[SampleResult]]:
+        """Score every output; ``backups`` maps a position in ``items`` to its second attempt's output."""
         if len(items) != len(outputs):
             raise ValueError(f"{self.name}: {len(items)} items but {len(outputs)} outputs")
-        samples = [self.score(item, out) for item, out in zip(items, outputs, strict=True)]
+        samples = [self.score(item, out, backups[i]) if backups and i in backups else self.score(item, out)
+                   for i, (item, out) in enumerate(zip(items, outputs, strict=True))]
         return self.aggregate(samples), samples
 
     @classmethod

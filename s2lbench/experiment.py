@@ -80,6 +80,9 @@ class EvaluationConfig:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: evaluate only the first N items of each task (quick runs); None = all
     limit: int | None = None
+    #: task -> in-domain (true) or out-of-domain (false) for leaderboards that split them; a task not named
+    #: here takes its evaluator's default (the S2L paper's Table 1 for the math sets: GSM8K, MATH, NumGLUE in)
+    in_domain: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,23 @@ def _selection_cost(cells: list[Cell]) -> tuple[float | None, float | None]:
     return mean_of(SELECTION_SECONDS_KEYS), mean_of(SELECTION_FLOPS_KEYS)
 
 
+def _check_names(b: _Builder, metric: str | None, baseline: str, where: Path) -> None:
+    """A --metric no task reports, or a --baseline no finished cell ran, is an error with a did-you-mean."""
+    import difflib
+
+    def unknown(kind: str, name: str, known: set[str]) -> DataError:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
+        return DataError(f"no finished cell has the {kind} {name!r}; {hint}", path=where)
+
+    metrics = {m for rows in b.results.values() for (_, m) in rows}
+    if metric is not None and metric not in metrics:
+        raise unknown("metric", metric, metrics)
+    selectors = {c.selector for c in b.cells}
+    if baseline not in selectors and baseline != BASELINE:  # the default may be absent: then no paired tests
+        raise unknown("baseline selector", baseline, selectors)
+
+
 class _Builder:
     def __init__(self, store: ResultsStore, metric: str | None, baseline: str, resamples: int, bootstrap_seed: int,
                  experiment: str | None):
@@ -268,10 +285,11 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         folder = Path(store)
         if not (folder / "results.sqlite").exists():
             raise DataError("no results store (results.sqlite) in this folder", path=folder)
-        store = ResultsStore(folder)
+        store = ResultsStore(folder, read_only=True)
     b = _Builder(store, metric, baseline, resamples, bootstrap_seed, experiment)
     if not b.cells:
         raise DataError("the results store has no finished (status 'done') cell", path=store.path)
+    _check_names(b, metric, baseline, store.path)
     groups: dict[tuple[str, str, int], list[Cell]] = defaultdict(list)
     for c in b.cells:
         groups[(c.target, c.selector, c.budget)].append(c)

@@ -6,6 +6,9 @@ the group ``s2lbench``. Environment variables narrow what loads:
 - ``S2LBENCH_PLUGINS=a,b`` loads only the entry points named ``a`` and ``b`` (an empty value loads none);
 - ``S2LBENCH_DISABLE_PLUGINS=a,b`` skips those.
 
+A name in either variable that no installed entry point has is a ``PluginError`` (a typo would otherwise
+load nothing silently).
+
 A plugin that fails to import, or registers a name another plugin already took, raises ``PluginError``
 naming the plugin.
 """
@@ -47,7 +50,18 @@ def load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
     allow = _names(os.environ[ENV_ALLOW]) if ENV_ALLOW in os.environ else None
     deny = _names(os.environ.get(ENV_DENY, ""))
     seen: set[str] = set()
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    found = sorted(entry_points(group=GROUP), key=lambda e: e.name)
+    names = {ep.name for ep in found}
+    for env, wanted in ((ENV_ALLOW, allow or set()), (ENV_DENY, deny)):
+        unknown = sorted(wanted - names)
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"installed: {', '.join(sorted(names)) or 'none'}"
+            raise PluginError(f"{env} names {', '.join(map(repr, unknown))}, but no installed plugin (entry point "
+                              f"in group {GROUP!r}) has that name; {hint}")
+    for ep in found:
         if ep.name in seen or (allow is not None and ep.name not in allow) or ep.name in deny:
             continue
         seen.add(ep.name)

@@ -60,7 +60,7 @@ def snapshot(store_dir: str | Path | ResultsStore, experiment: str | None = None
     folder = store_dir.folder if isinstance(store_dir, ResultsStore) else Path(store_dir)
     if not (folder / DB_NAME).exists():
         raise DataError(f"no results store ({DB_NAME}) in this folder", path=folder)
-    store = ResultsStore(folder)
+    store = ResultsStore(folder, read_only=True)
     cells: dict[str, Any] = {}
     ids = {}
     for c in store.cells(experiment):
@@ -171,7 +171,40 @@ def load_reference(path: str | Path) -> tuple[dict[str, Any], Tolerances]:
         raise DataError("not a regression reference (expected an object with 'cells')", path=path)
     if data.get("format") != FORMAT_VERSION:
         raise DataError(f"reference format {data.get('format')!r}, this s2lbench reads {FORMAT_VERSION}", path=path)
-    return data, Tolerances.from_dict(data.get("tolerances"))
+    check_reference(data, path)
+    from s2lbench.errors import ConfigError
+
+    try:
+        return data, Tolerances.from_dict(data.get("tolerances"))
+    except ConfigError as e:
+        raise DataError(str(e), path=path) from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_reference(data: dict[str, Any], path: Path) -> None:
+    """Every cell an object with the snapshot's keys and types; errors name the cell and key."""
+    cells = data["cells"]
+    if not isinstance(cells, dict):
+        raise DataError(f"'cells' must be an object (cell key -> cell), got {type(cells).__name__}", path=path,
+                        field="cells")
+    if data.get("tolerances") is not None and not isinstance(data["tolerances"], dict):
+        raise DataError("'tolerances' must be an object", path=path, field="tolerances")
+    for key, cell in cells.items():
+        where = f"cells.{key}"
+        if not isinstance(cell, dict):
+            raise DataError(f"a cell must be an object, got {type(cell).__name__}", path=path, field=where)
+        for name, ok, kind in ((STATUS, lambda v: isinstance(v, str), "a string"),
+                               (SUBSET, lambda v: v is None or isinstance(v, str), "a string or null"),
+                               ("metrics", lambda v: isinstance(v, dict), "an object (task/metric -> number)")):
+            if name in cell and not ok(cell[name]):
+                raise DataError(f"must be {kind}, got {cell[name]!r}", path=path, field=f"{where}.{name}")
+        for metric, value in (cell.get("metrics") or {}).items():
+            if value is not None and not _is_number(value):
+                raise DataError(f"a metric value must be a number or null, got {value!r}", path=path,
+                                field=f"{where}.metrics.{metric}")
 
 
 def write_reference(path: str | Path, snap: dict[str, Any], tolerances: Tolerances) -> Path:

@@ -74,6 +74,16 @@ class RunSummary:
         return not self.failed
 
 
+def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation block as hashed: keys added later are left out while they hold their default, so a
+    results folder made before them is still recognised as done."""
+    return {k: v for k, v in evaluation.items() if not (k == "in_domain" and not v)}
+
+
+def _hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "evaluation": _hashed_evaluation(config["evaluation"])}
+
+
 def budget_label(budget: float) -> str:
     return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
 
@@ -88,7 +98,7 @@ class Runner:
         #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
         self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
         self.store = ResultsStore(self.out)
-        self.config_hash = config_hash(dataclasses.asdict(config))
+        self.config_hash = config_hash(_hashed_config(dataclasses.asdict(config)))
         write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
@@ -125,15 +135,29 @@ class Runner:
 
             if cfg.clinical not in ("indiana", "mimic"):
                 raise S2LBenchError(f"pool.clinical: {cfg.clinical!r} is not 'indiana' or 'mimic'")
-            path = self._data_dir() / "clinical" / "indiana_reports.csv" if cfg.clinical == "indiana" else cfg.path
-            return radiology_train_pool(path, source=cfg.clinical)
+            return radiology_train_pool(self.pool_path(), source=cfg.clinical)
+        return load_pool(self.pool_path(), preset=cfg.preset, columns=cfg.columns)
+
+    def pool_path(self) -> str:
+        """The pool's file as the run reads it (relative paths may name a file in the data directory)."""
+        cfg = self.config.pool
+        if cfg.clinical == "indiana":
+            return str(self._data_dir() / "clinical" / "indiana_reports.csv")
         path = cfg.path
         if not path.startswith("hf://") and not Path(path).exists() and (self._data_dir() / path).exists():
-            path = str(self._data_dir() / path)  # relative pool paths may name a file in the data directory
-        return load_pool(path, preset=cfg.preset, columns=cfg.columns)
+            path = str(self._data_dir() / path)
+        return path
 
     def _data_dir(self) -> Path:
         return settings.data_dir(self.config.evaluation.data_dir)
+
+    def _task_data(self, task: str, cls: Any) -> Path:
+        """Where a task reads its test data: the data directory, except that a clinical evaluator of the pool's
+        own source reads the pool's file (its test side is the other half of the pool's seeded split)."""
+        clinical = self.config.pool.clinical
+        if clinical and task == f"radiology-{clinical}" and not self.config.evaluation.task_options.get(task, {}).get("path"):
+            return Path(self.pool_path())
+        return self._data_dir()
 
     def _default_tokenizer(self, tokenizer: str | None) -> str | None:
         if tokenizer is None and self._gym_dir is not None:
@@ -284,11 +308,13 @@ class Runner:
                 chosen = family if task == "gym" else {task: family[task]} if task in family else None
                 if chosen is None:
                     raise S2LBenchError(f"no gym test set {task!r}; the gym has {', '.join(family)}")
-                plans += [TaskPlan(name, ev, self._gym_dir, in_domain) for name, (ev, in_domain) in chosen.items()]
+                plans += [TaskPlan(name, ev, self._gym_dir, self.config.evaluation.in_domain.get(name, in_domain))
+                          for name, (ev, in_domain) in chosen.items()]
             else:
                 cls = self.hooks.evaluator(task)
                 evaluator = cls(from_dict(cls.Options, options, where=f"evaluation.task_options.{task}"))
-                plans.append(TaskPlan(task, evaluator, self._data_dir(), getattr(cls, "in_domain", None)))
+                in_domain = self.config.evaluation.in_domain.get(task, getattr(cls, "in_domain", None))
+                plans.append(TaskPlan(task, evaluator, self._task_data(task, cls), in_domain))
         self._tasks = plans
         return plans
 
@@ -348,6 +374,7 @@ class Runner:
 
     def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
         from s2lbench.generation import GenerationConfig, cached_generate
+        from s2lbench.generation.hybrid import generate_with_backup
 
         rows: list[ResultRow] = []
         start = time.perf_counter()
@@ -355,12 +382,17 @@ class Runner:
             items = plan.evaluator.load(plan.data_dir)
             if self.config.evaluation.limit:
                 items = items[: self.config.evaluation.limit]
-            prompts = [plan.evaluator.prompt(item) for item in items]
             gen = {"max_new_tokens": plan.evaluator.max_new_tokens, "stop": list(plan.evaluator.stop),
                    **self.config.evaluation.generation}
             gen_config = from_dict(GenerationConfig, gen, where="evaluation.generation")
-            outputs = cached_generate(model_dir, plan.name, prompts, gen_config, self.out / "generations")
-            aggregate, samples = plan.evaluator.evaluate(items, outputs)
+
+            def run_pass(prompts: list[str], variant: str, plan=plan, gen_config=gen_config) -> list[str]:
+                return cached_generate(model_dir, plan.name, prompts, gen_config, self.out / "generations", variant)
+
+            outputs, backups = generate_with_backup(plan.evaluator, items, run_pass)
+            # evaluators that override evaluate() without a backups argument never ask for a backup
+            aggregate, samples = (plan.evaluator.evaluate(items, outputs, backups) if backups
+                                  else plan.evaluator.evaluate(items, outputs))
             rel = self.store.write_samples(cell.cell_id, plan.name, (s.to_dict() for s in samples))
             for metric in plan.evaluator.metrics:
                 if metric.name in aggregate:
@@ -407,7 +439,7 @@ class Runner:
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
         return config_hash({"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
-                            "signals": dataclasses.asdict(c.signals), "evaluation": dataclasses.asdict(c.evaluation),
+                            "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
                             "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
                             "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)})
 

@@ -78,25 +78,49 @@ class Selector:
 
 
 def resolve_budget(budget: int | float | str, n: int) -> int:
-    """A count (``1000``) or a fraction of the pool (``0.1``, ``"10%"``) -> a count in [1, n]."""
+    """A count (``1000``) or a fraction of the pool (``0.1``, ``"10%"``) -> a count in [1, n].
+
+    Integers (``1000``, ``"1000"``, ``1000.0``) are counts, except ``1.0`` (the whole pool); other numbers are
+    fractions in (0, 1]; negative, zero, NaN or infinite budgets are errors that say which they are."""
+    import math
+
     raw = budget
+    if isinstance(budget, bool):
+        raise BudgetError(f"budget {raw!r} is neither a count nor a fraction")
+    percent = False
     if isinstance(budget, str):
         text = budget.strip()
+        percent = text.endswith("%")
         try:
-            budget = float(text[:-1]) / 100 if text.endswith("%") else (int(text) if text.isdigit() else float(text))
+            value = float(text[:-1]) if percent else (int(text) if text.lstrip("+-").isdigit() else float(text))
         except ValueError:
-            raise BudgetError(f"budget {raw!r} is neither a count nor a fraction") from None
-    if isinstance(budget, float) and not budget.is_integer() or (isinstance(budget, float) and budget <= 1.0):
-        if not 0 < budget <= 1:
-            raise BudgetError(f"budget fraction {raw!r} must be in (0, 1]")
+            raise BudgetError(f"budget {raw!r} is neither a count (1000) nor a fraction (0.1, 10%)") from None
+        budget = value / 100 if percent else value
+    if isinstance(budget, float) and not math.isfinite(budget):
+        raise BudgetError(f"budget {raw!r} is not a finite number")
+    if budget < 0:
+        raise BudgetError(f"budget {raw!r} is negative; give a count (1000) or a fraction of the pool (0.1, 10%)")
+    if budget == 0:
+        raise BudgetError(f"budget {raw!r} is zero; give a positive count or fraction")
+    is_fraction = percent or (isinstance(budget, float) and (not budget.is_integer() or budget == 1.0))
+    if is_fraction:
+        if budget > 1:
+            raise BudgetError(f"budget {raw!r}: a fraction must be in (0, 1] (or give a whole count)")
         count = max(1, int(round(budget * n)))
     else:
         count = int(budget)
-    if count <= 0:
-        raise BudgetError(f"budget {raw!r} must be positive")
     if count > n:
         raise BudgetError(f"budget {count} is larger than the pool ({n} examples)")
     return count
+
+
+def check_seed(seed: object, where: str = "seed") -> int:
+    """Seeds are integers >= 0 everywhere (numpy, faiss and torch all take them)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise S2LBenchError(f"{where} must be an integer >= 0, got {seed!r}")
+    if seed < 0 or seed >= 2**32:
+        raise S2LBenchError(f"{where} must be an integer in [0, 2^32), got {seed}")
+    return int(seed)
 
 
 def parse_options(selector_cls: type[Selector], options: Mapping[str, Any] | None) -> Any:
@@ -104,10 +128,16 @@ def parse_options(selector_cls: type[Selector], options: Mapping[str, Any] | Non
 
 
 def run_selector(selector_cls: type[Selector], pool: Pool, budget: int | float | str, seed: int,
-                 signals: SignalSet | None = None, options: Mapping[str, Any] | None = None) -> Selection:
-    """Run one selector under the contract: exactly ``budget`` unique valid positions, deterministic per seed."""
+                 signals: SignalSet | None = None, options: Mapping[str, Any] | None = None,
+                 check_determinism: bool = False) -> Selection:
+    """Run one selector under the contract: exactly ``budget`` unique valid positions, deterministic per seed.
+
+    ``check_determinism`` runs the selector a second time on the same seed and compares the subsets (and
+    the interpreter's global ``random`` / numpy state is left changed by neither run, so a selector that
+    reads it is caught); tests and ``s2lbench select --check`` use it."""
     if len(pool) == 0:
         raise BudgetError("cannot select from an empty pool")
+    seed = check_seed(seed)
     count = resolve_budget(budget, len(pool))
     signals = (signals or SignalSet()).for_pool(len(pool))
     parsed = parse_options(selector_cls, options)
@@ -120,7 +150,9 @@ def run_selector(selector_cls: type[Selector], pool: Pool, budget: int | float |
     elapsed = time.perf_counter() - start
     if not isinstance(result, Selection):
         result = Selection(np.asarray(result))
-    positions = np.asarray(result.positions, dtype=np.int64).ravel()
+    positions = _positions(result, selector_cls)
+    if check_determinism:
+        _check_deterministic(selector_cls, parsed, ctx, positions)
     problems = []
     if positions.size != count:
         problems.append(f"returned {positions.size} positions for a budget of {count}")
@@ -137,3 +169,39 @@ def run_selector(selector_cls: type[Selector], pool: Pool, budget: int | float |
     result.diagnostics["seed"] = int(seed)
     result.diagnostics["selection_seconds"] = round(elapsed, 6)
     return result
+
+
+def _positions(result: Selection, selector_cls: type[Selector]) -> np.ndarray:
+    try:
+        positions = np.asarray(result.positions)
+    except Exception as e:
+        raise S2LBenchError(f"selector {selector_cls.name!r} broke the contract: positions are not an array "
+                            f"({type(e).__name__}: {e})") from None
+    if positions.dtype.kind not in "iu" and not (positions.dtype.kind == "f" and positions.size == 0) and not (
+            positions.dtype.kind == "f" and np.all(np.isfinite(positions)) and np.all(positions == np.round(positions))):
+        raise S2LBenchError(f"selector {selector_cls.name!r} broke the contract: positions must be integers, "
+                            f"got dtype {positions.dtype}")
+    return positions.astype(np.int64).ravel()
+
+
+def _check_deterministic(selector_cls: type[Selector], parsed: Any, ctx: SelectionContext,
+                         first: np.ndarray) -> None:
+    """Run again on the same seed, after perturbing the global random states, and compare."""
+    import random
+
+    saved_py, saved_np = random.getstate(), np.random.get_state()
+    try:
+        random.seed(int.from_bytes(__import__("os").urandom(8), "little"))
+        np.random.seed(int.from_bytes(__import__("os").urandom(4), "little"))
+        again = selector_cls(parsed).select(ctx)
+    finally:
+        random.setstate(saved_py)
+        np.random.set_state(saved_np)
+    if not isinstance(again, Selection):
+        again = Selection(np.asarray(again))
+    second = _positions(again, selector_cls)
+    if not np.array_equal(np.sort(first), np.sort(second)):
+        differ = np.setdiff1d(first, second).size
+        raise S2LBenchError(f"selector {selector_cls.name!r} broke the contract: two runs with seed {ctx.seed} "
+                            f"chose different subsets ({differ} of {first.size} positions differ); draw "
+                            "randomness only from ctx.rng() (not the global `random` or `numpy.random`)")

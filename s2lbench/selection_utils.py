@@ -90,13 +90,19 @@ def cluster_balanced_sample(labels: np.ndarray, budget: int, rng: np.random.Gene
 
 
 def subsample_checkpoints(matrix: np.ndarray, checkpoints: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep every ``floor(T / checkpoints)``-th column starting at the first (0 or >= T keeps all).
+    """Keep every ``floor(T / checkpoints)``-th column starting at the first (0 or T keeps all; more than T
+    is a ConfigError: the option asks for checkpoints the data does not have).
 
     Returns the reduced matrix and the kept column indices. When ``checkpoints`` does not divide ``T`` this
     keeps slightly more than ``checkpoints`` columns (``T=10, checkpoints=4`` keeps 0, 2, 4, 6, 8), which is
     what slicing with a stride does in the reference code.
     """
     t = matrix.shape[1]
+    if checkpoints > t:
+        from s2lbench.errors import ConfigError
+
+        raise ConfigError(f"option checkpoints={checkpoints}, but the loss trajectories have only {t} "
+                          f"checkpoint columns (use 1..{t}, or 0 for all)")
     if checkpoints <= 0 or checkpoints >= t:
         return matrix, np.arange(t)
     kept = np.arange(0, t, t // checkpoints)

@@ -38,6 +38,7 @@ from s2lbench.signalset import (
     CONFIDENCE,
     EL2N,
     FILES,
+    INCOMPLETE,
     LOSS,
     PROXY_EMBEDDING,
     TEXT_EMBEDDING,
@@ -158,14 +159,14 @@ def load_tokenizer(tokenizer: Any, checkpoints: Sequence[Checkpoint], run_dir: P
     """The tokenizer object: the one given (object, hub id or path), else one saved with the run."""
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
         return tokenizer
-    from transformers import AutoTokenizer
+    from s2lbench.hub import load_tokenizer as load
 
     if tokenizer is not None:
-        return AutoTokenizer.from_pretrained(str(tokenizer))
+        return load(str(tokenizer))
     candidates = [c.path for c in reversed(checkpoints)] + ([run_dir] if run_dir else [])
     for folder in candidates:
         if any((folder / name).exists() for name in _TOKENIZER_FILES):
-            return AutoTokenizer.from_pretrained(str(folder))
+            return load(str(folder))
     raise ConfigError(f"no tokenizer found in {candidates[0]} or the run folder; pass one "
                       "(--tokenizer PATH_OR_HUB_ID, or tokenizer=... in compute_signals)")
 
@@ -509,6 +510,9 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
         records.append({"step": ckpt.step, "path": str(ckpt.path), "fingerprint": ckpt_fp, "part": part.name,
                         "cached": cached, **scores.cost})
 
+    manifest_path = out_dir / MANIFEST
+    previous = read_manifest_or_empty(manifest_path)
+    invalidate(out_dir)  # the manifest comes back last: a folder cut short here is never taken as complete
     for name, attr in ((LOSS, "loss"), (CONFIDENCE, "confidence"), (EL2N, "el2n")):
         save_npy(out_dir / FILES[name], np.stack([getattr(r, attr) for r in results], axis=1).astype(np.float32))
     signals = {name: {"file": FILES[name], "shape": [len(pool), len(ckpts)], "description": SIGNAL_DESCRIPTIONS[name]}
@@ -526,8 +530,6 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
             (out_dir / stale).unlink(missing_ok=True)
     if mode != "all":
         (out_dir / EMBEDDING_BY_CHECKPOINT_FILE).unlink(missing_ok=True)
-    manifest_path = out_dir / MANIFEST
-    previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     if previous.get("pool_fingerprint") not in (None, pool_fp):
         log.warning("%s held signals for pool %s; replacing them", out_dir, previous.get("pool_fingerprint"))
         (out_dir / FILES[TEXT_EMBEDDING]).unlink(missing_ok=True)
@@ -566,13 +568,14 @@ def import_trajectories(matrix: str | Path | np.ndarray, out_dir: str | Path, *,
                         steps: Sequence[int] | None = None) -> SignalSet:
     """Write a loss matrix trained elsewhere (.npy/.pt or an array; rows = examples in pool order, one column
     per checkpoint) as a signals folder. NaN entries are kept and counted in the manifest; selectors that
-    cluster trajectories set them to 0, as the S2L paper does."""
+    cluster trajectories set them to 0, as the S2L paper does. Infinite values and an all-NaN matrix are
+    refused (the same checks as ``select --trajectories``). The folder is written as a unit: a text
+    embedding already in it is kept, everything else replaced."""
+    from s2lbench.atomic import atomic_dir, output_lock
+    from s2lbench.signalset import check_matrix
+
     origin = matrix if isinstance(matrix, (str, Path)) else "<array>"
-    array = load_matrix(matrix) if isinstance(matrix, (str, Path)) else np.asarray(matrix, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[:, None]
-    if array.ndim != 2:
-        raise DataError(f"expected a 2-D matrix (examples x checkpoints), got shape {array.shape}", path=origin)
+    array = load_matrix(matrix) if isinstance(matrix, (str, Path)) else check_matrix(matrix, origin)
     if pool is not None and array.shape[0] != len(pool):
         raise DataError(f"the matrix has {array.shape[0]} rows but the pool has {len(pool)} examples "
                         "(rows must be the pool's examples in pool order)", path=origin)
@@ -580,25 +583,49 @@ def import_trajectories(matrix: str | Path | np.ndarray, out_dir: str | Path, *,
     if len(steps) != array.shape[1]:
         raise DataError(f"{len(steps)} checkpoint steps given for a matrix with {array.shape[1]} columns",
                         path=origin)
-    if np.isinf(array).any():
-        raise DataError("the matrix holds infinite values", path=origin)
     out_dir = Path(out_dir)
-    save_npy(out_dir / FILES[LOSS], array.astype(np.float32))
     nan = int(np.isnan(array).sum())
     if nan:
         log.warning("%s: %d NaN entries kept (selectors set them to 0, as in the S2L paper)", origin, nan)
-    write_json(out_dir / MANIFEST, {
-        "kind": "imported_trajectories",
-        "source": str(origin),
-        "pool": {"name": pool.name, "fingerprint": pool.fingerprint(), "n_examples": len(pool)} if pool else None,
-        "pool_fingerprint": pool.fingerprint() if pool else None,
-        "checkpoint_steps": steps,
-        "nan_entries": nan,
-        "signals": {LOSS: {"file": FILES[LOSS], "shape": list(array.shape),
-                           "description": "imported loss matrix, n x T (NaN kept)"}},
-        "versions": {"s2lbench": __version__, "numpy": np.__version__},
-    })
+    with output_lock(out_dir):
+        previous = read_manifest_or_empty(out_dir / MANIFEST)
+        same_pool = pool is not None and previous.get("pool_fingerprint") == pool.fingerprint()
+        kept = {k: v for k, v in previous.get("signals", {}).items() if k == TEXT_EMBEDDING and same_pool}
+        with atomic_dir(out_dir, keep=[FILES[TEXT_EMBEDDING]] if kept else [], marker=MANIFEST) as tmp:
+            save_npy(tmp / FILES[LOSS], array.astype(np.float32))
+            write_json(tmp / MANIFEST, {
+                "kind": "imported_trajectories",
+                "source": str(origin),
+                "pool": {"name": pool.name, "fingerprint": pool.fingerprint(), "n_examples": len(pool)}
+                if pool else None,
+                "pool_fingerprint": pool.fingerprint() if pool else None,
+                "checkpoint_steps": steps,
+                "nan_entries": nan,
+                **({TEXT_EMBEDDING: previous[TEXT_EMBEDDING]} if kept and TEXT_EMBEDDING in previous else {}),
+                "signals": {**kept, LOSS: {"file": FILES[LOSS], "shape": list(array.shape),
+                                           "description": "imported loss matrix, n x T (NaN kept)"}},
+                "versions": {"s2lbench": __version__, "numpy": np.__version__},
+            })
     return SignalSet.from_dir(out_dir)
+
+
+def read_manifest_or_empty(path: Path) -> dict[str, Any]:
+    """A signals folder's manifest, or {} when there is none (or it is unreadable: it will be rewritten)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("%s is unreadable; it will be replaced", path)
+        return {}
+    return data if isinstance(data, dict) and not data.get(INCOMPLETE) else {}
+
+
+def invalidate(out_dir: Path) -> None:
+    """Mark a signals folder incomplete before rewriting its arrays; the real manifest is written last.
+    Readers (``SignalSet.from_dir``) refuse a folder so marked, so a write cut short is never taken as whole."""
+    write_json(Path(out_dir) / MANIFEST, {INCOMPLETE: True, "note": "being written; an interrupted write "
+                                          "leaves this mark: rerun the command that writes this folder"})
 
 
 def nan_to_zero(matrix: np.ndarray) -> np.ndarray:

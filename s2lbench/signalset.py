@@ -7,7 +7,6 @@ and ``text_embedding.npy`` (n x d), and ``manifest.json`` (checkpoint steps, poo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,9 @@ CONFIDENCE = "confidence"
 EL2N = "el2n"
 PROXY_EMBEDDING = "proxy_embedding"
 TEXT_EMBEDDING = "text_embedding"
+
+#: manifest key marking a signals folder whose write has not finished
+INCOMPLETE = "incomplete"
 
 #: file name of each known signal inside a signals folder
 FILES = {
@@ -40,30 +42,86 @@ HOW_TO = {
 }
 
 
+def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """A .npy array without pickles; a pickle, object array, truncated or foreign file is a DataError naming it."""
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as e:
+        text = str(e)
+        if "pickle" in text.lower() or "object" in text.lower():
+            raise DataError("holds Python objects (a pickle or an object array); save a numeric array "
+                            "with numpy.save", path=path) from None
+        raise DataError(f"not a readable .npy array ({' '.join(text.split())})", path=path) from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"not a readable .npy array ({type(e).__name__}: {e})", path=path) from None
+    if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - np.load on a .npz named .npy
+        arr.close()
+        raise DataError("is an .npz archive, expected a single .npy array", path=path)
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"has dtype {arr.dtype}; expected a numeric (float or integer) array", path=path)
+    return arr
+
+
 def load_matrix(path: str | Path) -> np.ndarray:
-    """Read a saved loss matrix (.npy or .pt, one row per example, one column per checkpoint)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
+    """Read a saved loss matrix (.npy or .pt, one row per example, one column per checkpoint).
+
+    Pickles are never loaded (``allow_pickle=False``, ``torch.load(weights_only=True)``); a file that is not
+    a numeric array or tensor, a truncated file, or a matrix with no finite value is a DataError naming it.
+    NaN entries are kept (S2L sets them to 0, as the official code does); infinite ones are refused."""
+    from s2lbench.data import check_input_file
+
+    path = check_input_file(path, ".npy or .pt file")
     if path.suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        arr = np.asarray(_load_npy(path))
     elif path.suffix in (".pt", ".pth"):
+        import pickle
+
         import torch
 
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError,
+                TypeError) as e:
+            raise DataError(f"not a readable tensor file (torch.load with weights_only=True: "
+                            f"{' '.join(str(e).split())[:200]})", path=path) from None
         if isinstance(obj, Mapping):
-            tensors = [v for v in obj.values() if hasattr(v, "shape")]
+            tensors = [v for v in obj.values() if isinstance(v, torch.Tensor)]
             if len(tensors) != 1:
                 raise DataError(f"expected one tensor, found keys {list(obj)}", path=path)
             obj = tensors[0]
-        arr = obj.float().numpy() if hasattr(obj, "numpy") else np.asarray(obj)
+        if not isinstance(obj, torch.Tensor):
+            raise DataError(f"holds a {type(obj).__name__}, expected a tensor (examples x checkpoints)", path=path)
+        if obj.is_complex() or obj.dtype == torch.bool:
+            raise DataError(f"has dtype {obj.dtype}; expected a real-valued tensor", path=path)
+        arr = obj.detach().float().numpy()
     else:
         raise DataError("expected a .npy or .pt file", path=path)
+    return check_matrix(arr, path)
+
+
+def check_matrix(arr: np.ndarray, origin: object) -> np.ndarray:
+    """A loss matrix as float32 n x T: 1-D becomes one column; empty, infinite or all-NaN is a DataError."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"has dtype {arr.dtype}; expected numbers", path=origin)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise DataError(f"expected a 2-D matrix (examples x checkpoints), got shape {arr.shape}", path=path)
-    return np.asarray(arr, dtype=np.float32)
+        raise DataError(f"expected a 2-D matrix (examples x checkpoints), got shape {arr.shape}", path=origin)
+    if arr.size == 0:
+        raise DataError(f"the matrix is empty (shape {arr.shape})", path=origin)
+    arr = np.asarray(arr, dtype=np.float32)
+    if np.isinf(arr).any():
+        raise DataError(f"the matrix holds {int(np.isinf(arr).sum())} infinite values; losses must be finite "
+                        "(NaN marks a missing entry)", path=origin)
+    nan = np.isnan(arr)
+    if nan.all():
+        raise DataError("every entry of the matrix is NaN", path=origin)
+    return arr
+
+
+def nan_entries(arr: np.ndarray) -> int:
+    return int(np.isnan(arr).sum())
 
 
 class SignalSet:
@@ -75,26 +133,43 @@ class SignalSet:
         self.directory = Path(directory) if directory else None
         self.manifest: dict = {}
         if self.directory and (self.directory / "manifest.json").exists():
-            self.manifest = json.loads((self.directory / "manifest.json").read_text())
+            self.manifest = _read_manifest(self.directory / "manifest.json")
         self.steps = list(steps if steps is not None else self.manifest.get("checkpoint_steps", []))
         self.n_examples = n_examples
+        self.nan_entries = int(self.manifest.get("nan_entries") or 0)
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> SignalSet:
+        """A signals folder. Writers mark its ``manifest.json`` incomplete first and write the real one last;
+        a marked folder, or a manifest listing a missing file, is refused. A folder without any manifest is
+        a bring-your-own folder of arrays, read as it is."""
         directory = Path(directory)
         if not directory.is_dir():
             raise DataError("signals folder not found", path=directory)
-        return cls(directory=directory)
+        signals = cls(directory=directory)
+        if signals.manifest.get(INCOMPLETE):
+            raise DataError("the signals folder is incomplete (its last write was interrupted); rerun the "
+                            "command that writes it", path=directory / "manifest.json")
+        for name, info in signals.manifest.get("signals", {}).items():
+            if not (directory / info["file"]).is_file():
+                raise DataError(f"the manifest lists {info['file']} for signal {name!r}, but it is missing",
+                                path=directory)
+        return signals
 
     @classmethod
     def from_trajectories(cls, path: str | Path) -> SignalSet:
         """Bring-your-own loss matrix; NaN entries are kept (selectors that need them set NaN to 0)."""
         matrix = load_matrix(path)
-        return cls({LOSS: matrix}, steps=list(range(matrix.shape[1])))
+        signals = cls({LOSS: matrix}, steps=list(range(matrix.shape[1])))
+        signals.nan_entries = nan_entries(matrix)
+        return signals
 
     def available(self) -> list[str]:
         names = set(self._arrays)
-        if self.directory:
+        listed = self.manifest.get("signals") if isinstance(self.manifest.get("signals"), dict) else None
+        if self.directory and listed is not None:  # a written folder: what its manifest lists, nothing stale
+            names |= {name for name, info in listed.items() if (self.directory / info["file"]).exists()}
+        elif self.directory:  # a bring-your-own folder of arrays
             names |= {name for name, f in FILES.items() if (self.directory / f).exists()}
         return sorted(names)
 
@@ -103,15 +178,18 @@ class SignalSet:
 
     def get(self, name: str) -> np.ndarray:
         if name not in self._arrays:
-            path = self.directory / FILES.get(name, f"{name}.npy") if self.directory else None
-            if path is None or not path.exists():
+            path = path_of(self, name)
+            if path is None or not path.exists() or name not in self.available():
                 where = f" in {self.directory}" if self.directory else ""
                 hint = HOW_TO.get(name, "compute it and save it as " + FILES.get(name, f"{name}.npy"))
                 raise MissingSignalError(f"signal {name!r} is not available{where}; to compute it, {hint}")
-            self._arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+            self._arrays[name] = _load_npy(path, mmap=True)
         arr = self._arrays[name]
+        if arr.ndim == 0:
+            raise DataError(f"signal {name!r} is a scalar, expected one row per example", path=path_of(self, name))
         if self.n_examples is not None and arr.shape[0] != self.n_examples:
-            raise DataError(f"signal {name!r} has {arr.shape[0]} rows but the pool has {self.n_examples} examples")
+            raise DataError(f"signal {name!r} has {arr.shape[0]} rows but the pool has {self.n_examples} examples",
+                            path=path_of(self, name))
         return arr
 
     def for_pool(self, n_examples: int) -> SignalSet:
@@ -119,3 +197,38 @@ class SignalSet:
         view = SignalSet(self._arrays, self.directory, self.steps, n_examples)
         view.manifest = self.manifest
         return view
+
+
+def path_of(signals: SignalSet, name: str) -> Path | None:
+    if not signals.directory:
+        return None
+    listed = signals.manifest.get("signals") or {}
+    if isinstance(listed, dict) and isinstance(listed.get(name), dict):
+        return signals.directory / listed[name]["file"]
+    return signals.directory / FILES.get(name, f"{name}.npy")
+
+
+def _read_manifest(path: Path) -> dict:
+    """A signals manifest: a JSON object whose ``signals`` maps names to ``{"file", "shape"}``."""
+    from s2lbench.data import read_json
+
+    data = read_json(path, "signals manifest")
+    if not isinstance(data, dict):
+        raise DataError(f"expected a JSON object, got {type(data).__name__}", path=path)
+    steps = data.get("checkpoint_steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        raise DataError("'checkpoint_steps' must be a list of integers", path=path, field="checkpoint_steps")
+    signals = data.get("signals", {})
+    if not isinstance(signals, dict):
+        raise DataError("'signals' must be an object (name -> {file, shape})", path=path, field="signals")
+    for name, info in signals.items():
+        if not isinstance(info, dict) or not isinstance(info.get("file"), str):
+            raise DataError(f"signal {name!r} needs a 'file' name", path=path, field=f"signals.{name}")
+        if Path(info["file"]).name != info["file"] or info["file"] in ("", ".", ".."):
+            raise DataError(f"signal {name!r}: file {info['file']!r} must be a plain name inside the folder",
+                            path=path, field=f"signals.{name}.file")
+        shape = info.get("shape", [])
+        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+            raise DataError(f"signal {name!r}: 'shape' must be a list of integers", path=path,
+                            field=f"signals.{name}.shape")
+    return data

@@ -15,6 +15,7 @@ sharing a folder never work on one cell at once.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.atomic import write_jsonl
+from s2lbench.errors import DataError
 
 DB_NAME = "results.sqlite"
 SAMPLES_DIR = "samples"
@@ -111,19 +113,71 @@ class CellBusy(RuntimeError):
     """Another process holds this cell's lock: it is running the cell now."""
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class ResultsStore:
-    def __init__(self, folder: str | Path):
+    """The results store of one folder. ``read_only=True`` (leaderboard, status, regress) opens an existing
+    store with SQLite's ``mode=ro`` and refuses a missing, empty, corrupted or foreign database (one without
+    s2lbench's tables) with a DataError naming it -- it never writes a schema or anything else."""
+
+    def __init__(self, folder: str | Path, *, read_only: bool = False):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self.path = self.folder / DB_NAME
-        with self._connect() as con:
-            con.executescript(SCHEMA)
+        if read_only:
+            self._check_readable()
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"cannot create the results folder: {e.strerror or e}", path=self.folder) from None
+        if self.path.exists() and self.path.stat().st_size and not _has_sqlite_header(self.path):
+            raise DataError("not an SQLite database; move it away or choose another output folder", path=self.path)
+        try:
+            with self._connect() as con:
+                con.executescript(SCHEMA)
+                self._check_schema(con)
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"cannot use the results database: {e}", path=self.path) from None
+
+    def _check_readable(self) -> None:
+        if not self.folder.is_dir():
+            raise DataError("results folder not found", path=self.folder)
+        if not self.path.is_file():
+            raise DataError(f"not a results folder (no {DB_NAME})", path=self.folder)
+        if self.path.stat().st_size == 0:
+            raise DataError("the results database is empty (no run has written to it)", path=self.path)
+        if not _has_sqlite_header(self.path):
+            raise DataError("not an SQLite database (corrupted or another kind of file)", path=self.path)
+        try:
+            with self._connect() as con:
+                self._check_schema(con)
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"cannot read the results database: {e}", path=self.path) from None
+
+    def _check_schema(self, con: sqlite3.Connection) -> None:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = {"cells", "results"} - tables
+        if missing:
+            raise DataError(f"not an s2lbench results database (no table {', '.join(sorted(missing))}; "
+                            f"it has {', '.join(sorted(tables)) or 'no tables'})", path=self.path)
+        columns = {r[1] for r in con.execute("PRAGMA table_info(cells)")}
+        absent = {f.name for f in dataclasses.fields(Cell)} - columns
+        if absent:
+            raise DataError(f"not an s2lbench results database (table cells lacks {', '.join(sorted(absent))})",
+                            path=self.path)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        if self.read_only:
+            con = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, timeout=60,
+                                  isolation_level=None)
+        else:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            if not self.read_only:
+                con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
             con.row_factory = sqlite3.Row
             yield con
@@ -190,8 +244,9 @@ class ResultsStore:
         """Hold the cell's lock while running it; raise ``CellBusy`` at once if another process holds it.
         The OS drops the lock when its process dies, however it dies."""
         path = self._lock_path(cell_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as f:
+        if not self.read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "r" if self.read_only else "a") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -247,8 +302,12 @@ class ResultsStore:
                 for r in rows]
 
     def load_samples(self, samples_path: str) -> list[dict[str, Any]]:
-        with open(self.folder / samples_path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        from s2lbench.data import iter_jsonl
+
+        path = self.folder / samples_path
+        if Path(samples_path).is_absolute() or ".." in Path(samples_path).parts:
+            raise DataError(f"samples path {samples_path!r} points outside the results folder", path=self.path)
+        return [row for _, row in iter_jsonl(path, "samples file")]
 
 
 def _cell_from_row(row: sqlite3.Row) -> Cell:
@@ -256,3 +315,11 @@ def _cell_from_row(row: sqlite3.Row) -> Cell:
     for col in _JSON_COLUMNS:
         data[col] = json.loads(data[col]) if data[col] else {}
     return Cell(**data)
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False

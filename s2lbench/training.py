@@ -205,10 +205,9 @@ def load_tokenizer(config: TrainConfig):
         kwargs["gguf_file"] = gguf_file
     elif config.revision and config.tokenizer is None:
         kwargs["revision"] = config.revision
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    except OSError as e:
-        raise ConfigError(f"tokenizer: cannot load {config.tokenizer or config.model!r}: {e}") from None
+    from s2lbench.hub import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", **kwargs)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -222,18 +221,21 @@ def load_model(config: TrainConfig, tokenizer: Any):
 
     if config.model in TINY_CONFIGS:
         return tiny_model(config.model, tokenizer, seed=config.seed)
+    import torch
+
     source, gguf_file = _split_gguf(config.model)
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    # fp32 master weights whatever the checkpoint's config says (Phi-2 and Pythia say float16, which dtype
+    # "auto" would train in); ``bf16`` then sets the compute precision (autocast), as the S2L paper trains
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, "dtype": torch.float32}
     if gguf_file:
         if not Path(config.model).is_file():
             raise ConfigError(f"model: GGUF file {config.model!r} not found")
         kwargs["gguf_file"] = gguf_file
     if config.revision:
         kwargs["revision"] = config.revision
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as e:
-        raise ConfigError(f"model: cannot load {config.model!r}: {e}") from None
+    from s2lbench.hub import load_pretrained
+
+    model = load_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **kwargs)
     if gguf_file:
         drop_gguf_quantizer(model)
     return model

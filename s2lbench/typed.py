@@ -113,6 +113,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         if key not in fields:
             raise ConfigError(f"unknown key {path!r}{_suggest(str(key), list(fields))}")
         kwargs[key] = _coerce(value, hints[key], path)
+        if _is_seed_key(str(key)):
+            _check_seeds(kwargs[key], path)
     missing = [n for n, f in fields.items() if n not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -123,39 +125,121 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
 
 
+SEED_RANGE = (0, 2**32)
+
+
+def _is_seed_key(key: str) -> bool:
+    return key in ("seed", "seeds") or key.endswith("_seed") or key.endswith("_seeds")
+
+
+def _check_seeds(value: Any, where: str) -> None:
+    """Seeds are integers in [0, 2^32) in every config, as on the command line (numpy and torch need it)."""
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, int) and not isinstance(v, bool) and not SEED_RANGE[0] <= v < SEED_RANGE[1]:
+            raise ConfigError(f"{where}: seed {v} must be an integer in [0, 2^32)")
+
+
 def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj)
 
 
+def _parse_override_value(key: str, raw: str) -> Any:
+    if not raw.strip():
+        return ""
+    try:
+        return yaml.load(raw, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"override {key}={raw!r}: the value is not valid YAML ({problem}); "
+                          "quote it, e.g. --set 'budgets=[0.1, 0.3]'") from None
+
+
+def _index(key: str, node: list, part: str) -> int:
+    try:
+        index = int(part)
+    except ValueError:
+        raise ConfigError(f"override {key!r}: {part!r} indexes a list; use a number (0 to {len(node) - 1})") from None
+    if not -len(node) <= index < len(node):
+        raise ConfigError(f"override {key!r}: index {index} is out of range (the list has {len(node)} items)")
+    return index
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=value`` strings to a nested dict (value parsed as YAML, so ``3``, ``true``, ``[1,2]`` work)."""
+    """Apply ``a.b=value`` strings to a nested dict (value parsed as YAML, so ``3``, ``true``, ``[1,2]`` work).
+
+    A numeric part indexes a list: ``targets.0.train.total_steps=50``."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.path=value")
         key, raw = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {key!r}: {part!r} is not a mapping")
+        key = key.strip()
+        parts = key.split(".")
+        if not key or any(not p for p in parts):
+            raise ConfigError(f"override {item!r}: empty key in {key!r}")
+        value = _parse_override_value(key, raw)
+        node: Any = data
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                nxt = node[_index(key, node, part)]
+            else:
+                nxt = node.setdefault(part, {})
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"override {key!r}: {'.'.join(parts[:depth + 1])!r} is a "
+                                  f"{type(nxt).__name__}, not a mapping or list")
             node = nxt
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(node, list):
+            node[_index(key, node, parts[-1])] = value
+        else:
+            node[parts[-1]] = value
     return data
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """The safe YAML loader, refusing a mapping that repeats a key (YAML keeps only the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} on line {line} (first on line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(path) -> dict[str, Any]:
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: is not a regular file (a device, pipe or socket), expected a YAML config file")
     try:
-        text = path.read_text(encoding="utf-8")
+        data_bytes = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        text = data_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data_bytes.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte {data_bytes[e.start:e.start + 1]!r}); "
+                          "save the config as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

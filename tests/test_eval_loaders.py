@@ -13,7 +13,7 @@ from s2lbench.plugins import Hooks, make_plugin_manager
 EXPECTED = {  # name: (rows, in_domain, first question starts, first gold)
     "gsm8k": (1319, True, "Janet\u2019s ducks lay 16 eggs", "18"),
     "math": (5000, True, "How many vertical asymptotes", MathGold("2", 2)),
-    "numglue": (1042, False, "What is the molecular weight of 8 moles", "1536"),
+    "numglue": (1042, True, "What is the molecular weight of 8 moles", "1536"),
     "svamp": (1000, False, "Each pack of dvds costs 76 dollars. If there is a discount of 25 dollars on each "
                            "pack How much", "51"),
     "deepmind": (1000, False, "What is 451 to the power of 1/10", "2"),

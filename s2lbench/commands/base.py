@@ -15,3 +15,14 @@ class Command:
 
     def run(self, args: argparse.Namespace) -> int:
         raise NotImplementedError
+
+
+def seed_type(text: str) -> int:
+    """argparse type for seeds: an integer in [0, 2^32), as in configs."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"seed {value} must be an integer in [0, 2^32)")
+    return value

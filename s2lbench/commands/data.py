@@ -63,9 +63,9 @@ class DataCommand(Command):
         pool = open_pool_from_args(args.file, args)
         tokenizer = None
         if args.tokenizer:
-            from transformers import AutoTokenizer
+            from s2lbench.hub import load_tokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+            tokenizer = load_tokenizer(args.tokenizer)
         info = inspect_pool(pool, tokenizer)
         if args.json:
             print(json.dumps(info, indent=2))

@@ -63,10 +63,12 @@ def _plain(value: Any) -> Any:
 
 def evaluate_predictions(task: str, predictions_path: Path, data_dir: Path, options: dict[str, Any],
                          out_path: Path | None = None) -> dict[str, Any]:
-    from s2lbench.atomic import write_jsonl
+    from s2lbench.atomic import check_output_path, write_jsonl
     from s2lbench.plugins import get_hooks
     from s2lbench.typed import from_dict
 
+    out_path = check_output_path(out_path or predictions_path.with_name(
+        f"{predictions_path.stem}.{task}.graded.jsonl"))
     cls = get_hooks().evaluator(task)
     evaluator = cls(from_dict(cls.Options, options, where=f"{task} options"))
     items = evaluator.load(data_dir)
@@ -84,7 +86,6 @@ def evaluate_predictions(task: str, predictions_path: Path, data_dir: Path, opti
         if "accuracy" in sample.scores:
             record["correct"] = bool(sample.scores["accuracy"])
         records.append(record)
-    out_path = out_path or predictions_path.with_name(f"{predictions_path.stem}.{task}.graded.jsonl")
     write_jsonl(out_path, records)
     summary = {"task": task, "n": len(samples), "of": len(items),
                **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from s2lbench.commands.base import Command
+from s2lbench.commands.base import Command, seed_type
 
 
 class GymCommand(Command):
@@ -19,7 +19,7 @@ class GymCommand(Command):
         build.add_argument("--small", action="store_true", help="the small preset (2000 rows, 100 per test set)")
         build.add_argument("--size", type=int, default=None, help="pool rows (default 15000; small 2000)")
         build.add_argument("--test-size", type=int, default=None, help="rows per test set (default 300)")
-        build.add_argument("--seed", type=int, default=None, help="generator seed (default 0)")
+        build.add_argument("--seed", type=seed_type, default=None, help="generator seed (default 0)")
         build.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default 512)")
         build.add_argument("--defect", action="append", default=[], metavar="KIND=RATE",
                            help="override a defect rate, e.g. --defect wrong_answer=0.1 (kinds: wrong_answer, "
@@ -42,7 +42,17 @@ class GymCommand(Command):
             data["defects"][kind.strip()] = rate
         from_dict(DefectRates, data["defects"], "defects")  # names a misspelt kind before anything runs
         config = from_dict(GymConfig, data)
-        paths = build_gym(args.out, config)
+        from pathlib import Path
+
+        from s2lbench.atomic import atomic_dir, check_output_path, output_lock
+        from s2lbench.gym.build import GymPaths
+
+        out = check_output_path(args.out, kind="folder")
+        with output_lock(out), atomic_dir(out, marker="gym.json") as tmp:  # whole or not at all: gym.json is never without its files
+            built = build_gym(tmp, config)
+        paths = GymPaths(root=out, **{k: out / Path(getattr(built, k)).relative_to(tmp)
+                                      for k in ("pool", "tokenizer", "manifest", "defects")},
+                         tests={k: out / Path(v).relative_to(tmp) for k, v in built.tests.items()})
         manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
         pool = manifest["pool"]
         print(f"pool: {paths.pool} ({pool['rows']} rows, fingerprint {pool['fingerprint']})")

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from s2lbench.commands.base import Command
+from s2lbench.commands.base import Command, seed_type
 from s2lbench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class LeaderboardCommand(Command):
                             help="metric to tabulate for every task (default: accuracy, else the task's first)")
         parser.add_argument("--baseline", default=BASELINE, help=f"selector for the paired tests (default {BASELINE})")
         parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
-        parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_BOOTSTRAP_SEED)
+        parser.add_argument("--bootstrap-seed", type=seed_type, default=DEFAULT_BOOTSTRAP_SEED)
         parser.add_argument("--experiment", default=None, help="only cells of this experiment name")
         parser.add_argument("--trajectories", default=None,
                             help="loss trajectories (.npy/.pt, examples x checkpoints) for the cluster figure")
@@ -47,6 +47,13 @@ class LeaderboardCommand(Command):
 
         if args.resamples < 100:
             raise ConfigError(f"--resamples {args.resamples}: use at least 100 for a 95% interval")
+        from s2lbench.atomic import check_output_path
+
+        if args.out is not None:  # every output checked before any work: nothing half-written on a bad path
+            check_output_path(args.out)
+        for folder in (args.tables, args.plots):
+            if folder is not None:
+                check_output_path(folder, kind="folder")
         lb = build_leaderboard(args.results, by=args.by, metric=args.metric, baseline=args.baseline,
                                resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
                                experiment=args.experiment)
@@ -61,7 +68,7 @@ class LeaderboardCommand(Command):
                 path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
                 print(f"wrote {path}", file=sys.stderr)
             path = write_json(Path(args.tables) / "provenance.json",
-                              provenance(ResultsStore(args.results), lb, ["s2lbench", *sys.argv[1:]]))
+                              provenance(ResultsStore(args.results, read_only=True), lb, ["s2lbench", *sys.argv[1:]]))
             print(f"wrote {path}", file=sys.stderr)
         if args.plots:
             for path in write_plots(args.results, Path(args.plots), lb, args):
@@ -137,6 +144,10 @@ class RegressCommand(Command):
             write_reference,
         )
 
+        if args.update:
+            from s2lbench.atomic import check_output_path
+
+            check_output_path(args.reference)
         current = snapshot(args.results, experiment=args.experiment)
         reference, tolerances = (load_reference(args.reference) if Path(args.reference).exists() or not args.update
                                  else ({}, Tolerances()))

@@ -17,12 +17,16 @@ log = logging.getLogger(__name__)
 DEMO_CONFIG = "demo.yaml"
 
 
-def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False) -> int:
+def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
+                   cost_options: dict | None = None) -> int:
+    from s2lbench.preflight import preflight
     from s2lbench.runner import Runner
 
     runner = Runner(config, out)
+    report = preflight(runner, only)
     if dry_run:
-        return dry_run_report(runner)
+        return dry_run_report(runner, report, cost_options or {})
+    report.raise_if_failed()  # before the first stage: nothing trains on a run that would fail later
     start = time.perf_counter()
     summary = runner.run(only=only)
     elapsed = time.perf_counter() - start
@@ -35,8 +39,10 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     return 0 if summary.ok else 1
 
 
-def dry_run_report(runner) -> int:
-    """Validate everything that can be checked without training: config, plugins, cells, task names."""
+def dry_run_report(runner, report, cost_options: dict) -> int:
+    """Validate everything a real run would (the preflight), list the grid, print the cost estimate."""
+    from s2lbench.cost import estimate, render
+
     config = runner.config
     print(f"experiment {config.name!r} (config hash {runner.config_hash})")
     print(f"  pool: {config.pool.path}; proxy: {config.proxy.model}; targets: "
@@ -44,13 +50,17 @@ def dry_run_report(runner) -> int:
     print(f"  selectors: {', '.join(s.row for s in config.selectors)}; budgets: {config.budgets}; "
           f"seeds: {config.seeds}; tasks: {', '.join(config.evaluation.tasks)}")
     print(f"  signals needed: {', '.join(sorted(runner.needed_signals())) or 'none'}")
-    try:
-        n_cells = len(runner.cells())
-    except Exception as e:  # the pool may need the hub; say so rather than fail the dry run
-        print(f"  pool not loadable here ({type(e).__name__}: {e}); cells are counted once it loads")
-        per_target = len(config.seeds) * (len(config.selectors) * len(config.budgets) + int(config.full_reference))
-        n_cells = per_target * len(config.targets)
-    print(f"  {n_cells} cells; dry run OK")
+    for note in report.notes:
+        print(f"  note: {note}")
+    print(f"  {len(report.cell_ids)} cells")
+    print(render(estimate(runner, report, **cost_options)))
+    if not report.ok:
+        print(f"dry run FAILED: {len(report.problems)} problem(s); a real run would stop before its first stage:",
+              file=sys.stderr)
+        for problem in report.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    print("dry run OK: every input checked")
     return 0
 
 
@@ -82,14 +92,23 @@ class RunCommand(Command):
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                             help="override a config key, e.g. --set budgets=[0.1] --set targets.0.train.total_steps=50")
         parser.add_argument("--only", action="append", default=None, help="run only cells whose id contains this")
-        parser.add_argument("--dry-run", action="store_true", help="validate the config and list the grid; train nothing")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="check every input (pool, test files, models, budgets, ...), list the grid and "
+                                 "print a cost estimate; train nothing")
+        parser.add_argument("--gpu", default=None, help="GPU class for the dry run's estimate (default A100-80GB; "
+                                                         "A100-40GB, H100-80GB, H200, L40S, A10G, V100)")
+        parser.add_argument("--mfu", type=float, default=None, help="training MFU for the estimate (default 0.40)")
+        parser.add_argument("--generation-mfu", type=float, default=None,
+                            help="generation MFU for the estimate (default 0.10: decoding is memory-bound)")
 
     def run(self, args: argparse.Namespace) -> int:
         from s2lbench.experiment import load_experiment
 
         config = load_experiment(args.config, args.overrides)
         out = Path(args.out or f"runs/{config.name}")
-        return run_experiment(config, out, args.only, args.dry_run)
+        cost_options = {k: v for k, v in (("gpu", args.gpu), ("mfu", args.mfu),
+                                          ("generation_mfu", args.generation_mfu)) if v is not None}
+        return run_experiment(config, out, args.only, args.dry_run, cost_options)
 
 
 class DemoCommand(Command):
@@ -129,7 +148,7 @@ class StatusCommand(Command):
 
         if not (Path(args.dir) / DB_NAME).exists():
             raise DataError("not a results folder (no results.sqlite)", path=args.dir)
-        store = ResultsStore(args.dir)
+        store = ResultsStore(args.dir, read_only=True)
         cells = [(c, store.shown_status(c)) for c in store.cells()]
         if args.json:
             print(json.dumps([{"cell_id": c.cell_id, "status": status, "error": c.error} for c, status in cells],

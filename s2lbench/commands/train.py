@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from s2lbench.commands.base import Command
+from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
 
 
@@ -36,7 +36,7 @@ class TrainCommand(Command):
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--grad-accum", type=int, default=None)
         parser.add_argument("--max-length", type=int, default=None)
-        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--seed", type=seed_type, default=None)
         parser.add_argument("--bf16", default=None, choices=["auto", "true", "false"])
         parser.add_argument("--logging-steps", type=int, default=None)
 
@@ -67,10 +67,30 @@ class TrainCommand(Command):
             if value is not None:
                 data[key] = value
         config = from_dict(TrainConfig, data)
+        from s2lbench.atomic import check_output_path
+
+        out = check_output_path(args.out, kind="folder")
         pool = open_pool_from_args(args.pool, args)
-        result = train(pool, config, Path(args.out))
+        existed = out.exists()
+        try:
+            result = train(pool, config, out)
+        except BaseException:
+            _remove_if_nothing_saved(out, existed)
+            raise
         print(f"final model: {result.model_dir}")
         print(f"checkpoints: {', '.join(str(step) for step, _ in result.checkpoints) or 'none'}")
         print(f"steps {result.total_steps} ({result.epochs:.2f} epochs), {result.train_tokens} tokens, "
               f"{result.flops:.3g} FLOPs, {result.wall_seconds:.1f}s, final loss {result.final_loss}")
         return 0
+
+
+def _remove_if_nothing_saved(out: Path, existed: bool) -> None:
+    """A run folder this command created and that holds no checkpoint or model is removed: a failed or
+    interrupted ``train`` leaves nothing that looks like a run (one with checkpoints stays, to resume)."""
+    import shutil
+
+    if existed or not out.is_dir():
+        return
+    kept = [p for p in out.rglob("*") if p.is_dir() and (p.name.startswith("checkpoint-") or p.name == "final")]
+    if not kept:
+        shutil.rmtree(out, ignore_errors=True)

@@ -60,6 +60,6 @@ def generate(model_dir: str | Path, prompts: list[str], config: GenerationConfig
 
 
 def cached_generate(model_dir: str | Path, task_name: str, prompts: list[str], config: GenerationConfig | None,
-                    cache_dir: str | Path) -> list[str]:
+                    cache_dir: str | Path, variant: str = "") -> list[str]:
     return cached_generate_with(generate, model_dir, task_name, list(prompts), config or GenerationConfig(),
-                                cache_dir)
+                                cache_dir, variant)

@@ -48,15 +48,20 @@ def _prompt_key(prompt: str) -> str:
     return hashlib.sha256(prompt.encode()).hexdigest()[:32]
 
 
-def cache_path(cache_dir: str | Path, model_dir: str | Path, task_name: str, config: GenerationConfig) -> Path:
-    key = config_hash({"model": model_fingerprint(model_dir), "task": task_name, "decoding": config.decoding_key()})
-    return Path(cache_dir) / task_name / f"{key}.jsonl"
+def cache_path(cache_dir: str | Path, model_dir: str | Path, task_name: str, config: GenerationConfig,
+               variant: str = "") -> Path:
+    """``variant`` names the prompting pass (e.g. "pot", "hybrid", "hybrid-backup"); "" (chain of thought)
+    keeps the key it always had."""
+    key_parts = {"model": model_fingerprint(model_dir), "task": task_name, "decoding": config.decoding_key()}
+    if variant:
+        key_parts["variant"] = variant
+    return Path(cache_dir) / task_name / f"{config_hash(key_parts)}.jsonl"
 
 
 def cached_generate_with(generate: Callable[[str | Path, list[str], GenerationConfig], list[str]],
                          model_dir: str | Path, task_name: str, prompts: list[str], config: GenerationConfig,
-                         cache_dir: str | Path) -> list[str]:
-    path = cache_path(cache_dir, model_dir, task_name, config)
+                         cache_dir: str | Path, variant: str = "") -> list[str]:
+    path = cache_path(cache_dir, model_dir, task_name, config, variant)
     cached: dict[str, str] = {}
     if path.is_file():
         with open(path, encoding="utf-8") as f:
@@ -74,5 +79,5 @@ def cached_generate_with(generate: Callable[[str | Path, list[str], GenerationCo
         write_jsonl(path, ({"prompt_key": k, "output": v} for k, v in cached.items()))
         write_json(path.with_suffix(".meta.json"), {"model_dir": str(model_dir), "task": task_name,
                                                     "model_fingerprint": model_fingerprint(model_dir),
-                                                    "decoding": config.decoding_key()})
+                                                    "decoding": config.decoding_key(), "variant": variant})
     return [cached[k] for k in keys]

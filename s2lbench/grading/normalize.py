@@ -9,12 +9,15 @@ NUMBER_PATTERN = re.compile(r"-?\d+/?\.?\d*")
 
 
 def delete_extra_zero(text: str) -> str:
-    """MAmmoTH's zero-normaliser: "18.00" -> "18", "3.50" -> "3.5"; unparsable strings ("3/4") come back as is."""
+    """MAmmoTH's zero-normaliser: "18.00" -> "18", "3.50" -> "3.5"; unparsable strings ("3/4") come back as is.
+
+    Exactly v1, quirks included: the value goes through ``str(float)``, so 20-digit numbers come back in
+    exponent form with their trailing zeros cut ("100000000000000000000" -> "1e+2" -> "100.0"), and
+    "inf"/"nan" stay "inf"/"nan".
+    """
     try:
         value = float(text)
-    except (TypeError, ValueError):
-        return text
-    if value != value or value in (float("inf"), float("-inf")):
+    except (TypeError, ValueError, OverflowError):
         return text
     as_text = str(value).rstrip("0")
     return str(int(as_text.rstrip("."))) if as_text.endswith(".") else str(float(as_text))
@@ -25,7 +28,9 @@ def _fix_fracs(string: str) -> str:
     new_str = substrs[0]
     for substr in substrs[1:]:
         new_str += "\\frac"
-        if substr and substr[0] == "{":
+        if not substr:  # "\frac" at the very end: kept as it is (v1)
+            continue
+        if substr[0] == "{":
             new_str += substr
             continue
         if len(substr) < 2:
@@ -69,10 +74,10 @@ def _fix_sqrt(string: str) -> str:
     return new_string
 
 
-def strip_latex(string: str) -> str:
-    """The Hendrycks-style ``_strip_string`` MAmmoTH v1 applies to MATH answers."""
-    string = str(string).strip().replace("\n", "").rstrip(".")
-    string = string.replace("\\!", "").replace("\\\\", "\\")
+def strip_string_v1(string: str) -> str:
+    """MAmmoTH v1's ``_strip_string`` exactly: no outer strip, no trailing-period removal, and the
+    Hendrycks "0.5 -> \\frac{1}{2}" rewrite commented out (as in v1's utils.py)."""
+    string = string.replace("\n", "").replace("\\!", "").replace("\\\\", "\\")
     string = string.replace("tfrac", "frac").replace("dfrac", "frac")
     string = string.replace("\\left", "").replace("\\right", "")
     string = string.replace("^{\\circ}", "").replace("^\\circ", "")
@@ -90,9 +95,14 @@ def strip_latex(string: str) -> str:
     string = _fix_sqrt(string)
     string = string.replace(" ", "")
     string = _fix_fracs(string)
-    if string == "0.5":
-        string = "\\frac{1}{2}"
     return _fix_a_slash_b(string)
+
+
+def strip_latex(string: str) -> str:
+    """s2lbench's MATH normaliser: v1's, on the text with surrounding white space and a final period removed,
+    and with Hendrycks' original "0.5 -> \\frac{1}{2}" rewrite."""
+    string = strip_string_v1(str(string).strip().rstrip("."))
+    return "\\frac{1}{2}" if string == "0.5" else string
 
 
 def last_boxed(text: str) -> str | None:
