@@ -25,7 +25,6 @@ from s2lbench.training import (
     train,
 )
 
-
 #: rows of 200 tokens hold one to four of the (at most 96-token) examples below
 CAPACITY = 200
 
