@@ -119,8 +119,8 @@ def test_packed_loss_and_gradients_equal_the_padded_path(tokenizer, features, mo
 
 def test_attention_never_crosses_examples(tokenizer, features):
     model = tiny_model("gym-proxy", tokenizer, seed=3).eval()
-    collator = PackCollator(tokenizer.pad_token_id, capacity=400)  # several examples share each row
     first, rest = features[0], features[1:5]
+    collator = PackCollator(tokenizer.pad_token_id, capacity=sum(len(f["input_ids"]) for f in features[:5]))
     changed = {"input_ids": [(t + 1) % len(tokenizer) for t in first["input_ids"]], "labels": first["labels"]}
     with torch.no_grad():
         base = collator([first, *rest])
