@@ -1,10 +1,18 @@
-"""Calibrate the gym on this machine: prints the figures docs/gym.md reports.
+"""Calibrate the gym on this machine: prints the figures docs/gym.md reports (full pool and random subsets only).
 
-1. time to build the gym and to train the proxy on the full pool;
-2. the largest target trained on the full pool: wall time and exact match on all six test sets;
-3. the same target on a seeded random 10% subset with the same fixed schedule (same steps, same LR schedule).
+1. time to build the gym (and, with --base, to pre-train the target's base on the generated corpus);
+2. the target trained on the full pool: wall time, steps, tokens and exact match on every test set;
+3. the same target on a seeded random subset with the same fixed schedule (same steps, same LR schedule);
+4. with --seeds N, steps 2-3 for N training seeds from --first-seed (the seed spread), and with --curve K, exact match of
+   K evenly spaced checkpoints of each run (accuracy against steps and minutes).
 
-Run under the heavy-job lock:  flock /tmp/s2lbench-heavy.lock python benchmarks/bench_gym_calibration.py
+Never point it at a selector: calibration looks at the full pool and random subsets only.
+
+Run under the heavy-job lock, e.g. (v1, as the committed v1 figures were measured):
+  flock /tmp/s2lbench-heavy.lock python benchmarks/bench_gym_calibration.py
+gym v2 from a pre-trained base:
+  flock /tmp/s2lbench-heavy.lock timeout 900 python benchmarks/bench_gym_calibration.py --version 2 \\
+      --pool-size 8000 --steps 200 --lr 1e-3 --base 600 --skip-proxy
 """
 
 from __future__ import annotations
@@ -23,10 +31,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=None, help="default: a fresh temporary folder")
     parser.add_argument("--small", action="store_true", help="GymConfig.small() instead of the default pool")
+    parser.add_argument("--version", type=int, default=1, help="gym version (pool.gym.version)")
+    parser.add_argument("--pool-size", type=int, default=None)
+    parser.add_argument("--level-weights", default=None, help="e.g. 0.3,0.4,0.3")
     parser.add_argument("--target", default="gym-target-l")
     parser.add_argument("--steps", type=int, default=None, help="fixed schedule steps (default GYM_TRAINING)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--group-by-length", action="store_true")
+    parser.add_argument("--base", type=int, default=0, metavar="STEPS",
+                        help="pre-train the target on the gym corpus for STEPS first (SFT then starts from it)")
     parser.add_argument("--proxy-steps", type=int, default=None)
     parser.add_argument("--subset-fraction", type=float, default=0.1)
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds FIRST..FIRST+N-1 for each run")
+    parser.add_argument("--first-seed", type=int, default=42,
+                        help="first training seed (default 42, TrainConfig's, as the v1 figures were measured)")
+    parser.add_argument("--no-subset", action="store_true", help="full pool only")
+    parser.add_argument("--no-full", action="store_true", help="random subset only (its full-pool run done before)")
+    parser.add_argument("--curve", type=int, default=1, help="evaluate this many evenly spaced checkpoints")
     parser.add_argument("--eval-n", type=int, default=200, help="test rows scored per set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-proxy", action="store_true")
@@ -36,21 +58,41 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from s2lbench.data import load_local
-    from s2lbench.gym import GYM_TRAINING, TEST_SETS, GymConfig, build_gym
+    from s2lbench.gym import GYM_TRAINING, GymConfig, build_gym
+    from s2lbench.gym.bases import BaseRecipe, pretrain_base
     from s2lbench.gym.score import exact_match, read_test_set
     from s2lbench.training import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gym-calib-"))
-    figures: dict = {"threads": args.threads, "workdir": str(work)}
+    figures: dict = {"threads": args.threads, "workdir": str(work), "args": vars(args)}
 
+    overrides: dict = {"version": args.version}
+    if args.pool_size:
+        overrides["pool_size"] = args.pool_size
+    if args.level_weights:
+        overrides["level_weights"] = tuple(float(w) for w in args.level_weights.split(","))
+    gym_config = GymConfig.small(**overrides) if args.small else GymConfig(**overrides)
     t0 = time.perf_counter()
-    paths = build_gym(work / "gym", GymConfig.small() if args.small else GymConfig())
+    paths = build_gym(work / "gym", gym_config)
     figures["build_seconds"] = round(time.perf_counter() - t0, 1)
     pool = load_local(paths.pool)
-    base = TrainConfig(model=args.target, tokenizer=str(paths.tokenizer),
-                       **{**GYM_TRAINING, **({"total_steps": args.steps} if args.steps else {})})
+    recipe = dict(GYM_TRAINING)
+    for key, value in (("total_steps", args.steps), ("batch_size", args.batch_size), ("learning_rate", args.lr)):
+        if value is not None:
+            recipe[key] = value
+    model = args.target
+    if args.base:
+        t = time.perf_counter()
+        base_dir = pretrain_base(args.target, paths.tokenizer, work / f"base-{args.target}-{args.base}",
+                                 BaseRecipe(steps=args.base))
+        figures["base"] = {**json.loads((base_dir / "base.json").read_text()),
+                           "seconds_here": round(time.perf_counter() - t, 1)}
+        print(json.dumps({"base": figures["base"]}, indent=2), flush=True)
+        model = str(base_dir)
+    base = TrainConfig(model=model, tokenizer=str(paths.tokenizer), group_by_length=args.group_by_length,
+                       n_checkpoints=args.curve, **recipe)
     figures["pool_rows"], figures["steps"], figures["batch_size"] = len(pool), base.total_steps, base.batch_size
 
     if not args.skip_proxy:
@@ -65,19 +107,28 @@ def main() -> None:
     subset = pool.subset(sorted(rng.sample(range(len(pool)), round(args.subset_fraction * len(pool)))),
                          name="random-subset")
     tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
-    tests = {spec.name: read_test_set(paths.tests[spec.name])[: args.eval_n] for spec in TEST_SETS}
-    for label, data in (("target_full", pool), (f"target_random_{args.subset_fraction:g}", subset)):
-        result = train(data, base, work / label)
-        model = AutoModelForCausalLM.from_pretrained(result.model_dir)
-        t = time.perf_counter()
-        scores = {name: round(100 * exact_match(model, tokenizer, rows), 1) for name, rows in tests.items()}
-        in_domain = [scores[s.name] for s in TEST_SETS if s.in_domain]
-        figures[label] = {"model": args.target, "params": result.n_params, "examples": len(data),
-                          "steps": result.total_steps, "epochs": round(result.epochs, 2),
-                          "wall_seconds": round(result.wall_seconds, 1), "final_loss": result.final_loss,
-                          "exact_match_%": scores, "in_domain_mean_%": round(sum(in_domain) / len(in_domain), 1),
-                          "eval_seconds": round(time.perf_counter() - t, 1)}
-        print(json.dumps({label: figures[label]}, indent=2), flush=True)
+    specs = gym_config.design.test_sets
+    tests = {spec.name: read_test_set(paths.tests[spec.name])[: args.eval_n] for spec in specs}
+    runs = ([] if args.no_full else [("target_full", pool)]) + \
+        ([] if args.no_subset else [(f"target_random_{args.subset_fraction:g}", subset)])
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for label, data in runs:
+            label = f"{label}_seed{seed}"
+            result = train(data, replace(base, seed=seed), work / label)
+            curve = []
+            for step, ckpt in result.checkpoints:
+                net = AutoModelForCausalLM.from_pretrained(ckpt)
+                t = time.perf_counter()
+                scores = {name: round(100 * exact_match(net, tokenizer, rows), 1) for name, rows in tests.items()}
+                in_domain = [scores[s.name] for s in specs if s.in_domain]
+                curve.append({"step": step, "exact_match_%": scores,
+                              "in_domain_mean_%": round(sum(in_domain) / len(in_domain), 1),
+                              "eval_seconds": round(time.perf_counter() - t, 1)})
+            figures[label] = {"model": args.target, "from_base": bool(args.base), "params": result.n_params,
+                              "examples": len(data), "steps": result.total_steps, "epochs": round(result.epochs, 2),
+                              "train_tokens": result.train_tokens, "wall_seconds": round(result.wall_seconds, 1),
+                              "final_loss": result.final_loss, "curve": curve}
+            print(json.dumps({label: figures[label]}), flush=True)
     print("CALIBRATION", json.dumps(figures, indent=2))
 
 

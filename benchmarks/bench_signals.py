@@ -13,6 +13,14 @@ synthetic arithmetic pool of similar length. Model: a Pythia-shaped GPT-NeoX (ra
 in Pythia) with a byte-level BPE trained in code on the pool.
 
     flock /tmp/s2lbench-heavy.lock python benchmarks/bench_signals.py --n 2000 --naive-n 200
+
+``--gym-extras`` instead measures what the optional signals of issue 18 add to the base pass on the gym pool
+(gym-proxy, two checkpoints, the gym's dev split of ``--dev-size`` rows per test set): IFD's response-alone
+loss, the dev set's embedding, and LESS gradient features (``--gradient-dim``) of the pool and the dev set.
+It prints each one's seconds next to the base pass's and their ratio (the cost a selector reading it pays
+on top of the base pass).
+
+    flock /tmp/s2lbench-heavy.lock python benchmarks/bench_signals.py --gym-extras --n 3000
 """
 
 from __future__ import annotations
@@ -179,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (both paths run there)")
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic pool even if GSM8K is there")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gym-extras", action="store_true",
+                        help="time loss_alone, dev embedding and gradient features against the base pass on the gym")
+    parser.add_argument("--dev-size", type=int, default=50, help="--gym-extras: dev rows per gym test set")
+    parser.add_argument("--gradient-dim", type=int, default=1024, help="--gym-extras: projection dimension")
     args = parser.parse_args(argv)
+    if args.gym_extras:
+        return gym_extras(args)
 
     import torch
 
@@ -248,6 +262,61 @@ def main(argv: list[str] | None = None) -> int:
           f"(the naive loop runs at {naive_share:.0%} of the roof)")
     print(f"speedup {naive_total / fast_time:.2f}")
     return 0 if diff <= tolerance else 1
+
+
+def gym_extras(args: argparse.Namespace) -> int:
+    """The optional signals' cost on the gym pool, from one signal pass's manifest (base vs each extra)."""
+    import torch
+
+    from s2lbench.devsets import DevConfig, build_dev_set
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.gym.models import tiny_model
+    from s2lbench.records import Pool
+    from s2lbench.signals import compute_signals
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config = GymConfig(pool_size=max(args.n, 1000), seed=args.seed)
+        paths = build_gym(root / "gym", config)
+        from transformers import AutoTokenizer
+
+        from s2lbench.data import load_local
+
+        full = load_local(paths.pool, preset="s2lbench", name="gym")
+        pool = Pool(list(full)[: args.n], name="gym")
+        tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
+        steps = (300, 600)
+        for i, step in enumerate(steps):
+            model = tiny_model("gym-proxy", tokenizer, seed=args.seed + i)
+            model.save_pretrained(root / "run" / f"checkpoint-{step}")
+            tokenizer.save_pretrained(root / "run" / f"checkpoint-{step}")
+        from s2lbench.gym.testsets import TEST_SETS
+
+        dev = build_dev_set([spec.name for spec in TEST_SETS], DevConfig(size=args.dev_size), data_dir=root,
+                            gym_config=config, pool=full)
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"gym pool: {len(pool)} examples; gym-proxy {n_params} parameters (random init), {len(steps)} "
+              f"checkpoints; dev split {len(dev)} rows ({args.dev_size} per test set); torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads; gradient dim {args.gradient_dim}")
+        sig = compute_signals(pool, [(s, root / "run" / f"checkpoint-{s}") for s in steps], root / "signals",
+                              max_length=256, ifd=True, dev=dev, device=args.device,
+                              gradients={"dim": args.gradient_dim, "checkpoints": len(steps)}, progress=False)
+        cost = sig.manifest["cost"]
+        base = cost["base_seconds"]
+        print(f"base pass (loss, confidence, EL2N, proxy embedding, response tokens): {base:.1f} s "
+              f"for {len(steps)} checkpoints")
+        for name, seconds in cost["extra_seconds"].items():
+            rows = {"loss_alone": len(pool) * len(steps), "dev_embedding": len(dev),
+                    "gradients": (len(pool) + len(dev)) * len(steps)}.get(name, 0)
+            print(f"{name:<15} +{seconds:.1f} s ({seconds / base:.2f}x the base pass; {rows} example-passes)")
+        grads = cost["extra_seconds"].get("gradients", 0.0)
+        per = grads / max(1, (len(pool) + len(dev)) * len(steps))
+        print(f"gradient features: {per * 1e3:.2f} ms per example per checkpoint; "
+              f"storage {sig.get('gradients').nbytes / 2**20:.0f} MiB (float16)")
+        print(f"gradients_over_base {grads / base:.2f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -105,8 +105,10 @@ def _cached_config(name: str) -> tuple[dict[str, Any], str] | None:
 
 def model_size(name: str) -> ModelSize | None:
     """The parameter count of a model name, and where it came from; None when unknown offline."""
+    from s2lbench.gym.bases import base_model_name
     from s2lbench.gym.models import TINY_CONFIGS
 
+    name = base_model_name(name) or name  # a gym base has its tiny config's size
     if name in TINY_CONFIGS:
         cfg = dict(TINY_CONFIGS[name], vocab_size=1000)
         return ModelSize(name, _params_from_config(cfg), "built-in tiny config (vocabulary ~1,000 assumed)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2lbench.devsets import DevConfig
 from s2lbench.errors import ConfigError
 from s2lbench.typed import apply_overrides, from_dict, load_yaml
 
@@ -96,9 +97,13 @@ class ExperimentConfig:
     pool: PoolConfig = field(default_factory=PoolConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    #: dev sets for targeted selectors (less, rds): size per task, seed, or a JSONL (s2lbench/devsets.py)
+    dev: DevConfig = field(default_factory=DevConfig)
     #: also fine-tune each target on the whole pool (the reference row)
     full_reference: bool = True
     executor: str = "local"
+    #: the executor's own options (``ray``: address, cpus/gpus per task; ``slurm``: partition, gpus, time, ...)
+    executor_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.targets:
@@ -160,6 +165,12 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
     for spec in config.selectors:
         try:
             parse_options(hooks.selector(spec.name), spec.options)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+    executors = hooks.executors()
+    if config.executor in executors:  # an unknown name is the preflight's to report, with the other problems
+        try:
+            executors[config.executor].obj.parse_options(config.executor_options)
         except ConfigError as e:
             raise ConfigError(f"{origin}: {e}") from None
     for task in config.evaluation.tasks:

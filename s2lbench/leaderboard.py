@@ -45,8 +45,10 @@ HOLM_MARK = "*"  # appended where the difference survives Holm's correction over
 FAMILY_ALPHA = 0.05
 FORMATS = ("md", "latex", "csv", "html")
 GROUPINGS = ("budget", "target")
-#: cost keys summed into a row's selection cost (the proxy, the signal pass, text embeddings, the selector)
-SELECTION_SECONDS_KEYS = ("proxy_seconds", "signals_seconds", "embedding_seconds", "selection_seconds")
+#: cost keys summed into a row's selection cost (the proxy, the signal pass and the optional signals a selector reads,
+#: text embeddings, the selector)
+SELECTION_SECONDS_KEYS = ("proxy_seconds", "signals_seconds", "embedding_seconds", "selection_seconds",
+                          "ifd_seconds", "dev_embedding_seconds", "gradient_seconds")
 SELECTION_FLOPS_KEYS = ("proxy_flops", "signals_flops", "embedding_flops", "selection_flops")
 
 

@@ -375,3 +375,32 @@ def load_clusters(results_dir: str | Path, *, recluster: bool = True
                     seed=int(d.get("seed", 0)))
     steps = found[1] if found[1] is not None and len(found[1]) == traj.shape[1] else None
     return traj, result.labels, steps
+
+
+# --------------------------------------------------------------------------------------------- transfer
+def plot_transfer(pair, out_png: str | Path, *, scale: float = 100.0) -> Path:
+    """Score on the smaller target (x) vs the larger (y): one point per selector x budget, one colour per
+    budget, the diagonal for reference; the title carries Kendall's tau per budget (``s2lbench.transfer``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    values = []
+    for k, b in enumerate(pair.budgets):
+        xs = [v * scale for v in b.small_scores]
+        ys = [v * scale for v in b.large_scores]
+        values += xs + ys
+        tau = "n/a" if b.tau is None else f"{b.tau:+.2f}"
+        ax.scatter(xs, ys, color=colours[k % len(colours)], label=f"budget {b.budget} (tau {tau})", zorder=3)
+        for name, x, y in zip(b.selectors, xs, ys, strict=True):
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    if values:
+        low, high = min(values), max(values)
+        pad = (high - low) * 0.05 or 1.0
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.7", linestyle="--", linewidth=1, zorder=1)
+    ax.set_xlabel(f"score on {pair.small}")
+    ax.set_ylabel(f"score on {pair.large}")
+    agree, total = pair.best_agrees
+    ax.set_title(f"{pair.small} -> {pair.large}: best selector agrees at {agree}/{total} budget(s)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out_png)

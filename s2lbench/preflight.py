@@ -106,10 +106,15 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
     """A problem with a model/tokenizer name, or None: tiny config, local folder/file, or hub id."""
     if name is None:
         return None
+    from s2lbench.gym.bases import base_model_name
     from s2lbench.gym.models import TINY_CONFIGS
 
     if not tokenizer and name in TINY_CONFIGS:
         return None
+    base = None if tokenizer else base_model_name(name)
+    if base is not None:
+        return None if base in TINY_CONFIGS else \
+            f"{where}: {name!r}: gym bases are of built-in tiny configs ({', '.join(TINY_CONFIGS)})"
     path = Path(name).expanduser()
     if path.exists():
         if path.is_dir() and not tokenizer and not (path / "config.json").is_file():
@@ -233,6 +238,7 @@ def _check_models(config: Any, report: PreflightReport) -> None:
         names += [(t.model, f"targets[{i}].model", False), (t.tokenizer, f"targets[{i}].tokenizer", True)]
     if config.signals.text_encoder not in ("minilm",):
         names.append((config.signals.text_encoder, "signals.text_encoder", False))
+    from s2lbench.gym.bases import BASE_PREFIX
     from s2lbench.gym.models import TINY_CONFIGS
 
     for name, where, is_tokenizer in names:
@@ -241,6 +247,8 @@ def _check_models(config: Any, report: PreflightReport) -> None:
         problem = check_model_name(name, where, tokenizer=is_tokenizer)
         if problem:
             report.problems.append(problem)
+        if not is_tokenizer and name and name.startswith(BASE_PREFIX) and config.pool.path != "gym":
+            report.problems.append(f"{where}: {name!r} is pre-trained on the gym's corpus: it needs pool.path 'gym'")
         if not is_tokenizer and name in TINY_CONFIGS and config.pool.path != "gym":
             tokenizer = config.proxy.tokenizer if where.startswith("proxy") else \
                 config.targets[int(where.split("[")[1].split("]")[0])].tokenizer

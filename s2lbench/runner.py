@@ -34,14 +34,30 @@ from s2lbench.plugins import Hooks, get_hooks
 from s2lbench.provenance import git_commit, package_versions
 from s2lbench.records import Pool
 from s2lbench.selection import parse_options, resolve_budget, run_selector
-from s2lbench.signalset import FILES, LOSS, TEXT_EMBEDDING, SignalSet
+from s2lbench.signalset import (
+    DEV_EMBEDDING,
+    DEV_GRADIENTS,
+    DEV_TASKS,
+    FILES,
+    GRADIENTS,
+    LOSS,
+    LOSS_ALONE,
+    TEXT_EMBEDDING,
+    SignalSet,
+)
 from s2lbench.stages import StageStore
 from s2lbench.store import FULL, Cell, CellBusy, ResultRow, ResultsStore
 from s2lbench.typed import from_dict
 
 log = logging.getLogger(__name__)
 
-PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding"}
+PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding", "response_tokens", "loss_alone", "dev_embedding",
+                 "dev_tasks", "gradients", "dev_gradients", "checkpoint_lr"}
+#: optional signals of the pass -> (the manifest's extra_seconds entry that paid for it, the cost key it adds
+#: to the base pass's): charged only to the selectors that read it
+EXTRA_COSTS = {LOSS_ALONE: (LOSS_ALONE, "ifd_seconds"), DEV_EMBEDDING: (DEV_EMBEDDING, "dev_embedding_seconds"),
+               GRADIENTS: (GRADIENTS, "gradient_seconds"), DEV_GRADIENTS: (GRADIENTS, "gradient_seconds"),
+               "checkpoint_lr": (GRADIENTS, "gradient_seconds")}
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,10 @@ def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _hashed_config(config: dict[str, Any]) -> dict[str, Any]:
-    return {**config, "evaluation": _hashed_evaluation(config["evaluation"])}
+    # where cells run does not change what they compute: every executor hashes as `local` did before
+    # executors had options, so existing configs keep their hashes
+    hashed = {k: v for k, v in config.items() if k != "executor_options"}
+    return {**hashed, "executor": "local", "evaluation": _hashed_evaluation(config["evaluation"])}
 
 
 def budget_label(budget: float) -> str:
@@ -103,6 +122,8 @@ class Runner:
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
         self._gym_dir: Path | None = None
+        self._gym_key: str | None = None
+        self._gym_config: Any = None
         self._signals: SignalSet | None = None
         self._tasks: list[TaskPlan] | None = None
         #: signal name -> (key of what it was computed from, cost of computing it); filled by signals()
@@ -126,8 +147,9 @@ class Runner:
                 paths = build_gym(folder / "gym", gym_config)
                 return {"pool": str(paths.pool.relative_to(folder))}
 
-            stage = self.stages.run("gym", dataclasses.asdict(gym_config), build)
-            self._gym_dir = stage.path / "gym"
+            stage = self.stages.run("gym", gym_config.stage_spec(), build)
+            self._gym_config = gym_config
+            self._gym_dir, self._gym_key = stage.path / "gym", stage.key
             return load_local(stage.path / stage.meta["pool"], preset="s2lbench", name="gym")
         if cfg.clinical:
             # the training side of the same seeded findings -> impression split the radiology evaluator tests on
@@ -186,6 +208,31 @@ class Runner:
             data["seed"] = seed
         return from_dict(TrainConfig, data, where="train")
 
+    def _base_spec(self, model: str) -> dict[str, Any] | None:
+        """What a ``gym-base:NAME`` model is keyed on (the gym and the base recipe); None for any other model."""
+        from s2lbench.gym.bases import base_model_name
+
+        name = base_model_name(model)
+        if name is None:
+            return None
+        if self.pool is None or self._gym_dir is None:
+            raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
+        return {"gym": self._gym_key, "model": name, "recipe": dataclasses.asdict(self._gym_config.base)}
+
+    def _with_base(self, train_config: Any) -> Any:
+        """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of NAME pre-trained on the gym's
+        corpus (the ``gym-base`` stage, shared by every run of this gym). Called only where training happens,
+        so dry runs and cost estimates never pre-train."""
+        from s2lbench.gym.bases import base_model_name, pretrain_base
+
+        spec = self._base_spec(train_config.model)
+        if spec is None:
+            return train_config
+        name, recipe = base_model_name(train_config.model), self._gym_config.base
+        stage = self.stages.run("gym-base", spec, lambda folder: {
+            "path": str(pretrain_base(name, self._gym_dir / "tokenizer", folder / "base", recipe).relative_to(folder))})
+        return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
+
     def _required(self, spec: SelectorSpec) -> set[str]:
         """The signals a selector reads with these options (an option may pick, e.g., which embedding)."""
         cls = self.hooks.selector(spec.name)
@@ -215,28 +262,37 @@ class Runner:
             if proxy_cfg.run_dir:
                 run_dir, proxy_key, proxy_cost = Path(proxy_cfg.run_dir), str(proxy_cfg.run_dir), {}
             else:
-                run_dir, proxy_key, proxy_cost = self._train_proxy()
-            signals_dir, signals_cost = self._signal_pass(run_dir, proxy_key)
+                run_dir, proxy_key, proxy_cost = self._train_proxy(keep_adam_state=GRADIENTS in needed)
+            signals_dir, signals_cost, extra_cost = self._signal_pass(run_dir, proxy_key, needed)
             loaded = SignalSet.from_dir(signals_dir)
             steps = loaded.steps
             for name in set(loaded.available()) & PROXY_SIGNALS:
                 arrays[name] = loaded.get(name)
-                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost})
+                paid_by, cost_key = EXTRA_COSTS.get(name, (None, None))
+                extra = {cost_key: float(extra_cost.get(paid_by, 0.0))} if cost_key else {}
+                sources[name] = (signals_dir.name, {**proxy_cost, **signals_cost, **extra})
         if TEXT_EMBEDDING in needed:
             arrays[TEXT_EMBEDDING], key, cost = self._text_embeddings()
             sources[TEXT_EMBEDDING] = (key, cost)
         self._signals = SignalSet(arrays, steps=steps)
         return self._signals
 
-    def _train_proxy(self) -> tuple[Path, str, dict[str, float]]:
+    def _train_proxy(self, keep_adam_state: bool = False) -> tuple[Path, str, dict[str, float]]:
         from s2lbench.training import train
 
         cfg = self.config.proxy
         train_config = self._train_config(cfg.model, cfg.tokenizer, cfg.train)
         spec = {"pool": self.pool.fingerprint(), "train": self._portable(dataclasses.asdict(train_config))}
+        if (base := self._base_spec(train_config.model)) is not None:
+            spec["base"] = base
+        hook = None
+        if keep_adam_state:  # LESS normalises gradients with the Adam moments of every checkpoint it reads
+            from s2lbench.gradients import keep_adam_state as hook
+
+            spec["keep_adam_state"] = True
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(self.pool, train_config, folder / "run")
+            result = train(self.pool, self._with_base(train_config), folder / "run", eval_hook=hook)
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
@@ -244,25 +300,55 @@ class Runner:
         cost = {"proxy_seconds": stage.meta["seconds"], "proxy_flops": stage.meta.get("flops", 0.0)}
         return stage.path / "run", stage.key, cost
 
-    def _signal_pass(self, run_dir: Path, proxy_key: str) -> tuple[Path, dict[str, float]]:
+    def dev_set(self) -> Pool:
+        """The dev set of the run's evaluation tasks (``dev:`` in the config; see s2lbench/devsets.py)."""
+        from s2lbench.devsets import build_dev_set
+
+        gym_config = None
+        if self.config.pool.path == "gym":
+            from s2lbench.gym import GymConfig
+
+            gym_config = from_dict(GymConfig, self.config.pool.gym, where="pool.gym")
+        return build_dev_set([plan.name for plan in self.tasks()], self.config.dev, data_dir=self._data_dir(),
+                             gym_dir=self._gym_dir, gym_config=gym_config, pool=self.pool)
+
+    def _signal_pass(self, run_dir: Path, proxy_key: str,
+                     needed: set[str] | None = None) -> tuple[Path, dict[str, float], dict[str, float]]:
+        """The signal pass, with the optional signals (IFD, dev set, gradients) the grid's selectors need.
+        Returns its folder, the base pass's cost and what each optional signal added."""
         from s2lbench.signals import compute_signals
 
+        needed = needed or set()
         options = dict(self.config.signals.options)
         tokenizer = self._default_tokenizer(self.config.proxy.tokenizer)
         if tokenizer:
             options.setdefault("tokenizer", tokenizer)
+        # gradients (``signals.options.gradients``: true or GradientConfig fields) only when a selector reads them
+        if GRADIENTS in needed:
+            options.setdefault("gradients", True)
+        else:
+            options.pop("gradients", None)
         spec = {"pool": self.pool.fingerprint(), "proxy": proxy_key, "options": self._portable(options)}
+        if LOSS_ALONE in needed:
+            options["ifd"] = spec["ifd"] = True
+        if "response_tokens" in needed:  # signal folders cached before this signal existed lack it
+            spec["response_tokens"] = True
+        if needed & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
+            options["dev"] = dev = self.dev_set()
+            spec["dev"] = {"fingerprint": dev.fingerprint(), "tasks": sorted(set(dev.sources)),
+                           "config": dataclasses.asdict(self.config.dev)}
 
         def compute(folder: Path) -> dict[str, Any]:
             compute_signals(self.pool, run_dir, folder, **options)
             manifest = json.loads((folder / "manifest.json").read_text())
             cost = manifest.get("cost", {})
-            return {"seconds": cost.get("wall_seconds", manifest.get("wall_seconds")),
-                    "flops": cost.get("flops", manifest.get("flops", 0.0))}
+            return {"seconds": cost.get("base_seconds", cost.get("wall_seconds", manifest.get("wall_seconds"))),
+                    "flops": cost.get("flops", manifest.get("flops", 0.0)),
+                    "extra_seconds": cost.get("extra_seconds", {})}
 
         stage = self.stages.run("signals", spec, compute)
         return stage.path, {"signals_seconds": stage.meta.get("seconds") or 0.0,
-                            "signals_flops": stage.meta.get("flops") or 0.0}
+                            "signals_flops": stage.meta.get("flops") or 0.0}, stage.meta.get("extra_seconds", {})
 
     def _text_embeddings(self) -> tuple[np.ndarray, str, dict[str, float]]:
         from s2lbench.embeddings import compute_text_embeddings
@@ -361,9 +447,11 @@ class Runner:
         subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
         train_config = self._train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
         spec = {"pool": pool.fingerprint(), "ids": ids_hash(ids), "train": self._portable(dataclasses.asdict(train_config))}
+        if (base := self._base_spec(train_config.model)) is not None:
+            spec["base"] = base
 
         def compute(folder: Path) -> dict[str, Any]:
-            result = train(subset, train_config, folder / "run")
+            result = train(subset, self._with_base(train_config), folder / "run")
             return {"seconds": result.wall_seconds, "flops": result.flops,
                     "model_dir": str(Path(result.model_dir).relative_to(folder))}
 
@@ -438,14 +526,17 @@ class Runner:
 
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
-        return config_hash({"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
-                            "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
-                            "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
-                            "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)})
+        spec = {"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
+                "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
+                "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
+                "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)}
+        if cell.selector and self._required(cell.selector) & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
+            spec["dev"] = dataclasses.asdict(c.dev)  # only where the dev set changes the subset
+        return config_hash(spec)
 
     def run(self, only: list[str] | None = None) -> RunSummary:
         """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""
-        from s2lbench.executors import CellTask
+        from s2lbench.executors import CellTask, Grid
 
         cells = self.cells()
         if only:
@@ -454,16 +545,52 @@ class Runner:
             self.store.add_pending(Cell(cell.cell_id, self.config.name, cell.row, cell.budget, cell.fraction,
                                         cell.seed, cell.target.name, config_hash=self._cell_hash(cell)))
         summary = RunSummary()
-        executor = self.hooks.executor(self.config.executor)()
-        tasks = [CellTask(cell.cell_id, cell) for cell in cells]
-        for cell_id, error in executor.run(tasks, self._run_one):
+        executor_cls = self.hooks.executor(self.config.executor)
+        executor = executor_cls(executor_cls.parse_options(self.config.executor_options), self.out)
+        grid = Grid([CellTask(cell.cell_id, cell) for cell in cells], self._run_one,
+                    shared=self._shared_stages, cpu_stages=self._select_only)
+        for cell_id, error in executor.run(grid):
             if error:
                 summary.failed[cell_id] = error
+                stored = self.store.get_cell(cell_id)
+                if stored is None or stored.status != "failed":  # its process died before recording it
+                    self.store.set_status(cell_id, "failed", error)
             elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
                 summary.done.append(cell_id)
             else:  # another process holds it
                 summary.skipped.append(cell_id)
         return summary
+
+    def _shared_stages(self) -> str | None:
+        """Build what every cell shares (pool/gym, test sets, proxy, signals); the error, if any, is logged
+        and each cell then meets it again and records it."""
+        try:
+            _ = self.pool
+            self.tasks()
+            if self.needed_signals():
+                self.signals()
+            return None
+        except Exception as e:
+            log.error("shared stages failed: %s: %s", type(e).__name__, e)
+            return f"{type(e).__name__}: {e}"
+
+    def _select_only(self, cell: CellSpec) -> str | None:
+        try:
+            self.select(cell)
+            return None
+        except Exception as e:  # the cell's own run meets it again and records it
+            log.error("cell %s: selection failed: %s: %s", cell.cell_id, type(e).__name__, e)
+            return f"{type(e).__name__}: {e}"
+
+    # --- pickling: executors ship bound methods of the runner to other processes ----------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(hooks=None, _pool=None, _gym_dir=None, _signals=None, _tasks=None, _signal_sources={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.hooks = get_hooks()  # a worker loads the plugins its own environment installs
 
     def _run_one(self, cell: CellSpec) -> str | None:
         try:

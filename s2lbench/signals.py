@@ -17,6 +17,7 @@ files and ``manifest.json`` are assembled only when every checkpoint is done.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,12 +36,19 @@ from s2lbench.errors import ConfigError, DataError
 from s2lbench.fingerprint import config_hash
 from s2lbench.records import Pool
 from s2lbench.signalset import (
+    CHECKPOINT_LR,
     CONFIDENCE,
+    DEV_EMBEDDING,
+    DEV_GRADIENTS,
+    DEV_TASKS,
     EL2N,
     FILES,
+    GRADIENTS,
     INCOMPLETE,
     LOSS,
+    LOSS_ALONE,
     PROXY_EMBEDDING,
+    RESPONSE_TOKENS,
     TEXT_EMBEDDING,
     SignalSet,
     load_matrix,
@@ -63,7 +71,19 @@ SIGNAL_DESCRIPTIONS = {
     CONFIDENCE: "mean over response tokens of p(gold token), n x T",
     EL2N: "mean over response tokens of ||softmax - onehot(gold)||_2, n x T",
     PROXY_EMBEDDING: "mean over the example's non-pad tokens of the last hidden layer at the last checkpoint, n x d",
+    RESPONSE_TOKENS: "response tokens (EOS included, after truncation to max_length) of each example, n",
+    LOSS_ALONE: "mean token cross-entropy over the same response tokens without the instruction (the template's "
+                "response header, then the response), n x T: the denominator of IFD",
+    DEV_EMBEDDING: "the dev set's proxy embedding (as proxy_embedding), m x d",
+    DEV_TASKS: "the task each dev row stands for, m",
+    GRADIENTS: "LESS gradient features: per-example gradient of the response loss, Adam-normalised where the "
+               "checkpoint has Adam moments, Rademacher-projected, L2-normalised, n x T_g x dim (float16)",
+    DEV_GRADIENTS: "LESS gradient features of the dev set (plain SGD gradients, as LESS), m x T_g x dim (float16)",
+    CHECKPOINT_LR: "learning rate of each gradient checkpoint (LESS's checkpoint weights), T_g",
 }
+#: the response header each template ends with: IFD's "response alone" keeps it (Cherry LLM scores
+#: "### Response:" + output)
+RESPONSE_HEADERS = {"alpaca": "### Response:"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +196,22 @@ def load_tokenizer(tokenizer: Any, checkpoints: Sequence[Checkpoint], run_dir: P
 
 def encode_pool(pool: Pool, tokenizer: Any, max_length: int, template: str = "alpaca") -> list[Encoded]:
     return [encode_example(tokenizer, ex, max_length, template) for ex in pool]
+
+
+def encode_response_alone(tokenizer: Any, encoded: Encoded, template: str = "alpaca") -> Encoded:
+    """The same response tokens behind the template's response header only: IFD's "response alone".
+
+    Cherry LLM (tianyi-lab/Cherry_LLM, ``data_analysis.py``) scores ``"### Response:" + output``; keeping the
+    exact response token ids of the conditioned encoding (rather than re-tokenising) makes both losses
+    averages over the very same tokens.
+    """
+    if template not in RESPONSE_HEADERS:
+        raise ConfigError(f"IFD needs the response header of template {template!r}; known: {', '.join(RESPONSE_HEADERS)}")
+    header = tokenizer(RESPONSE_HEADERS[template], add_special_tokens=False)["input_ids"]
+    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None else []
+    response = [t for t in encoded.labels if t != IGNORE_INDEX]
+    prefix = bos + header
+    return Encoded(input_ids=prefix + response, labels=[IGNORE_INDEX] * len(prefix) + response)
 
 
 def encoding_fingerprint(encoded: Sequence[Encoded]) -> str:
@@ -434,10 +470,21 @@ def _versions() -> dict[str, str]:
     return package_versions()
 
 
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
+
+
+def _load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if k != "meta"}, json.loads(str(z["meta"]))
+
+
 def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, str | Path]], out_dir: str | Path, *,
                     tokenizer: Any = None, max_length: int | None = None, template: str | None = None,
                     batch_tokens: int = 16384, batch_size: int = 256, dtype: Any = "auto",
                     device: str | None = None, embed: bool | str = True, full_logits: bool = False,
+                    ifd: bool = False, dev: Pool | None = None, gradients: Any = None,
                     progress: bool = True) -> SignalSet:
     """Compute loss trajectories, confidence, EL2N and the proxy embedding for ``pool``; write them to ``out_dir``.
 
@@ -445,15 +492,31 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
     pairs. ``embed``: ``"last"`` (or True) pools hidden states at the last checkpoint only, ``"all"`` also
     writes ``proxy_embedding_by_checkpoint.npy`` (n x T x d), False skips them. ``max_length`` and
     ``template`` default to the ones the proxy was trained with (``run.json``), else 512 and alpaca. ``full_logits`` disables the
-    head-on-labels shortcut (for checking). Resumable: finished checkpoints are read back from ``parts/``.
-    Returns ``SignalSet.from_dir(out_dir)``.
+    head-on-labels shortcut (for checking). Optional, in the same per-checkpoint pass: ``ifd=True`` adds
+    ``loss_alone`` (the response's loss without the instruction, IFD's denominator); ``dev`` (a Pool whose
+    ``source`` is the task) adds the dev set's embedding at the last checkpoint; ``gradients`` (True or a
+    ``GradientConfig`` mapping) adds LESS gradient features of the pool and ``dev``. Resumable: each finished
+    checkpoint's results are read back from ``parts/``. Returns ``SignalSet.from_dir(out_dir)``.
     """
     import torch
+
+    from s2lbench.gradients import (
+        RademacherProjector,
+        checkpoint_learning_rate,
+        gradient_checkpoint_indices,
+        gradient_features,
+        load_adam_moments,
+        parse_gradient_config,
+        trainable_names,
+    )
 
     out_dir = Path(out_dir)
     run_dir = Path(checkpoints) if isinstance(checkpoints, (str, Path)) else None
     ckpts = find_checkpoints(checkpoints)
     mode = _embed_mode(embed)
+    grad_config = parse_gradient_config(gradients)
+    if grad_config is not None and dev is None:
+        raise ConfigError("gradient features are matched against a dev set: pass dev= (a Pool, source = task)")
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     dtype_name = str(torch_dtype).removeprefix("torch.")
@@ -478,37 +541,103 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
     batches = length_grouped_batches(lengths, batch_tokens, batch_size)
     log.info("%d examples, %d tokens, %d batches, %d checkpoints, %s on %s", len(pool), sum(lengths),
              len(batches), len(ckpts), dtype_name, device)
+    alone = alone_batches = alone_fp = None
+    if ifd:
+        alone = [encode_response_alone(tok, e, template) for e in encoded]
+        alone_batches = length_grouped_batches([len(e.input_ids) for e in alone], batch_tokens, batch_size)
+        alone_fp = encoding_fingerprint(alone)
+    dev_encoded = dev_batches = dev_fp = None
+    if dev is not None:
+        dev_encoded = encode_pool(dev, tok, max_length, template)
+        dev_batches = length_grouped_batches([len(e.input_ids) for e in dev_encoded], batch_tokens, batch_size)
+        dev_fp = config_hash({"dev": dev.fingerprint(), "tasks": dev.sources, "encoding": encoding_fingerprint(dev_encoded)})
+    grad_indices = gradient_checkpoint_indices(len(ckpts), grad_config.checkpoints) if grad_config else []
 
     parts_dir = out_dir / PARTS_DIR
     results: list[CheckpointScores] = []
+    extras: list[dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]] = []
     records = []
     head_split_ok: bool | None = None
     for index, ckpt in enumerate(ckpts):
         want_embedding = mode == "all" or (mode == "last" and index == len(ckpts) - 1)
         ckpt_fp = checkpoint_fingerprint(ckpt.path)
-        key = config_hash({"pool": pool_fp, "encoding": enc_fp, "checkpoint": ckpt_fp, "step": ckpt.step,
-                           "dtype": dtype_name})
+        base_spec = {"pool": pool_fp, "encoding": enc_fp, "checkpoint": ckpt_fp, "step": ckpt.step,
+                     "dtype": dtype_name}
+        key = config_hash(base_spec)
         part = parts_dir / f"step-{ckpt.step:09d}-{key}.npz"
+        # optional signals of this checkpoint, each in its own part: name -> (file, spec)
+        wanted: dict[str, Path] = {}
+        if ifd:
+            wanted["ifd"] = parts_dir / f"step-{ckpt.step:09d}-{config_hash({**base_spec, 'alone': alone_fp})}.ifd.npz"
+        if dev is not None and mode != "none" and index == len(ckpts) - 1:
+            wanted["dev"] = parts_dir / f"step-{ckpt.step:09d}-{config_hash({**base_spec, 'dev': dev_fp})}.dev.npz"
+        if grad_config is not None and index in grad_indices:
+            spec = {**base_spec, "dev": dev_fp, "gradients": dataclasses.asdict(grad_config)}
+            wanted["gradients"] = parts_dir / f"step-{ckpt.step:09d}-{config_hash(spec)}.grad.npz"
         scores = _load_part(part) if part.exists() else None
         cached = scores is not None and (scores.embedding is not None or not want_embedding)
-        if not cached:
+        done = {name: _load_arrays(path) for name, path in wanted.items() if path.exists()}
+        model = None
+        if not cached or len(done) < len(wanted):
             log.info("checkpoint %d (%d/%d): %s", ckpt.step, index + 1, len(ckpts), ckpt.path)
             model = load_model(ckpt.path, torch_dtype, device)
             if head_split_ok is None and not full_logits:
                 tolerance = 1e-3 if torch_dtype == torch.float32 else 2e-2
                 head_split_ok = _check_head_split(model, encoded[int(np.argmin(lengths))], device, pad_id, tolerance)
+        use_full = full_logits or not head_split_ok
+        if not cached:
             scores = score_checkpoint(model, encoded, batches, device=device, pad_id=pad_id,
-                                      want_embedding=want_embedding, full_logits=full_logits or not head_split_ok,
+                                      want_embedding=want_embedding, full_logits=use_full,
                                       progress=progress, desc=f"checkpoint {ckpt.step} [{index + 1}/{len(ckpts)}]")
             _save_part(part, scores, {"step": ckpt.step, "checkpoint_fingerprint": ckpt_fp, "key": key})
-            del model
             log.info("checkpoint %d done in %.1fs (%.0f tokens/s)", ckpt.step, scores.cost["wall_seconds"],
                      scores.cost["tokens"] / max(scores.cost["wall_seconds"], 1e-9))
         else:
             log.info("checkpoint %d: cached in %s", ckpt.step, part.name)
+        for name, path in wanted.items():
+            if name in done:
+                continue
+            started = time.perf_counter()
+            if name == "ifd":
+                alone_scores = score_checkpoint(model, alone, alone_batches, device=device, pad_id=pad_id,
+                                                want_embedding=False, full_logits=use_full, progress=progress,
+                                                desc=f"response alone {ckpt.step}")
+                arrays, meta = {"loss_alone": alone_scores.loss}, {"cost": alone_scores.cost}
+            elif name == "dev":
+                dev_scores = score_checkpoint(model, dev_encoded, dev_batches, device=device, pad_id=pad_id,
+                                              want_embedding=True, full_logits=use_full, progress=False)
+                arrays, meta = {"dev_embedding": dev_scores.embedding}, {"cost": dev_scores.cost}
+            else:
+                moments = None if grad_config.optimizer == "sgd" else load_adam_moments(ckpt.path, model)
+                if moments is None and grad_config.optimizer == "adam":
+                    raise DataError("gradients.optimizer=adam but the checkpoint has no Adam moments (adam_state.pt "
+                                    "or optimizer.pt); train the proxy through the runner with a gradient signal "
+                                    "requested, or use optimizer=auto / sgd", path=ckpt.path)
+                if moments is None:
+                    log.warning("checkpoint %d has no Adam moments: its gradient features are SGD-normalised",
+                                ckpt.step)
+                n_params = sum(p.numel() for n, p in model.named_parameters() if n in set(trainable_names(model)))
+                projector = RademacherProjector(n_params, grad_config.dim, grad_config.seed, grad_config.block, device)
+                feats = gradient_features(model, encoded, pad_id=pad_id, projector=projector, moments=moments,
+                                          batch_size=grad_config.batch_size, progress=progress,
+                                          desc=f"gradients {ckpt.step}")
+                dev_feats = gradient_features(model, dev_encoded, pad_id=pad_id, projector=projector, moments=None,
+                                              batch_size=grad_config.batch_size, progress=False)
+                previous = ckpts[index - 1].step if index else 0
+                lr = checkpoint_learning_rate(ckpt.path, ckpt.step, previous)
+                arrays = {"features": feats.astype(np.float16), "dev_features": dev_feats.astype(np.float16)}
+                meta = {"normalisation": "adam" if moments is not None else "sgd",
+                        "optimizer_file": moments["file"] if moments else None, "learning_rate": lr,
+                        "n_parameters": n_params}
+            meta.setdefault("cost", {})["wall_seconds"] = round(time.perf_counter() - started, 3)
+            _save_arrays(path, arrays, meta)
+            done[name] = (arrays, meta)
+        del model
         results.append(scores)
+        extras.append(done)
         records.append({"step": ckpt.step, "path": str(ckpt.path), "fingerprint": ckpt_fp, "part": part.name,
-                        "cached": cached, **scores.cost})
+                        "cached": cached, **scores.cost,
+                        "extra_seconds": {name: meta["cost"]["wall_seconds"] for name, (_, meta) in done.items()}})
 
     manifest_path = out_dir / MANIFEST
     previous = read_manifest_or_empty(manifest_path)
@@ -517,6 +646,10 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
         save_npy(out_dir / FILES[name], np.stack([getattr(r, attr) for r in results], axis=1).astype(np.float32))
     signals = {name: {"file": FILES[name], "shape": [len(pool), len(ckpts)], "description": SIGNAL_DESCRIPTIONS[name]}
                for name in (LOSS, CONFIDENCE, EL2N)}
+    response_tokens = np.array([e.n_response_tokens for e in encoded], dtype=np.int32)
+    save_npy(out_dir / FILES[RESPONSE_TOKENS], response_tokens)
+    signals[RESPONSE_TOKENS] = {"file": FILES[RESPONSE_TOKENS], "shape": [len(pool)],
+                                "description": SIGNAL_DESCRIPTIONS[RESPONSE_TOKENS]}
     if mode != "none":
         last = results[-1].embedding
         save_npy(out_dir / FILES[PROXY_EMBEDDING], last)
@@ -530,10 +663,51 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
             (out_dir / stale).unlink(missing_ok=True)
     if mode != "all":
         (out_dir / EMBEDDING_BY_CHECKPOINT_FILE).unlink(missing_ok=True)
+    extra_cost: dict[str, float] = {}
+    written: set[str] = set()
+    if ifd:
+        save_npy(out_dir / FILES[LOSS_ALONE], np.stack([e["ifd"][0]["loss_alone"] for e in extras], axis=1))
+        signals[LOSS_ALONE] = {"file": FILES[LOSS_ALONE], "shape": [len(pool), len(ckpts)],
+                               "description": SIGNAL_DESCRIPTIONS[LOSS_ALONE]}
+        extra_cost[LOSS_ALONE] = sum(e["ifd"][1]["cost"]["wall_seconds"] for e in extras)
+        written.add(LOSS_ALONE)
+    if dev is not None:
+        save_npy(out_dir / FILES[DEV_TASKS], np.asarray(dev.sources, dtype=str))
+        signals[DEV_TASKS] = {"file": FILES[DEV_TASKS], "shape": [len(dev)], "description": SIGNAL_DESCRIPTIONS[DEV_TASKS],
+                              "tasks": sorted(set(dev.sources)), "dev_fingerprint": dev.fingerprint()}
+        written.add(DEV_TASKS)
+        if mode != "none":
+            save_npy(out_dir / FILES[DEV_EMBEDDING], extras[-1]["dev"][0]["dev_embedding"])
+            signals[DEV_EMBEDDING] = {"file": FILES[DEV_EMBEDDING], "shape": [len(dev), int(results[-1].embedding.shape[1])],
+                                      "description": SIGNAL_DESCRIPTIONS[DEV_EMBEDDING], "checkpoint_step": ckpts[-1].step}
+            extra_cost[DEV_EMBEDDING] = extras[-1]["dev"][1]["cost"]["wall_seconds"]
+            written.add(DEV_EMBEDDING)
+    if grad_config is not None:
+        grads = [extras[i]["gradients"] for i in grad_indices]
+        save_npy(out_dir / FILES[GRADIENTS], np.stack([a["features"] for a, _ in grads], axis=1))
+        save_npy(out_dir / FILES[DEV_GRADIENTS], np.stack([a["dev_features"] for a, _ in grads], axis=1))
+        lrs = [m["learning_rate"] for _, m in grads]
+        if any(lr is None for lr in lrs):
+            log.warning("no learning rate logged for some gradient checkpoints: equal checkpoint weights")
+            lrs = [1.0] * len(lrs)
+        save_npy(out_dir / FILES[CHECKPOINT_LR], np.asarray(lrs, dtype=np.float32))
+        block = {"checkpoint_steps": [ckpts[i].step for i in grad_indices], "config": dataclasses.asdict(grad_config),
+                 "normalisation": [m["normalisation"] for _, m in grads],
+                 "learning_rates": lrs, "n_parameters": grads[0][1]["n_parameters"]}
+        for name in (GRADIENTS, DEV_GRADIENTS, CHECKPOINT_LR):
+            rows = len(pool) if name == GRADIENTS else len(dev) if name == DEV_GRADIENTS else None
+            shape = [rows, len(grad_indices), grad_config.dim] if rows is not None else [len(grad_indices)]
+            signals[name] = {"file": FILES[name], "shape": shape, "description": SIGNAL_DESCRIPTIONS[name], **block}
+            written.add(name)
+        extra_cost[GRADIENTS] = sum(m["cost"]["wall_seconds"] for _, m in grads)
+    for name in (LOSS_ALONE, DEV_TASKS, DEV_EMBEDDING, GRADIENTS, DEV_GRADIENTS, CHECKPOINT_LR):
+        if name not in written:  # left by an earlier pass with other options: must not pass for this one's
+            (out_dir / FILES[name]).unlink(missing_ok=True)
     if previous.get("pool_fingerprint") not in (None, pool_fp):
         log.warning("%s held signals for pool %s; replacing them", out_dir, previous.get("pool_fingerprint"))
         (out_dir / FILES[TEXT_EMBEDDING]).unlink(missing_ok=True)
         previous = {}
+    base_seconds = round(sum(r["wall_seconds"] for r in records), 3)
     manifest = {
         **{k: v for k, v in previous.items() if k in ("text_embedding",)},  # written by compute_text_embeddings
         "kind": "proxy_signals",
@@ -549,11 +723,15 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
                      "tokens": sum(lengths), "response_tokens": sum(e.n_response_tokens for e in encoded),
                      "truncated_examples": sum(1 for n in lengths if n >= max_length)},
         "compute": {"device": device, "dtype": dtype_name, "batch_tokens": batch_tokens, "batch_size": batch_size,
-                    "embed": mode},
+                    "embed": mode, "ifd": bool(ifd), "dev_examples": len(dev) if dev is not None else 0,
+                    "gradients": dataclasses.asdict(grad_config) if grad_config else None},
         "signals": {**{k: v for k, v in previous.get("signals", {}).items() if k == TEXT_EMBEDDING}, **signals},
-        "cost": {"wall_seconds": round(sum(r["wall_seconds"] for r in records), 3),
+        "cost": {"wall_seconds": round(base_seconds + sum(extra_cost.values()), 3),
+                 "base_seconds": base_seconds,
+                 # what each optional signal added on top of the base pass: charged only to selectors reading it
+                 "extra_seconds": {k: round(v, 3) for k, v in extra_cost.items()},
                  "flops_estimate": sum(r["flops_estimate"] for r in records),
-                 "flops_formula": "2 x parameters x tokens per checkpoint",
+                 "flops_formula": "2 x parameters x tokens per checkpoint (base pass)",
                  "per_checkpoint": records},
         "versions": _versions(),
     }

@@ -19,6 +19,18 @@ CONFIDENCE = "confidence"
 EL2N = "el2n"
 PROXY_EMBEDDING = "proxy_embedding"
 TEXT_EMBEDDING = "text_embedding"
+RESPONSE_TOKENS = "response_tokens"
+LOSS_ALONE = "loss_alone"
+GRADIENTS = "gradients"
+DEV_GRADIENTS = "dev_gradients"
+DEV_EMBEDDING = "dev_embedding"
+DEV_TASKS = "dev_tasks"
+CHECKPOINT_LR = "checkpoint_lr"
+
+#: signals whose first axis is not the pool: the dev set's rows (dev_*), or one value per checkpoint
+NOT_POOL_ROWS = frozenset({DEV_GRADIENTS, DEV_EMBEDDING, DEV_TASKS, CHECKPOINT_LR})
+#: signals of strings (numpy unicode, never objects): the task name of each dev row
+TEXT_SIGNALS = frozenset({DEV_TASKS})
 
 #: manifest key marking a signals folder whose write has not finished
 INCOMPLETE = "incomplete"
@@ -30,6 +42,13 @@ FILES = {
     EL2N: "el2n.npy",
     PROXY_EMBEDDING: "proxy_embedding.npy",
     TEXT_EMBEDDING: "text_embedding.npy",
+    RESPONSE_TOKENS: "response_tokens.npy",
+    LOSS_ALONE: "loss_alone.npy",
+    GRADIENTS: "gradient_features.npy",
+    DEV_GRADIENTS: "dev_gradient_features.npy",
+    DEV_EMBEDDING: "dev_embedding.npy",
+    DEV_TASKS: "dev_tasks.npy",
+    CHECKPOINT_LR: "checkpoint_lr.npy",
 }
 
 #: how a user computes each signal; quoted in MissingSignalError messages
@@ -39,10 +58,17 @@ HOW_TO = {
     EL2N: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR`",
     PROXY_EMBEDDING: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR`",
     TEXT_EMBEDDING: "run `s2lbench signals embed --pool POOL --out DIR` (MiniLM or any HF encoder)",
+    RESPONSE_TOKENS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR`",
+    LOSS_ALONE: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --ifd`",
+    GRADIENTS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --gradients --dev DEV.jsonl`",
+    DEV_GRADIENTS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --gradients --dev DEV.jsonl`",
+    DEV_EMBEDDING: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --dev DEV.jsonl`",
+    DEV_TASKS: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --dev DEV.jsonl`",
+    CHECKPOINT_LR: "run `s2lbench signals --pool POOL --proxy-run RUN_DIR --out DIR --gradients --dev DEV.jsonl`",
 }
 
 
-def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+def _load_npy(path: Path, mmap: bool = False, text: bool = False) -> np.ndarray:
     """A .npy array without pickles; a pickle, object array, truncated or foreign file is a DataError naming it."""
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -57,7 +83,7 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - np.load on a .npz named .npy
         arr.close()
         raise DataError("is an .npz archive, expected a single .npy array", path=path)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in ("biufU" if text else "biuf"):
         raise DataError(f"has dtype {arr.dtype}; expected a numeric (float or integer) array", path=path)
     return arr
 
@@ -183,11 +209,11 @@ class SignalSet:
                 where = f" in {self.directory}" if self.directory else ""
                 hint = HOW_TO.get(name, "compute it and save it as " + FILES.get(name, f"{name}.npy"))
                 raise MissingSignalError(f"signal {name!r} is not available{where}; to compute it, {hint}")
-            self._arrays[name] = _load_npy(path, mmap=True)
+            self._arrays[name] = _load_npy(path, mmap=True, text=name in TEXT_SIGNALS)
         arr = self._arrays[name]
         if arr.ndim == 0:
             raise DataError(f"signal {name!r} is a scalar, expected one row per example", path=path_of(self, name))
-        if self.n_examples is not None and arr.shape[0] != self.n_examples:
+        if self.n_examples is not None and name not in NOT_POOL_ROWS and arr.shape[0] != self.n_examples:
             raise DataError(f"signal {name!r} has {arr.shape[0]} rows but the pool has {self.n_examples} examples",
                             path=path_of(self, name))
         return arr

@@ -414,6 +414,8 @@ class _Manifest:
 
     def __init__(self, path: Path, data: dict[str, Any]):
         self.path, self.data = path, data
+        self.writes = process_rank()[0] == 0  # under DDP rank 0 alone writes the run folder
+
 
     @classmethod
     def open(cls, out_dir: Path, config: TrainConfig, pool: Pool) -> _Manifest:
@@ -442,7 +444,8 @@ class _Manifest:
                           "checkpoint_steps": [], "wall_seconds": 0.0, "versions": _versions(), "evals": {}})
 
     def save(self) -> None:
-        write_json(self.path, self.data)
+        if self.writes:
+            write_json(self.path, self.data)
 
 
 def _result_from_manifest(out_dir: Path, data: dict[str, Any]) -> TrainResult:
@@ -470,6 +473,9 @@ def _make_callback(out_dir: Path, staging: Path, save_steps: set[int], manifest:
             return control
 
         def on_save(self, args, state, control, **kwargs):
+            wait_for_everyone()  # every rank has written its part of the staged checkpoint (its RNG state)
+            if not state.is_world_process_zero:
+                return control
             step = state.global_step
             staged = staging / f"{CHECKPOINT_PREFIX}{step}"
             write_json(staged / CHECKPOINT_INFO, {"step": step, "pool_fingerprint": manifest.data["pool_fingerprint"],
@@ -482,6 +488,8 @@ def _make_callback(out_dir: Path, staging: Path, save_steps: set[int], manifest:
                 if old != final:
                     for name in RESUME_STATE_FILES:
                         (old / name).unlink(missing_ok=True)
+                    for per_rank in old.glob("rng_state_*.pth"):  # DDP: one RNG state per rank
+                        per_rank.unlink()
             steps = sorted(set(manifest.data["checkpoint_steps"]) | {step})
             manifest.data["checkpoint_steps"] = steps
             manifest.data["wall_seconds"] = manifest.data.get("wall_seconds_before", 0.0) + time.time() - started
@@ -495,7 +503,7 @@ def _make_callback(out_dir: Path, staging: Path, save_steps: set[int], manifest:
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs:
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
             now = time.perf_counter()
             if self.window_step is None:
@@ -506,9 +514,53 @@ def _make_callback(out_dir: Path, staging: Path, save_steps: set[int], manifest:
             log.info("step %d/%d  loss %.4f  lr %.2e  %.2f steps/s  %.0f tokens/s  %.1f examples/s",
                      state.global_step, state.max_steps, logs["loss"], logs.get("learning_rate", float("nan")),
                      steps / seconds, steps * tokens_per_step / seconds,
-                     steps * args.per_device_train_batch_size * args.gradient_accumulation_steps / seconds)
+                     steps * config.batch_size * config.grad_accum / seconds)
 
     return S2LCallback()
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process: set by ``torchrun`` / ``accelerate launch``; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def split_global_batch(config: TrainConfig, world_size: int, n_gpu: int) -> int:
+    """The per-device batch for ``config.batch_size``, which is the *global* batch of one micro-step.
+
+    Under DDP each of ``world_size`` processes takes a share; a single process that sees several GPUs is
+    wrapped by Trainer in DataParallel, which multiplies the per-device batch by ``n_gpu``, so it takes a
+    share too. Either way an optimizer step sees ``batch_size x grad_accum`` examples, as configured (and as
+    the schedule, the epochs and the FLOPs assume), whatever the machine.
+    """
+    shards = world_size * max(1, n_gpu)
+    if config.batch_size % shards:
+        raise ConfigError(f"batch_size: {config.batch_size} (the global batch) does not split evenly over "
+                          f"{world_size} process(es) x {max(1, n_gpu)} GPU(s); use a multiple of {shards}")
+    if n_gpu > 1:
+        log.warning("one process sees %d GPUs: Trainer runs DataParallel with the global batch %d split %d ways; "
+                    "DDP is faster: accelerate launch --num_processes %d ... (docs/scale-out.md)",
+                    n_gpu, config.batch_size, n_gpu, n_gpu)
+    return config.batch_size // shards
+
+
+def check_global_batch(args: Any, config: TrainConfig) -> None:
+    """Refuse to train if Trainer's effective batch is not the configured one (whatever wrapped the model)."""
+    effective = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+    if effective != config.batch_size * config.grad_accum:
+        raise S2LBenchError(f"training would see {effective} examples per step, not batch_size x grad_accum = "
+                            f"{config.batch_size * config.grad_accum} ({args.world_size} processes, {args.n_gpu} GPUs "
+                            "per process); launch one process per GPU with accelerate launch")
+
+
+def wait_for_everyone() -> None:
+    """A barrier across DDP processes (no-op in one process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -547,8 +599,10 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
              config.batch_size, config.grad_accum, config.learning_rate, config.lr_scheduler, use_bf16,
              sorted(save_steps) or "none")
 
+    rank, world = process_rank()
     staging = out_dir / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed save are never trusted
+    if rank == 0:
+        shutil.rmtree(staging, ignore_errors=True)  # leftovers of a killed save are never trusted
     args = TrainingArguments(
         output_dir=str(staging), max_steps=total, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
@@ -559,10 +613,13 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
         dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=False,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
+    args.per_device_train_batch_size = split_global_batch(config, world, args.n_gpu)
+    check_global_batch(args, config)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     manifest.data.update(total_steps=total, epochs=epochs, n_params=n_params, bf16=use_bf16,
-                         planned_checkpoint_steps=sorted(save_steps))
+                         planned_checkpoint_steps=sorted(save_steps), processes=world, gpus_per_process=args.n_gpu,
+                         per_device_batch=args.per_device_train_batch_size)
     manifest.data["wall_seconds_before"] = manifest.data.get("wall_seconds", 0.0)
     manifest.save()
     started = time.time()
@@ -583,10 +640,11 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
                             processing_class=tokenizer, callbacks=[callback])
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    with atomic_dir(out_dir / "final") as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(tmp)
-    shutil.rmtree(staging, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        with atomic_dir(out_dir / "final") as tmp:
+            trainer.save_model(str(tmp))
+            tokenizer.save_pretrained(tmp)
+        shutil.rmtree(staging, ignore_errors=True)
     wall = manifest.data["wall_seconds_before"] + time.time() - started
     train_tokens = int(round(total * tokens_per_step))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -596,6 +654,7 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
                          train_loss=output.training_loss, log_history=trainer.state.log_history)
     manifest.data.pop("wall_seconds_before", None)
     manifest.save()
+    wait_for_everyone()  # no rank returns before the final model and manifest exist
     log.info("finished %s in %.1fs: final model in %s", config.model, wall, out_dir / "final")
     return _result_from_manifest(out_dir, manifest.data)
 

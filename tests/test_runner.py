@@ -206,7 +206,9 @@ def _write_cells(folder: str, worker: int) -> None:
 
 # the paper configs and offline_real need inputs from elsewhere (hub models, MIMIC, GGUF files): their dry
 # runs are tested with those inputs in tests/test_preflight.py
-@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/gym-s2l-sources.yaml"])
+@pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/gym-transfer.yaml",
+                                    "leaderboards/archive/gym-v1/gym.yaml",
+                                    "leaderboards/archive/gym-v1/s2l-sources/gym-s2l-sources.yaml"])
 def test_shipped_configs_pass_a_dry_run_offline(config, tmp_path, capsys, monkeypatch):
     from conftest import REPO
 

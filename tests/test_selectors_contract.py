@@ -11,12 +11,27 @@ from s2lbench.errors import BudgetError, MissingSignalError
 from s2lbench.plugins import get_hooks
 from s2lbench.records import Pool, SFTExample
 from s2lbench.selection import run_selector
-from s2lbench.signalset import CONFIDENCE, EL2N, FILES, LOSS, PROXY_EMBEDDING, TEXT_EMBEDDING, SignalSet
+from s2lbench.signalset import (
+    CHECKPOINT_LR,
+    CONFIDENCE,
+    DEV_EMBEDDING,
+    DEV_GRADIENTS,
+    DEV_TASKS,
+    EL2N,
+    FILES,
+    GRADIENTS,
+    LOSS,
+    LOSS_ALONE,
+    PROXY_EMBEDDING,
+    RESPONSE_TOKENS,
+    TEXT_EMBEDDING,
+    SignalSet,
+)
 
 #: the names the runner's configs use; every one must be registered
 EXPECTED = {"random", "s2l", "s2l-kmeanspp", "perplexity-low", "perplexity-middle", "perplexity-high", "el2n",
             "confidence-least", "confidence-middle", "confidence-most", "learnability", "embedding-clustering",
-            "facility-location"}
+            "facility-location", "random-per-source", "longest", "k-center", "cartography", "ifd", "less", "rds"}
 
 N = 300
 SELECTORS = get_hooks().selectors()
@@ -32,7 +47,18 @@ def all_signals(n: int = N, seed: int = 0) -> dict[str, np.ndarray]:
     loss = np.sort(rng.gamma(2.0, 1.0, (n, 6)), axis=1)[:, ::-1].astype(np.float32)
     return {LOSS: loss, CONFIDENCE: rng.random((n, 6)).astype(np.float32), EL2N: rng.random((n, 6)).astype(np.float32),
             PROXY_EMBEDDING: rng.normal(size=(n, 16)).astype(np.float32),
-            TEXT_EMBEDDING: rng.normal(size=(n, 12)).astype(np.float32)}
+            TEXT_EMBEDDING: rng.normal(size=(n, 12)).astype(np.float32),
+            RESPONSE_TOKENS: rng.integers(1, 40, n).astype(np.int32),
+            LOSS_ALONE: (loss * rng.uniform(0.7, 1.3, loss.shape)).astype(np.float32),
+            GRADIENTS: _unit_rows(rng.normal(size=(n, 3, 8))).astype(np.float16),
+            DEV_GRADIENTS: _unit_rows(rng.normal(size=(6, 3, 8))).astype(np.float16),
+            DEV_EMBEDDING: rng.normal(size=(6, 16)).astype(np.float32),
+            DEV_TASKS: np.array(["t1", "t1", "t1", "t2", "t2", "t2"]),
+            CHECKPOINT_LR: np.array([3e-3, 2e-3, 1e-3], dtype=np.float32)}
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def signalset(names=None) -> SignalSet:

@@ -144,7 +144,7 @@ def test_manifest_records_pool_model_steps_cost_and_versions(run_dir, tmp_path):
     assert all(c["flops_estimate"] == 2.0 * c["n_parameters"] * c["tokens"] for c in per)
     assert m["cost"]["flops_estimate"] == pytest.approx(sum(c["flops_estimate"] for c in per))
     assert m["cost"]["wall_seconds"] > 0
-    assert set(m["signals"]) == {"loss", "confidence", "el2n", "proxy_embedding"}
+    assert set(m["signals"]) == {"loss", "confidence", "el2n", "proxy_embedding", "response_tokens"}
     assert sig.get("proxy_embedding").shape == (6, 32)
 
 

@@ -17,6 +17,8 @@ class GymCommand(Command):
         build = sub.add_parser("build", help="write pool.jsonl, tests/*.jsonl, tokenizer/ and gym.json")
         build.add_argument("--out", required=True, help="output folder")
         build.add_argument("--small", action="store_true", help="the small preset (2000 rows, 100 per test set)")
+        build.add_argument("--version", type=int, default=None, help="gym design: 1 (default) or 2 (docs/gym.md)")
+        build.add_argument("--dev-size", type=int, default=None, help="rows per dev/<set>.jsonl (default 100; 0: none)")
         build.add_argument("--size", type=int, default=None, help="pool rows (default 15000; small 2000)")
         build.add_argument("--test-size", type=int, default=None, help="rows per test set (default 300)")
         build.add_argument("--seed", type=seed_type, default=None, help="generator seed (default 0)")
@@ -24,8 +26,37 @@ class GymCommand(Command):
         build.add_argument("--defect", action="append", default=[], metavar="KIND=RATE",
                            help="override a defect rate, e.g. --defect wrong_answer=0.1 (kinds: wrong_answer, "
                                 "near_duplicate, truncated, overlong, off_topic); repeatable")
+        base = sub.add_parser("pretrain", help="pre-train a tiny model on the gym's corpus (a base for SFT)")
+        base.add_argument("--gym", required=True, help="a gym build folder (its tokenizer/ is used)")
+        base.add_argument("--model", required=True, help="a tiny config, e.g. gym-target-l")
+        base.add_argument("--out", required=True, help="output model folder (with base.json)")
+        base.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the gym's base recipe)")
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.gym_command == "pretrain":
+            return self._pretrain(args)
+        return self._build(args)
+
+    def _pretrain(self, args: argparse.Namespace) -> int:
+        from dataclasses import replace
+        from pathlib import Path
+
+        from s2lbench.errors import DataError
+        from s2lbench.gym import GymConfig, pretrain_base
+        from s2lbench.typed import from_dict
+
+        manifest = Path(args.gym) / "gym.json"
+        if not manifest.is_file():
+            raise DataError("not a gym build folder (no gym.json)", path=args.gym)
+        config = from_dict(GymConfig, json.loads(manifest.read_text(encoding="utf-8"))["config"], "gym.json config")
+        recipe = config.base if args.steps is None else replace(config.base, steps=args.steps)
+        out = pretrain_base(args.model, Path(args.gym) / "tokenizer", args.out, recipe)
+        meta = json.loads((out / "base.json").read_text(encoding="utf-8"))
+        print(f"base: {out} ({meta['model']}, {meta['n_params']} parameters, {meta['recipe']['steps']} steps, "
+              f"{meta['train_tokens']} tokens, final loss {meta['final_loss']}, {meta['wall_seconds']} s)")
+        return 0
+
+    def _build(self, args: argparse.Namespace) -> int:
         from dataclasses import asdict
 
         from s2lbench.gym import DefectRates, GymConfig, build_gym
@@ -34,7 +65,7 @@ class GymCommand(Command):
         config = GymConfig.small() if args.small else GymConfig()
         data = asdict(config)
         for key, value in (("pool_size", args.size), ("test_size", args.test_size), ("seed", args.seed),
-                           ("vocab_size", args.vocab_size)):
+                           ("vocab_size", args.vocab_size), ("version", args.version), ("dev_size", args.dev_size)):
             if value is not None:
                 data[key] = value
         for item in args.defect:
@@ -52,7 +83,8 @@ class GymCommand(Command):
             built = build_gym(tmp, config)
         paths = GymPaths(root=out, **{k: out / Path(getattr(built, k)).relative_to(tmp)
                                       for k in ("pool", "tokenizer", "manifest", "defects")},
-                         tests={k: out / Path(v).relative_to(tmp) for k, v in built.tests.items()})
+                         tests={k: out / Path(v).relative_to(tmp) for k, v in built.tests.items()},
+                         dev={k: out / Path(v).relative_to(tmp) for k, v in built.dev.items()})
         manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
         pool = manifest["pool"]
         print(f"pool: {paths.pool} ({pool['rows']} rows, fingerprint {pool['fingerprint']})")

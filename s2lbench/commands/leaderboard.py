@@ -39,6 +39,11 @@ class LeaderboardCommand(Command):
         parser.add_argument("--trajectories", default=None,
                             help="loss trajectories (.npy/.pt, examples x checkpoints) for the cluster figure")
         parser.add_argument("--clusters", default=None, help="cluster id per example (.npy) for the cluster figure")
+        parser.add_argument("--transfer", action="store_true",
+                            help="add the small-to-large transfer table (Kendall's tau between targets' selector "
+                                 "rankings per budget) and its scatter figure(s)")
+        parser.add_argument("--transfer-order", default=None, metavar="SMALL,LARGE,...",
+                            help="targets from smallest to largest (default: by median fine-tune FLOPs)")
 
     def run(self, args: argparse.Namespace) -> int:
         from s2lbench.atomic import write_json, write_text
@@ -73,7 +78,31 @@ class LeaderboardCommand(Command):
         if args.plots:
             for path in write_plots(args.results, Path(args.plots), lb, args):
                 print(f"wrote {path}", file=sys.stderr)
+        if args.transfer:
+            write_transfer(args)
         return 0
+
+
+def write_transfer(args: argparse.Namespace) -> None:
+    """Print the transfer table; write transfer.{md,json} with --tables and one scatter per target pair into
+    --plots (default: DIR/transfer/)."""
+    from s2lbench.atomic import write_json, write_text
+    from s2lbench.plots import plot_transfer
+    from s2lbench.transfer import render_transfer_markdown, transfer_json, transfer_table
+
+    order = [t.strip() for t in args.transfer_order.split(",")] if args.transfer_order else None
+    pairs = transfer_table(args.results, metric=args.metric, experiment=args.experiment, order=order,
+                           resamples=args.resamples, seed=args.bootstrap_seed)
+    text = render_transfer_markdown(pairs)
+    sys.stdout.write("\n" + text)
+    if args.tables:
+        for path in (write_text(Path(args.tables) / "transfer.md", text),
+                     write_json(Path(args.tables) / "transfer.json", transfer_json(pairs))):
+            print(f"wrote {path}", file=sys.stderr)
+    plots = Path(args.plots) if args.plots else Path(args.results) / "transfer"
+    for pair in pairs:
+        path = plot_transfer(pair, plots / f"transfer-{pair.small}-vs-{pair.large}.png")
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace) -> list[Path]:

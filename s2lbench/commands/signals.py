@@ -49,6 +49,16 @@ class SignalsCommand(Command):
                             help="pooled proxy embedding at the last checkpoint, at all, or none")
         parser.add_argument("--full-logits", action="store_true",
                             help="compute logits at every position (slower; for checking the shortcut)")
+        parser.add_argument("--ifd", action="store_true",
+                            help="also the response's loss without the instruction (loss_alone, for the ifd selector)")
+        parser.add_argument("--dev", default=None,
+                            help="a dev set JSONL ({task, instruction, output} rows): its embedding (for rds) "
+                                 "and, with --gradients, its gradient features (for less)")
+        parser.add_argument("--gradients", action="store_true",
+                            help="LESS gradient features of the pool and the dev set (needs --dev)")
+        parser.add_argument("--gradient-dim", type=int, default=8192, help="projection dimension (LESS: 8192)")
+        parser.add_argument("--gradient-checkpoints", type=int, default=4,
+                            help="checkpoints with gradient features, evenly spaced, ending at the last (LESS: 4)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
         sub = parser.add_subparsers(dest="signals_command", metavar="{embed,import}")
         embed = sub.add_parser("embed", help="text_embedding.npy from a pretrained encoder (MiniLM by default)")
@@ -92,10 +102,18 @@ class SignalsCommand(Command):
             from s2lbench.signals import compute_signals
 
             pool = open_pool_from_args(args.pool, args)
+            dev = None
+            if args.dev:
+                from s2lbench.devsets import read_dev_file
+
+                dev = read_dev_file(args.dev)
+            if args.gradients and dev is None:
+                raise ConfigError("--gradients needs --dev (LESS matches the pool's gradients to a dev set's)")
+            gradients = {"dim": args.gradient_dim, "checkpoints": args.gradient_checkpoints} if args.gradients else None
             sig = compute_signals(pool, args.proxy_run, args.out, tokenizer=args.tokenizer,
                                   max_length=args.max_length, template=args.template,
                                   batch_tokens=args.batch_tokens, batch_size=args.batch_size, dtype=args.dtype,
                                   device=args.device, embed=args.embed, full_logits=args.full_logits,
-                                  progress=not args.no_progress)
+                                  ifd=args.ifd, dev=dev, gradients=gradients, progress=not args.no_progress)
         print(_summary(sig))
         return 0

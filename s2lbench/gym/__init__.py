@@ -1,8 +1,22 @@
 """The embedded benchmark ("gym"): a synthetic MathInstruct-shaped SFT domain that tiny models learn in minutes."""
 
-from s2lbench.gym.build import DefectRates, GymConfig, GymPaths, build_gym, generate_pool, generate_test_sets
+from s2lbench.gym.bases import BASE_PREFIX, BaseRecipe, pretrain_base
+from s2lbench.gym.build import (
+    DESIGNS,
+    DefectRates,
+    GymConfig,
+    GymDesign,
+    GymPaths,
+    build_gym,
+    generate_dev_sets,
+    generate_pool,
+    generate_test_sets,
+    write_dev_sets,
+)
+from s2lbench.gym.corpus import CorpusConfig, pretraining_corpus
 from s2lbench.gym.models import GYM_TRAINING, TINY_CONFIGS, tiny_config, tiny_model
 from s2lbench.gym.testsets import TEST_SETS
 
-__all__ = ["GYM_TRAINING", "DefectRates", "GymConfig", "GymPaths", "TEST_SETS", "TINY_CONFIGS", "build_gym", "generate_pool",
-           "generate_test_sets", "tiny_config", "tiny_model"]
+__all__ = ["BASE_PREFIX", "DESIGNS", "GYM_TRAINING", "BaseRecipe", "CorpusConfig", "DefectRates", "GymConfig",
+           "GymDesign", "GymPaths", "TEST_SETS", "TINY_CONFIGS", "build_gym", "generate_dev_sets", "generate_pool",
+           "generate_test_sets", "pretrain_base", "pretraining_corpus", "tiny_config", "tiny_model", "write_dev_sets"]

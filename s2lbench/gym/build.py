@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from s2lbench.atomic import write_json, write_jsonl
 from s2lbench.errors import ConfigError
 from s2lbench.fingerprint import config_hash, file_fingerprint
-from s2lbench.gym import tasks
-from s2lbench.gym.testsets import TEST_SETS
+from s2lbench.gym import tasks, tasks_v2, testsets, testsets_v2
+from s2lbench.gym.bases import BaseRecipe
 from s2lbench.prompts import render_prompt
 from s2lbench.records import Pool, SFTExample
 
@@ -43,7 +43,22 @@ class DefectRates:
 
 
 @dataclass(frozen=True)
+class GymDesign:
+    """What a gym version draws from: its sources (name -> (generator, share)) and its test sets."""
+
+    sources: dict
+    test_sets: tuple
+
+
+#: version -> design. v1 is the gym the boards under leaderboards/archive/gym-v1 came from, kept bit-for-bit;
+#: v2 (docs/gym.md) is the calibrated redesign. A config names its version (default 1: old configs stay valid).
+DESIGNS = {1: GymDesign(tasks.SOURCES, testsets.TEST_SETS), 2: GymDesign(tasks_v2.SOURCES, testsets_v2.TEST_SETS)}
+
+
+@dataclass(frozen=True)
 class GymConfig:
+    #: the gym's design (DESIGNS): 1 = the original gym, 2 = the calibrated redesign
+    version: int = 1
     seed: int = 0
     pool_size: int = 15000
     test_size: int = 300
@@ -51,14 +66,43 @@ class GymConfig:
     level_weights: tuple[float, float, float] = (0.15, 0.35, 0.5)
     defects: DefectRates = field(default_factory=DefectRates)
     vocab_size: int = 512
+    #: rows per dev set (dev/<name>.jsonl, one per test set, disjoint from the pool and every test set);
+    #: None: the version's default (v1 0, so v1 builds stay as they were; v2 100)
+    dev_size: int | None = None
+    #: how ``gym-base:<model>`` bases are pre-trained on this gym's corpus (not part of the pool: the runner
+    #: keys the gym stage without it, and each base stage with it)
+    base: BaseRecipe = field(default_factory=BaseRecipe)
 
     def __post_init__(self):
+        if self.version not in DESIGNS:
+            raise ConfigError(f"version: {self.version!r} is not a gym version (known: {', '.join(map(str, DESIGNS))})")
+        if self.dev_size is not None and self.dev_size < 0:
+            raise ConfigError(f"dev_size: {self.dev_size} must be >= 0")
         if self.pool_size < 100:
             raise ConfigError(f"pool_size: {self.pool_size} is too small (at least 100)")
         if self.test_size < 1:
             raise ConfigError(f"test_size: {self.test_size} must be positive")
         if len(self.level_weights) != 3 or min(self.level_weights) < 0 or sum(self.level_weights) <= 0:
             raise ConfigError(f"level_weights: {self.level_weights} must be three non-negative weights")
+
+    @property
+    def design(self) -> GymDesign:
+        return DESIGNS[self.version]
+
+    @property
+    def dev_rows(self) -> int:
+        return self.dev_size if self.dev_size is not None else (0 if self.version == 1 else 100)
+
+    def stage_spec(self) -> dict:
+        """What the runner keys the gym stage on: the pool's config without the base recipe (bases are their
+        own stages), and without the version fields a v1 config leaves at their defaults, so v1 runs keep
+        the stage keys they had before versions existed."""
+        spec = {k: v for k, v in asdict(self).items() if k != "base"}
+        if self.version == 1:
+            spec.pop("version")
+            if self.dev_size is None:
+                spec.pop("dev_size")
+        return spec
 
     @classmethod
     def small(cls, **overrides) -> GymConfig:
@@ -71,6 +115,7 @@ class GymPaths:
     root: Path
     pool: Path
     tests: dict[str, Path]
+    dev: dict[str, Path]
     tokenizer: Path
     manifest: Path
     defects: Path
@@ -108,6 +153,8 @@ def _with_wrong_answer(rng: random.Random, problem: tasks.Problem) -> str:
     steps = list(problem.steps)
     if steps and steps[-1].startswith("So ") and problem.answer in steps[-1]:
         steps[-1] = steps[-1][::-1].replace(problem.answer[::-1], wrong[::-1], 1)[::-1]
+    elif steps and steps[-1].startswith("Digits "):  # v2: the read-back line agrees with the wrong answer
+        steps[-1] = "Digits " + " ".join(wrong) + "."
     return "\n".join([*steps, f"The answer is {wrong}."])
 
 
@@ -159,12 +206,13 @@ def generate_pool(config: GymConfig) -> tuple[Pool, dict[str, str]]:
     n_dup = round(rates.near_duplicate * n)
     n_off = round(rates.off_topic * n)
     n_base = n - n_dup - n_off
-    counts = _exact_counts({name: share for name, (_, share) in tasks.SOURCES.items()}, n_base)
+    sources = config.design.sources
+    counts = _exact_counts({name: share for name, (_, share) in sources.items()}, n_base)
 
     base: list[tuple[str, tasks.Problem]] = []
     seen: set[str] = set()
     for source, count in counts.items():
-        generator = tasks.SOURCES[source][0]
+        generator = sources[source][0]
         made, attempts = 0, 0
         while made < count:
             attempts += 1
@@ -202,8 +250,8 @@ def generate_pool(config: GymConfig) -> tuple[Pool, dict[str, str]]:
     for _ in range(n_dup):
         source, instruction, output, _kind = rows[rng.randrange(len(base))]
         rows.append((source, _perturb(rng, instruction), output, "near_duplicate"))
-    source_names = list(tasks.SOURCES)
-    shares = [share for _, share in tasks.SOURCES.values()]
+    source_names = list(sources)
+    shares = [share for _, share in sources.values()]
     for _ in range(n_off):
         instruction, output = _off_topic(rng)  # scraped noise lands in sources in proportion to their size
         rows.append((rng.choices(source_names, weights=shares)[0], instruction, output, "off_topic"))
@@ -218,18 +266,16 @@ def generate_pool(config: GymConfig) -> tuple[Pool, dict[str, str]]:
     return Pool(examples, name="gym"), defects
 
 
-def generate_test_sets(config: GymConfig, pool: Pool) -> dict[str, list[dict[str, str]]]:
-    """{name: [{"instruction", "answer"}]}: no test instruction matches a pool instruction (normalized)."""
-    taken = {normalize_instruction(ex.instruction) for ex in pool}
+def _draw_sets(config: GymConfig, taken: set[str], size: int, salt: int, what: str) -> dict[str, list[dict[str, str]]]:
     out = {}
-    for index, spec in enumerate(TEST_SETS):
-        rng = random.Random(config.seed * 1000 + 7919 + index)
+    for index, spec in enumerate(config.design.test_sets):
+        rng = random.Random(config.seed * 1000 + salt + index)
         rows, attempts = [], 0
-        while len(rows) < config.test_size:
+        while len(rows) < size:
             attempts += 1
-            if attempts > 200 * config.test_size:
-                raise ConfigError(f"test set {spec.name}: cannot draw {config.test_size} problems unseen in the "
-                                  "pool; lower test_size or pool_size")
+            if attempts > 200 * size:
+                raise ConfigError(f"{what} {spec.name}: cannot draw {size} problems unseen in the pool and the other "
+                                  "sets; lower test_size, dev_size or pool_size")
             problem = spec.generator(rng, _level(rng, config))
             key = normalize_instruction(problem.instruction)
             if key in taken:
@@ -240,31 +286,83 @@ def generate_test_sets(config: GymConfig, pool: Pool) -> dict[str, list[dict[str
     return out
 
 
-def tokenizer_corpus(pool: Pool) -> list[str]:
+def generate_test_sets(config: GymConfig, pool: Pool) -> dict[str, list[dict[str, str]]]:
+    """{name: [{"instruction", "answer"}]}: no test instruction matches a pool instruction (normalized)."""
+    taken = {normalize_instruction(ex.instruction) for ex in pool}
+    return _draw_sets(config, taken, config.test_size, 7919, "test set")
+
+
+def generate_dev_sets(config: GymConfig, pool: Pool, size: int | None = None, seed: int = 0,
+                      tests: dict[str, list[dict[str, str]]] | None = None) -> dict[str, list[dict[str, str]]]:
+    """{test set name: [{"instruction", "output", "answer"}]}: a small dev split per test set for targeted
+    selectors (LESS, RDS+), drawn from the test set's own generator, disjoint from the pool and from every
+    test set (normalized instructions); ``output`` is the worked solution in the pool's format. ``size``
+    defaults to the config's dev rows; ``tests`` (default: regenerated) are the sets to stay clear of."""
+    size = config.dev_rows if size is None else size
+    tests = generate_test_sets(config, pool) if tests is None else tests
+    taken = {normalize_instruction(ex.instruction) for ex in pool}
+    taken |= {normalize_instruction(row["instruction"]) for rows in tests.values() for row in rows}
+    out = {}
+    for index, spec in enumerate(config.design.test_sets):
+        rng = random.Random((config.seed * 1000 + 104729 + index) * 1009 + seed)
+        rows, attempts = [], 0
+        while len(rows) < size:
+            attempts += 1
+            if attempts > 200 * max(size, 1):
+                raise ConfigError(f"dev set {spec.name}: cannot draw {size} problems unseen in the pool and test "
+                                  "sets; lower dev.size")
+            problem = spec.generator(rng, _level(rng, config))
+            key = normalize_instruction(problem.instruction)
+            if key in taken:
+                continue
+            taken.add(key)
+            rows.append({"instruction": problem.instruction, "output": tasks.render_answer(problem),
+                         "answer": problem.answer})
+        out[spec.name] = rows
+    return out
+
+
+def write_dev_sets(out_dir: str | Path, config: GymConfig, pool: Pool,
+                   tests: dict[str, list[dict[str, str]]]) -> dict[str, Path]:
+    """Write ``dev/<name>.jsonl`` beside ``tests/`` (nothing when the config's dev rows are 0)."""
+    if config.dev_rows == 0:
+        return {}
+    return {name: write_jsonl(Path(out_dir) / "dev" / f"{name}.jsonl", rows)
+            for name, rows in generate_dev_sets(config, pool, tests=tests).items()}
+
+
+def tokenizer_corpus(pool: Pool, version: int = 1) -> list[str]:
+    """What the tokenizer is trained on: the pool (v1), plus the pre-training corpus from v2 on, so the words
+    a base model learns before SFT get tokens of their own."""
     texts = [render_prompt("alpaca", "", "")]
     for ex in pool:
         texts.append(render_prompt("alpaca", ex.instruction, ex.input))
         texts.append(ex.output)
+    if version >= 2:
+        from s2lbench.gym.corpus import pretraining_corpus
+
+        texts.extend(pretraining_corpus())
     return texts
 
 
 def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
-    """Write pool.jsonl, tests/<name>.jsonl, tokenizer/, defects.json and gym.json under ``out_dir``."""
+    """Write pool.jsonl, tests/<name>.jsonl, dev/<name>.jsonl, tokenizer/, defects.json and gym.json under ``out_dir``."""
     from s2lbench.data import write_pool
     from s2lbench.gym.tokenizer import save_tokenizer, train_tokenizer
 
     config = config or GymConfig()
     out = Path(out_dir)
+    test_specs = config.design.test_sets
     steps = tqdm(total=4, desc="gym build", unit="step")
     pool, defects = generate_pool(config)
     pool_path = write_pool(out / "pool.jsonl", pool)
     defects_path = write_json(out / "defects.json", defects)
     steps.update()
-    test_paths = {}
-    for name, rows in generate_test_sets(config, pool).items():
-        test_paths[name] = write_jsonl(out / "tests" / f"{name}.jsonl", rows)
+    tests = generate_test_sets(config, pool)
+    test_paths = {name: write_jsonl(out / "tests" / f"{name}.jsonl", rows) for name, rows in tests.items()}
+    dev_paths = write_dev_sets(out, config, pool, tests)
     steps.update()
-    tokenizer = train_tokenizer(tokenizer_corpus(pool), vocab_size=config.vocab_size)
+    tokenizer = train_tokenizer(tokenizer_corpus(pool, config.version), vocab_size=config.vocab_size)
     tok_path = save_tokenizer(tokenizer, out / "tokenizer")
     steps.update()
     defect_counts = {kind: sum(1 for v in defects.values() if v == kind) for kind in DEFECT_KINDS}
@@ -275,13 +373,15 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
                  "sources": pool.source_counts(), "defects": defect_counts},
         "test_sets": [{"name": spec.name, "path": f"tests/{spec.name}.jsonl", "in_domain": spec.in_domain,
                        "rows": config.test_size, "description": spec.description,
-                       "fingerprint": file_fingerprint(test_paths[spec.name])} for spec in TEST_SETS],
+                       "fingerprint": file_fingerprint(test_paths[spec.name])} for spec in test_specs],
+        "dev_sets": [{"name": name, "path": f"dev/{name}.jsonl", "rows": config.dev_rows,
+                      "fingerprint": file_fingerprint(path)} for name, path in dev_paths.items()],
         "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
     }
     manifest_path = write_json(out / "gym.json", manifest)
     steps.update()
     steps.close()
     log.info("gym: %d pool rows (%s defective), %d test sets of %d, tokenizer of %d tokens -> %s",
-             len(pool), len(defects), len(TEST_SETS), config.test_size, len(tokenizer), out)
-    return GymPaths(root=out, pool=pool_path, tests=test_paths, tokenizer=tok_path, manifest=manifest_path,
+             len(pool), len(defects), len(test_specs), config.test_size, len(tokenizer), out)
+    return GymPaths(root=out, pool=pool_path, tests=test_paths, dev=dev_paths, tokenizer=tok_path, manifest=manifest_path,
                     defects=defects_path)
