@@ -37,8 +37,10 @@ CHECKPOINT_INFO = "s2lbench_checkpoint.json"
 #: files only the newest checkpoint keeps (what resuming needs); older ones keep just the model
 RESUME_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 
-#: what the trainer does not need to know to reproduce a run: changing these does not block a resume
-_NOT_IDENTITY = ("logging_steps",)
+#: what the trainer does not need to know to reproduce a run: changing these does not block a resume.
+#: padding_free changes how a batch is laid out, not what it holds or what the loss sums (the tests check the
+#: packed and padded losses and gradients agree), so run folders made before the key existed still resume
+_NOT_IDENTITY = ("logging_steps", "padding_free")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class TrainConfig:
     #: batch examples of similar length (transformers' LengthGroupedSampler: shuffled mega-batches sorted by
     #: length), so one long row does not pad a whole batch; same seed, same order
     group_by_length: bool = False
+    #: padding-free batches (PackCollator): each batch's examples packed into rows of max_length tokens, with
+    #: attention kept inside each example. "auto": on when a probe shows the model takes packed input
+    #: (otherwise padded, with a warning); true: required (an error if the model cannot); false: padded
+    padding_free: Literal["auto"] | bool = "auto"
     revision: str | None = None
     trust_remote_code: bool = False
 
@@ -93,6 +99,8 @@ class TrainConfig:
             raise ConfigError(f"learning_rate: {self.learning_rate} must be positive")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio: {self.warmup_ratio} must be in [0, 1)")
+        if self.padding_free not in ("auto", True, False):
+            raise ConfigError(f"padding_free: {self.padding_free!r} is not 'auto', true or false")
 
 
 @dataclass
@@ -276,6 +284,116 @@ class PadCollator:
             labels[row, :n] = torch.tensor(f["labels"])
             mask[row, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class PackCollator:
+    """Pack a batch's examples, in batch order, into rows of at most ``capacity`` tokens (first fit).
+
+    No attention mask is returned: position ids restart at 0 for every example, from which transformers
+    builds a block-diagonal causal mask (``masking_utils.find_packed_sequence_indices``), so no token attends
+    across examples. Each example's first label becomes -100: in a padded row position 0 is never a target
+    (the loss shifts labels by one), and here it would otherwise be the target of the previous example's last
+    token. The loss therefore sums the same (logit, target) pairs as ``PadCollator``'s and Trainer counts the
+    same ``num_items_in_batch``. A row shorter than the widest is padded at its end; the padding gets its own
+    positions from 0 (a segment nothing attends into) and -100 labels.
+    """
+
+    def __init__(self, pad_token_id: int, capacity: int):
+        self.pad_token_id = pad_token_id
+        self.capacity = capacity
+
+    def bins(self, lengths: list[int]) -> list[list[int]]:
+        """First-fit in order: each example goes into the first row with room for it, else a new row."""
+        rows: list[list[int]] = []
+        room: list[int] = []
+        for i, n in enumerate(lengths):
+            for row, free in enumerate(room):
+                if n <= free:
+                    rows[row].append(i)
+                    room[row] -= n
+                    break
+            else:
+                rows.append([i])
+                room.append(self.capacity - n)
+        return rows
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        from s2lbench.encoding import IGNORE_INDEX
+
+        lengths = [len(f["input_ids"]) for f in features]
+        rows = self.bins(lengths)
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.empty((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            at = 0
+            for i in row:
+                n = lengths[i]
+                ids[r, at:at + n] = torch.tensor(features[i]["input_ids"])
+                labels[r, at + 1:at + n] = torch.tensor(features[i]["labels"][1:])
+                positions[r, at:at + n] = torch.arange(n)
+                at += n
+            positions[r, at:] = torch.arange(width - at)
+        # with a cache (models default to use_cache=True, in training too) transformers skips the packed-sequence
+        # mask and attention silently crosses examples
+        return {"input_ids": ids, "labels": labels, "position_ids": positions, "use_cache": False}
+
+
+def packing_problem(model: Any, dataset: EncodedPool, pad_token_id: int) -> str | None:
+    """Why ``model`` cannot train on ``PackCollator`` batches, or None if it can.
+
+    A probe rather than a list of architectures: two of the pool's examples (the first two, cut to 24
+    tokens) go through the model padded and packed; packed input is taken only if every real token's logits
+    agree. A model that ignores ``position_ids``, builds its own mask, or lets attention cross examples
+    (transformers does when a KV cache is active) fails it; so does one whose forward rejects the inputs.
+    """
+    import torch
+
+    features = [{k: v[:24] for k, v in dataset[i].items()} for i in (0, min(1, len(dataset) - 1))]
+    padded = PadCollator(pad_token_id)(features)
+    packed = PackCollator(pad_token_id, capacity=sum(len(f["input_ids"]) for f in features))(features)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            want = model(**{k: v.to(device) for k, v in padded.items() if k != "labels"}).logits.float()
+            got = model(**{k: v.to(device) if hasattr(v, "to") else v for k, v in packed.items()
+                           if k != "labels"}).logits.float()
+    except Exception as e:  # any refusal of the packed inputs means: pad
+        return f"its forward rejects packed inputs ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    finally:
+        model.train(was_training)
+    loose = next(model.parameters()).dtype in (torch.float16, torch.bfloat16)
+    at, worst = 0, 0.0
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        scale = max(1.0, float(want[row, :n].abs().max()))
+        worst = max(worst, float((want[row, :n] - got[0, at:at + n]).abs().max()) / scale)
+        at += n
+    if worst > (5e-2 if loose else 1e-3):
+        return f"packed logits differ from padded ones (max relative difference {worst:.2g}): attention crosses examples"
+    return None
+
+
+def choose_collator(config: TrainConfig, model: Any, dataset: EncodedPool, pad_token_id: int):
+    """``PackCollator`` when ``padding_free`` allows it and the model passes the probe, else ``PadCollator``."""
+    if config.padding_free is False:
+        log.info("padding_free false: batches padded to their longest row")
+        return PadCollator(pad_token_id)
+    problem = packing_problem(model, dataset, pad_token_id)
+    if problem is None:
+        log.info("padding-free: each batch's %d examples packed into rows of at most %d tokens (attention kept "
+                 "inside each example)", config.batch_size, config.max_length)
+        return PackCollator(pad_token_id, capacity=config.max_length)
+    if config.padding_free is True:
+        raise ConfigError(f"padding_free: model {config.model!r} cannot train on packed batches: {problem}; "
+                          "set padding_free to auto or false")
+    log.warning("padding-free training is off for %s: %s; batches are padded instead", config.model, problem)
+    return PadCollator(pad_token_id)
 
 
 # ---------------------------------------------------------------------------------------------- run folder
@@ -515,9 +633,11 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
         # as embed_out but names it lm_head in memory); from_pretrained applies the key mapping.
         model = _load_checkpoint_weights(model, resume_from)
         trainer_class = _weights_preloaded_trainer()
-    trainer = trainer_class(model=model, args=args, train_dataset=dataset,
-                            data_collator=PadCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                            callbacks=[callback])
+    collator = choose_collator(config, model, dataset, tokenizer.pad_token_id)
+    manifest.data["padding_free"] = isinstance(collator, PackCollator)
+    manifest.save()
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                            processing_class=tokenizer, callbacks=[callback])
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
     if trainer.is_world_process_zero():
@@ -530,6 +650,7 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     manifest.data.update(status="finished", wall_seconds=wall, train_tokens=train_tokens,
                          flops=6.0 * n_params * train_tokens, final_loss=losses[-1] if losses else None,
+                         loop_seconds=output.metrics.get("train_runtime"),
                          train_loss=output.training_loss, log_history=trainer.state.log_history)
     manifest.data.pop("wall_seconds_before", None)
     manifest.save()

@@ -136,7 +136,7 @@ def _batches_seen(gym, monkeypatch, tmp_path, **overrides) -> list[list[int]]:
             return super().__call__(features)
 
     monkeypatch.setattr(training, "PadCollator", Recording)
-    train(gym[0], tiny_config(gym, total_steps=6, batch_size=8, **overrides), tmp_path)
+    train(gym[0], tiny_config(gym, total_steps=6, batch_size=8, padding_free=False, **overrides), tmp_path)
     return seen
 
 
