@@ -76,17 +76,33 @@ def loss_and_grads(model, batch):
     return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
-def test_first_fit_in_order_keeps_every_example_once(tokenizer, features):
+def first_fit_in_order(lengths: list[int], capacity: int) -> list[list[int]]:
+    rows: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        for row in rows:
+            if sum(lengths[j] for j in row) + n <= capacity:
+                row.append(i)
+                break
+        else:
+            rows.append([i])
+    return rows
+
+
+def test_first_fit_decreasing_keeps_every_example_once(tokenizer, features):
     collator = PackCollator(tokenizer.pad_token_id, capacity=CAPACITY)
     lengths = [len(f["input_ids"]) for f in features]
     rows = collator.bins(lengths)
     assert sorted(i for row in rows for i in row) == list(range(len(features)))
     assert all(sum(lengths[i] for i in row) <= CAPACITY for row in rows)
-    assert all(row == sorted(row) for row in rows)  # in batch order within a row
-    for i, n in enumerate(lengths):  # first fit: no earlier row had room when example i was placed
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))  # longest first, ties in batch order
+    assert all(row == sorted(row, key=order.index) for row in rows)
+    for pos, i in enumerate(order):  # first fit: no earlier row had room when example i was placed
+        placed = set(order[:pos])
         row = next(r for r, members in enumerate(rows) if i in members)
         for earlier in range(row):
-            assert sum(lengths[j] for j in rows[earlier] if j < i) + n > CAPACITY
+            assert sum(lengths[j] for j in rows[earlier] if j in placed) + lengths[i] > CAPACITY
+    # decreasing needs no more rows than first fit in batch order
+    assert len(rows) <= len(first_fit_in_order(lengths, CAPACITY))
     batch = collator(features)
     assert batch["input_ids"].shape[0] == len(rows) < len(features)
     by_row = [[features[i]["input_ids"] for i in row] for row in rows]
@@ -119,7 +135,8 @@ def test_packed_loss_and_gradients_equal_the_padded_path(tokenizer, features, mo
 
 def test_attention_never_crosses_examples(tokenizer, features):
     model = tiny_model("gym-proxy", tokenizer, seed=3).eval()
-    first, rest = features[0], features[1:5]
+    # longest first, so the perturbed example precedes the others in the row (first-fit decreasing)
+    first, *rest = sorted(features[:5], key=lambda f: -len(f["input_ids"]))
     collator = PackCollator(tokenizer.pad_token_id, capacity=sum(len(f["input_ids"]) for f in features[:5]))
     changed = {"input_ids": [(t + 1) % len(tokenizer) for t in first["input_ids"]], "labels": first["labels"]}
     with torch.no_grad():
