@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,20 @@ def test_compare_subsets_prints_pairwise_jaccard(tmp_path, capsys):
     assert "0.500" in capsys.readouterr().out
     assert main(["compare-subsets", a]) == 2  # one subset compares with nothing
     assert "at least two subsets" in capsys.readouterr().err
+
+
+def test_compare_subsets_refuses_a_select_output_its_diagnostics_do_not_vouch_for(tmp_path, pool_file, capsys):
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    for out, seed in ((a, "0"), (b, "1")):
+        assert main(["select", "--pool", str(pool_file), "--selector", "random", "--budget", "20",
+                     "--seed", seed, "--out", out]) == 0
+    assert main(["compare-subsets", a, b, "--json"]) == 0
+    capsys.readouterr()
+    # a subset replaced behind its diagnostics' back (another writer, a half-finished copy) is not compared
+    Path(a).write_text(Path(a).read_text().splitlines(keepends=True)[0])
+    assert main(["compare-subsets", a, b]) == 2
+    err = capsys.readouterr().err
+    assert "a.jsonl does not match its diagnostics" in err and "Traceback" not in err
 
 
 def _runner_folder(tmp_path, subsets):

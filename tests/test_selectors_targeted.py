@@ -124,7 +124,7 @@ def test_each_new_selector_through_s2lbench_select(name, tmp_path):
 
     from s2lbench.cli import main
     from s2lbench.signalset import FILES
-    from tests.test_selectors_contract import all_signals
+    from test_selectors_contract import all_signals
 
     n = 300
     pool_file = tmp_path / "pool.jsonl"

@@ -22,7 +22,7 @@ from s2lbench.gradients import (
 from s2lbench.records import Pool, SFTExample
 from s2lbench.signals import compute_signals
 from s2lbench.signalset import SignalSet
-from tests.test_signals import make_pool, make_run, tiny_model
+from test_signals import make_pool, make_run, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def loop_gradients(model, encoded):
 
 
 def test_batched_per_example_gradients_equal_a_loop_of_backward_passes():
-    from tests.test_signals import char_tokenizer
+    from test_signals import char_tokenizer
 
     tok = char_tokenizer()
     model = tiny_model(len(tok), seed=5).eval()
@@ -107,7 +107,7 @@ def test_projection_is_seeded_blockwise_and_scaled():
 def test_adam_moments_follow_hf_trainer_grouping_and_less_formula(tmp_path):
     from transformers import Trainer
 
-    from tests.test_signals import char_tokenizer
+    from test_signals import char_tokenizer
 
     model = tiny_model(len(char_tokenizer()), seed=3)
     decay = set(Trainer.get_decay_parameter_names(None, model))

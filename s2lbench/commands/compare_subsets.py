@@ -141,8 +141,12 @@ class CompareSubsetsCommand(Command):
         parser.add_argument("--json", action="store_true", help="print a JSON object instead of tables")
 
     def run(self, args: argparse.Namespace) -> int:
+        from s2lbench.commands.select import check_selection_unit, diagnostics_path
+
         files: dict[str, Path] = {}
         for p in args.subsets:
+            if diagnostics_path(p).exists():  # written by `s2lbench select`: its manifest must vouch for it
+                check_selection_unit(p)
             label = label_of_file(p)
             files[label if label not in files else f"{label} ({p})"] = Path(p)
         if args.run:
