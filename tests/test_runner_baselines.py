@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
+from test_runner import tiny_config
 
 from s2lbench.experiment import parse_experiment
 from s2lbench.gym.build import normalize_instruction
 from s2lbench.runner import Runner
 from s2lbench.store import ResultsStore
-from test_runner import tiny_config
 
 NEW = ["random-per-source", "longest", "k-center", "cartography", "ifd", "less", "rds"]
 

@@ -122,9 +122,10 @@ def test_rds_round_robin_over_tasks_differs_from_global_top():
 def test_each_new_selector_through_s2lbench_select(name, tmp_path):
     import json
 
+    from test_selectors_contract import all_signals
+
     from s2lbench.cli import main
     from s2lbench.signalset import FILES
-    from test_selectors_contract import all_signals
 
     n = 300
     pool_file = tmp_path / "pool.jsonl"

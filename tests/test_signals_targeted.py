@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_signals import make_pool, make_run, tiny_model
 
 from s2lbench.encoding import IGNORE_INDEX, encode_example
 from s2lbench.errors import ConfigError
@@ -22,7 +23,6 @@ from s2lbench.gradients import (
 from s2lbench.records import Pool, SFTExample
 from s2lbench.signals import compute_signals
 from s2lbench.signalset import SignalSet
-from test_signals import make_pool, make_run, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +105,8 @@ def test_projection_is_seeded_blockwise_and_scaled():
 
 
 def test_adam_moments_follow_hf_trainer_grouping_and_less_formula(tmp_path):
-    from transformers import Trainer
-
     from test_signals import char_tokenizer
+    from transformers import Trainer
 
     model = tiny_model(len(char_tokenizer()), seed=3)
     decay = set(Trainer.get_decay_parameter_names(None, model))
