@@ -15,7 +15,7 @@ import random
 
 from s2lbench.gym import tasks_v2 as t
 from s2lbench.gym.tasks import Problem, _number
-from s2lbench.gym.testsets import TestSetSpec, _mixture
+from s2lbench.gym.testsets import NEW_STORIES_ADD, NEW_STORIES_SUB, TestSetSpec, _mixture
 
 PHRASINGS_ADD = ("Compute the sum of {a} and {b}.", "Find the total of {a} and {b}.", "Add {b} to {a}.")
 PHRASINGS_SUB = ("Take {b} away from {a}.", "Compute the difference of {a} and {b}.", "Find {a} less {b}.")
@@ -25,13 +25,6 @@ def ood_phrasing(rng: random.Random, level: int) -> Problem:
     if rng.random() < 0.5:
         return t.arith_add(rng, level, phrases=PHRASINGS_ADD)
     return t.arith_sub(rng, level, phrases=PHRASINGS_SUB)
-
-
-NEW_STORIES_ADD = ("A train carries {a} people. At the next stop {b} more people get on. "
-                   "How many people are on the train?",
-                   "A farm has {a} cows and {b} sheep. How many animals does the farm have?")
-NEW_STORIES_SUB = ("A tank holds {a} liters of water. {b} liters leak out. How many liters are left?",
-                   "A shop had {a} shirts and sold {b} of them. How many shirts are unsold?")
 
 
 def ood_story(rng: random.Random, level: int) -> Problem:
