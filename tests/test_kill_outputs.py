@@ -71,7 +71,7 @@ def signals_state(out: str) -> str | None:
 
 def gym_state(out: str) -> int | None:
     """The pool size of a complete gym folder (every listed file present and the right size), or None."""
-    from evaluators.gym_tasks import gym_test_sets
+    from s2lbench.evaluators.gym_tasks import gym_test_sets
 
     try:
         sets = gym_test_sets(out)
