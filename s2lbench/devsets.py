@@ -15,10 +15,10 @@ from (``dev:`` in an experiment config, ``DevConfig``):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from s2lbench.data import iter_jsonl
 from s2lbench.errors import DataError
 from s2lbench.records import Pool, SFTExample
 
@@ -48,13 +48,7 @@ def read_dev_file(path: str | Path) -> Pool:
     if not path.exists():
         raise DataError("dev set file not found", path=path)
     examples = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON ({e.msg})", path=path, line=line_no) from None
+    for line_no, row in iter_jsonl(path, "dev set file"):
         missing = [k for k in ("task", "instruction", "output") if not isinstance(row.get(k), str)]
         if missing:
             raise DataError(f"dev row needs string field(s) {', '.join(missing)}", path=path, line=line_no)
@@ -70,17 +64,15 @@ def gsm8k_dev_slice(data_dir: Path, size: int, relative: str = GSM8K_TRAIN) -> l
     path = Path(data_dir) / relative
     if not path.exists():
         raise DataError(f"math dev sets are a held-out slice of GSM8K train; {relative} is missing", path=path)
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    if len(lines) < size:
-        raise DataError(f"GSM8K train has {len(lines)} rows, fewer than dev.size = {size}", path=path)
+    rows = list(iter_jsonl(path, "GSM8K train"))
+    if len(rows) < size:
+        raise DataError(f"GSM8K train has {len(rows)} rows, fewer than dev.size = {size}", path=path)
     out = []
-    for offset, line in enumerate(lines[-size:]):
-        line_no = len(lines) - size + offset + 1
+    for line_no, row in rows[-size:]:
         try:
-            row = json.loads(line)
             out.append(SFTExample(id=f"gsm8k-train-{line_no}", instruction=row["question"], output=row["answer"]))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DataError(f"not a GSM8K row ({e})", path=path, line=line_no) from None
+        except KeyError as e:
+            raise DataError(f"not a GSM8K row (no {e})", path=path, line=line_no) from None
     return out
 
 
