@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--version", type=int, default=1, help="gym version (pool.gym.version)")
     parser.add_argument("--pool-size", type=int, default=None)
     parser.add_argument("--level-weights", default=None, help="e.g. 0.3,0.4,0.3")
+    parser.add_argument("--template", help="pool.gym.template (default: the version's)")
     parser.add_argument("--target", default="gym-target-l")
     parser.add_argument("--steps", type=int, default=None, help="fixed schedule steps (default GYM_TRAINING)")
     parser.add_argument("--batch-size", type=int, default=None)
@@ -71,6 +72,8 @@ def main() -> None:
     overrides: dict = {"version": args.version}
     if args.pool_size:
         overrides["pool_size"] = args.pool_size
+    if args.template:
+        overrides["template"] = args.template
     if args.level_weights:
         overrides["level_weights"] = tuple(float(w) for w in args.level_weights.split(","))
     gym_config = GymConfig.small(**overrides) if args.small else GymConfig(**overrides)
@@ -92,6 +95,7 @@ def main() -> None:
         print(json.dumps({"base": figures["base"]}, indent=2), flush=True)
         model = str(base_dir)
     base = TrainConfig(model=model, tokenizer=str(paths.tokenizer), group_by_length=args.group_by_length,
+                       template=gym_config.prompt_template,
                        n_checkpoints=args.curve, **recipe)
     figures["pool_rows"], figures["steps"], figures["batch_size"] = len(pool), base.total_steps, base.batch_size
 
@@ -119,7 +123,7 @@ def main() -> None:
             for step, ckpt in result.checkpoints:
                 net = AutoModelForCausalLM.from_pretrained(ckpt)
                 t = time.perf_counter()
-                scores = {name: round(100 * exact_match(net, tokenizer, rows), 1) for name, rows in tests.items()}
+                scores = {name: round(100 * exact_match(net, tokenizer, rows, template=base.template), 1) for name, rows in tests.items()}
                 in_domain = [scores[s.name] for s in specs if s.in_domain]
                 curve.append({"step": step, "exact_match_%": scores,
                               "in_domain_mean_%": round(sum(in_domain) / len(in_domain), 1),

@@ -20,6 +20,7 @@ from s2lbench import hookimpl
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.evaluation import EvalItem, Evaluator, SampleResult
 from s2lbench.grading import DEFAULT_GRADING, delete_extra_zero, grade
+from s2lbench.prompts import NEXT_PROMPT, TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,18 @@ def _as_set(entry: Any, where: Path) -> GymSet:
         flag = entry.get("in_domain", entry.get("domain") == "in")
         return GymSet(entry["name"], bool(flag))
     raise DataError(f"cannot read test-set entry {entry!r}", path=where)
+
+
+def gym_template(gym_dir: Path | str) -> str:
+    """The prompt template the gym's rows are trained with (gym.json "template"; builds before it: alpaca)."""
+    from s2lbench.data import read_json
+
+    manifest = Path(gym_dir) / "gym.json"
+    data = read_json(manifest, "gym manifest") if manifest.is_file() else {}
+    template = data.get("template", "alpaca") if isinstance(data, dict) else "alpaca"
+    if template not in TEMPLATES:
+        raise DataError(f"unknown prompt template {template!r} (known: {', '.join(TEMPLATES)})", path=manifest)
+    return template
 
 
 def gym_test_sets(gym_dir: Path | str) -> list[GymSet]:
@@ -97,6 +110,7 @@ class GymEvaluator(Evaluator):
             raise DataError(f"no test set {self.options.set!r} (sets: {', '.join(names)})", path=path)
         self.in_domain = next(s.in_domain for s in sets if s.name == self.options.set) \
             if self.options.set in names else None
+        self._use_template(gym_template(data_dir))
         items = []
         for i, row in enumerate(read_json_rows(path)):
             if not isinstance(row, dict) or "instruction" not in row or "answer" not in row:
@@ -104,6 +118,10 @@ class GymEvaluator(Evaluator):
             items.append(EvalItem(i, str(row["instruction"]), delete_extra_zero(str(row["answer"]).strip()),
                                   str(row.get("input", ""))))
         return items
+
+    def _use_template(self, template: str) -> None:
+        # the gym's rows are prompted as gym.json says; the class default stays alpaca for older builds
+        self.template, self.stop = template, (NEXT_PROMPT[template],)
 
     def score(self, item: EvalItem, output: str) -> SampleResult:
         graded = grade("gym", output, item.reference, self.options.grading)
@@ -114,9 +132,11 @@ class GymEvaluator(Evaluator):
 def gym_evaluators(gym_dir: Path | str, grading: str = DEFAULT_GRADING) -> dict[str, tuple[GymEvaluator, bool]]:
     """One configured evaluator per test set of a built gym: ``{"gym-<set>": (evaluator, in_domain)}``."""
     family = {}
+    template = gym_template(gym_dir)
     for s in gym_test_sets(gym_dir):
         evaluator = GymEvaluator(GymOptions(set=s.name, grading=grading))
         evaluator.in_domain = s.in_domain
+        evaluator._use_template(template)
         family[f"gym-{s.name}"] = (evaluator, s.in_domain)
     return family
 

@@ -607,6 +607,27 @@ def render_html(lb: Leaderboard) -> str:
     return "\n".join(out) + "\n"
 
 
+def read_invocations(folder: Path) -> list[dict]:
+    """``invocations.jsonl`` of a results folder (one line per ``s2lbench run``); lines that do not parse are
+    named and refused."""
+    import json
+
+    path = Path(folder) / "invocations.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            float(row["wall_seconds"])
+        except (ValueError, TypeError, KeyError) as e:
+            raise DataError(f"not an invocation record ({type(e).__name__}: {e})", path=path, line=number) from None
+        out.append(row)
+    return out
+
+
 def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None = None) -> dict:
     """Where a leaderboard's numbers came from: the run's config (``config.json`` beside the store, as
     ``s2lbench run`` writes it), and per-cell provenance summarised: commits, config hashes, pool and
@@ -627,11 +648,15 @@ def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None =
     for c in cells:
         by_status[c.status] += 1
     config_path = store.folder / "config.json"
+    invocations = read_invocations(store.folder)
     return {
         "command": command,
         "run_config": json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else None,
         "experiments": distinct("experiment"),
         "cells_by_status": dict(sorted(by_status.items())),
+        # the runs of the folder, summed: the grid's wall time on the machine(s) that ran it (None if unrecorded)
+        "grid_wall_seconds": round(sum(i["wall_seconds"] for i in invocations), 1) if invocations else None,
+        "invocations": invocations,
         "git_commits": distinct("git_commit"),
         "config_hashes": distinct("config_hash"),
         "pool_fingerprints": distinct("pool_fingerprint"),

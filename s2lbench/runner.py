@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 import traceback
 from collections import Counter
@@ -27,7 +28,7 @@ import numpy as np
 from s2lbench import settings
 from s2lbench.atomic import save_npy, write_json, write_jsonl
 from s2lbench.data import load_local, load_pool
-from s2lbench.errors import S2LBenchError
+from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig
 from s2lbench.fingerprint import config_hash, file_fingerprint, ids_hash
 from s2lbench.plugins import Hooks, get_hooks
@@ -51,6 +52,8 @@ from s2lbench.typed import from_dict
 
 log = logging.getLogger(__name__)
 
+#: one line per ``s2lbench run`` of this folder (start, end, wall seconds, cell counts)
+INVOCATIONS = "invocations.jsonl"
 PROXY_SIGNALS = {"loss", "confidence", "el2n", "proxy_embedding", "response_tokens", "loss_alone", "dev_embedding",
                  "dev_tasks", "gradients", "dev_gradients", "checkpoint_lr"}
 #: optional signals of the pass -> (the manifest's extra_seconds entry that paid for it, the cost key it adds
@@ -203,7 +206,14 @@ class Runner:
     def _train_config(self, model: str, tokenizer: str | None, train: dict[str, Any], seed: int | None = None):
         from s2lbench.training import TrainConfig
 
+        if self.config.pool.path == "gym":
+            self.pool  # noqa: B018 -- builds the gym: its tokenizer, and the template its rows are prompted with
         data = {"model": model, "tokenizer": self._default_tokenizer(tokenizer), **train}
+        if self._gym_config is not None:
+            template = self._gym_config.prompt_template
+            if data.setdefault("template", template) != template:
+                raise ConfigError(f"train.template: {data['template']!r}, but this gym is prompted with {template!r} "
+                                  "(its evaluation uses that too); set pool.gym.template instead")
         if seed is not None:
             data["seed"] = seed
         return from_dict(TrainConfig, data, where="train")
@@ -538,6 +548,7 @@ class Runner:
         """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""
         from s2lbench.executors import CellTask, Grid
 
+        started = time.time()
         cells = self.cells()
         if only:
             cells = [c for c in cells if any(o in c.cell_id for o in only)]
@@ -559,7 +570,22 @@ class Runner:
                 summary.done.append(cell_id)
             else:  # another process holds it
                 summary.skipped.append(cell_id)
+        self._record_invocation(started, len(cells), summary, only)
         return summary
+
+    def _record_invocation(self, started: float, n_cells: int, summary: RunSummary, only: list[str] | None) -> None:
+        """One line per ``run`` in ``invocations.jsonl``: the leaderboard's provenance sums them into the
+        grid's wall time (a resumed grid counts each of its parts)."""
+        finished = time.time()
+        line = json.dumps({"started": started, "finished": finished, "wall_seconds": round(finished - started, 1),
+                           "cells": n_cells, "done": len(summary.done), "failed": len(summary.failed),
+                           "skipped": len(summary.skipped), "only": only, "executor": self.config.executor,
+                           "cpu_count": os.cpu_count()}) + "\n"
+        fd = os.open(self.out / INVOCATIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())  # one small O_APPEND write: concurrent runs never interleave lines
+        finally:
+            os.close(fd)
 
     def _shared_stages(self) -> str | None:
         """Build what every cell shares (pool/gym, test sets, proxy, signals); the error, if any, is logged

@@ -34,6 +34,7 @@ from s2lbench.atomic import atomic_path, save_npy, write_json
 from s2lbench.encoding import IGNORE_INDEX, Encoded, encode_example
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.fingerprint import config_hash
+from s2lbench.prompts import RESPONSE_HEADERS
 from s2lbench.records import Pool
 from s2lbench.signalset import (
     CHECKPOINT_LR,
@@ -81,9 +82,6 @@ SIGNAL_DESCRIPTIONS = {
     DEV_GRADIENTS: "LESS gradient features of the dev set (plain SGD gradients, as LESS), m x T_g x dim (float16)",
     CHECKPOINT_LR: "learning rate of each gradient checkpoint (LESS's checkpoint weights), T_g",
 }
-#: the response header each template ends with: IFD's "response alone" keeps it (Cherry LLM scores
-#: "### Response:" + output)
-RESPONSE_HEADERS = {"alpaca": "### Response:"}
 
 
 @dataclass(frozen=True)

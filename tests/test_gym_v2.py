@@ -35,7 +35,7 @@ def test_v1_keeps_its_stage_key_and_has_no_dev_sets_unless_asked():
     from dataclasses import asdict
 
     v1 = GymConfig.small()
-    legacy = {k: v for k, v in asdict(v1).items() if k not in ("version", "dev_size", "base")}
+    legacy = {k: v for k, v in asdict(v1).items() if k not in ("version", "dev_size", "base", "template")}
     assert v1.stage_spec() == legacy and v1.dev_rows == 0
     assert GymConfig.small(dev_size=50).stage_spec()["dev_size"] == 50 and V2.dev_rows == 100
     assert V2.stage_spec()["version"] == 2 and "base" not in V2.stage_spec()
@@ -211,8 +211,9 @@ def test_runner_trains_targets_from_one_cached_base_per_model(tmp_path):
     runs = list((tmp_path / "stages" / "finetune").glob("*/run/run.json"))
     assert len(runs) == 4  # random and the full reference x 2 seeds, all from the one base
     for run in runs:
-        model = json.loads(run.read_text())["config"]["model"]
-        assert model.endswith("/base") and "gym-base" in model
+        trained = json.loads(run.read_text())["config"]
+        assert trained["model"].endswith("/base") and "gym-base" in trained["model"]
+        assert trained["template"] == "qa"  # v2's template reaches every fine-tune without a train key
     gym_dir = next((tmp_path / "stages" / "gym").glob("*/gym"))
     assert len((gym_dir / "dev" / "gym_arith.jsonl").read_text().splitlines()) == 3
 

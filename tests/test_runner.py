@@ -90,6 +90,25 @@ def test_rerun_recomputes_nothing(finished_run):
 
 
 @pytest.mark.integration
+def test_each_run_is_recorded_and_the_board_sums_them_into_the_grid_wall_time(finished_run, tmp_path):
+    from s2lbench.errors import DataError
+    from s2lbench.leaderboard import read_invocations
+
+    runs = read_invocations(finished_run)
+    assert runs and runs[0]["cells"] == 3 and runs[0]["done"] == 3 and runs[0]["failed"] == 0
+    assert all(r["finished"] >= r["started"] and r["wall_seconds"] >= 0 for r in runs)
+    assert main(["leaderboard", str(finished_run), "--tables", str(tmp_path / "board")]) == 0
+    recorded = json.loads((tmp_path / "board" / "provenance.json").read_text())
+    assert recorded["grid_wall_seconds"] == pytest.approx(sum(r["wall_seconds"] for r in runs), abs=0.1)
+    assert len(recorded["invocations"]) == len(runs)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "invocations.jsonl").write_text(json.dumps(runs[0]) + "\n{not json\n")
+    with pytest.raises(DataError, match="invocations.jsonl.*2"):
+        read_invocations(broken)
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("how", ["moved", "shared"])
 def test_stage_keys_do_not_depend_on_where_the_folder_lives(finished_run, tmp_path, how):
     """A copied/moved stage cache, or one symlinked into a new output folder, is found whole: the gym

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from s2lbench.commands.base import Command, seed_type
+from s2lbench.prompts import TEMPLATES
 
 
 class GymCommand(Command):
@@ -23,6 +24,8 @@ class GymCommand(Command):
         build.add_argument("--test-size", type=int, default=None, help="rows per test set (default 300)")
         build.add_argument("--seed", type=seed_type, default=None, help="generator seed (default 0)")
         build.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default 512)")
+        build.add_argument("--template", default=None, choices=sorted(TEMPLATES),
+                           help="prompt template the gym is trained and evaluated with (default: v1 alpaca, v2 qa)")
         build.add_argument("--defect", action="append", default=[], metavar="KIND=RATE",
                            help="override a defect rate, e.g. --defect wrong_answer=0.1 (kinds: wrong_answer, "
                                 "near_duplicate, truncated, overlong, off_topic); repeatable")
@@ -65,7 +68,8 @@ class GymCommand(Command):
         config = GymConfig.small() if args.small else GymConfig()
         data = asdict(config)
         for key, value in (("pool_size", args.size), ("test_size", args.test_size), ("seed", args.seed),
-                           ("vocab_size", args.vocab_size), ("version", args.version), ("dev_size", args.dev_size)):
+                           ("vocab_size", args.vocab_size), ("version", args.version), ("dev_size", args.dev_size),
+                           ("template", args.template)):
             if value is not None:
                 data[key] = value
         for item in args.defect:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
+from s2lbench.prompts import TEMPLATES
 
 
 class TrainCommand(Command):
@@ -39,6 +40,8 @@ class TrainCommand(Command):
         parser.add_argument("--seed", type=seed_type, default=None)
         parser.add_argument("--bf16", default=None, choices=["auto", "true", "false"])
         parser.add_argument("--logging-steps", type=int, default=None)
+        parser.add_argument("--template", default=None, choices=sorted(TEMPLATES),
+                            help="prompt template (default: the gym's when the pool is a gym build's, else alpaca)")
 
     def run(self, args: argparse.Namespace) -> int:
         from s2lbench.gym import GYM_TRAINING, TINY_CONFIGS
@@ -53,6 +56,7 @@ class TrainCommand(Command):
             if beside.is_dir():
                 tokenizer = str(beside)
         data["tokenizer"] = tokenizer
+        data["template"] = args.template or _gym_template_beside(args.pool) or "alpaca"
         if args.steps is not None:
             data.update(schedule="steps", total_steps=args.steps)
         elif args.epochs is not None:
@@ -82,6 +86,16 @@ class TrainCommand(Command):
         print(f"steps {result.total_steps} ({result.epochs:.2f} epochs), {result.train_tokens} tokens, "
               f"{result.flops:.3g} FLOPs, {result.wall_seconds:.1f}s, final loss {result.final_loss}")
         return 0
+
+
+def _gym_template_beside(pool: str) -> str | None:
+    """The template of the gym a pool file was built in (its gym.json), so ``train`` prompts as the gym
+    evaluator will; None for any other pool."""
+    if str(pool).startswith("hf://") or not (Path(pool).parent / "gym.json").is_file():
+        return None
+    from s2lbench.evaluators.gym_tasks import gym_template
+
+    return gym_template(Path(pool).parent)
 
 
 def _remove_if_nothing_saved(out: Path, existed: bool) -> None:

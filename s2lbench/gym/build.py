@@ -15,7 +15,7 @@ from s2lbench.errors import ConfigError
 from s2lbench.fingerprint import config_hash, file_fingerprint
 from s2lbench.gym import tasks, tasks_v2, testsets, testsets_v2
 from s2lbench.gym.bases import BaseRecipe
-from s2lbench.prompts import render_prompt
+from s2lbench.prompts import check_template, render_prompt
 from s2lbench.records import Pool, SFTExample
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class GymConfig:
     #: rows per dev set (dev/<name>.jsonl, one per test set, disjoint from the pool and every test set);
     #: None: the version's default (v1 0, so v1 builds stay as they were; v2 100)
     dev_size: int | None = None
+    #: the prompt template every stage renders this gym's rows with (s2lbench.prompts.TEMPLATES); None: the
+    #: version's default (v1 "alpaca", as before versions existed; v2 "qa", a third fewer tokens per row)
+    template: str | None = None
     #: how ``gym-base:<model>`` bases are pre-trained on this gym's corpus (not part of the pool: the runner
     #: keys the gym stage without it, and each base stage with it)
     base: BaseRecipe = field(default_factory=BaseRecipe)
@@ -76,6 +79,8 @@ class GymConfig:
     def __post_init__(self):
         if self.version not in DESIGNS:
             raise ConfigError(f"version: {self.version!r} is not a gym version (known: {', '.join(map(str, DESIGNS))})")
+        if self.template is not None:
+            check_template(self.template)
         if self.dev_size is not None and self.dev_size < 0:
             raise ConfigError(f"dev_size: {self.dev_size} must be >= 0")
         if self.pool_size < 100:
@@ -93,15 +98,22 @@ class GymConfig:
     def dev_rows(self) -> int:
         return self.dev_size if self.dev_size is not None else (0 if self.version == 1 else 100)
 
+    @property
+    def prompt_template(self) -> str:
+        return self.template or ("alpaca" if self.version == 1 else "qa")
+
     def stage_spec(self) -> dict:
         """What the runner keys the gym stage on: the pool's config without the base recipe (bases are their
         own stages), and without the version fields a v1 config leaves at their defaults, so v1 runs keep
         the stage keys they had before versions existed."""
         spec = {k: v for k, v in asdict(self).items() if k != "base"}
+        spec["template"] = self.prompt_template
         if self.version == 1:
             spec.pop("version")
             if self.dev_size is None:
                 spec.pop("dev_size")
+            if self.template is None:
+                spec.pop("template")
         return spec
 
     @classmethod
@@ -331,18 +343,26 @@ def write_dev_sets(out_dir: str | Path, config: GymConfig, pool: Pool,
             for name, rows in generate_dev_sets(config, pool, tests=tests).items()}
 
 
-def tokenizer_corpus(pool: Pool, version: int = 1) -> list[str]:
-    """What the tokenizer is trained on: the pool (v1), plus the pre-training corpus from v2 on, so the words
-    a base model learns before SFT get tokens of their own."""
-    texts = [render_prompt("alpaca", "", "")]
+def tokenizer_corpus(pool: Pool, version: int = 1, template: str = "alpaca") -> list[str]:
+    """What the tokenizer is trained on: the pool as prompted (v1), plus the pre-training corpus from v2 on, so
+    the words a base model learns before SFT get tokens of their own."""
+    texts = [render_prompt(template, "", "")]
     for ex in pool:
-        texts.append(render_prompt("alpaca", ex.instruction, ex.input))
+        texts.append(render_prompt(template, ex.instruction, ex.input))
         texts.append(ex.output)
     if version >= 2:
         from s2lbench.gym.corpus import pretraining_corpus
 
         texts.extend(pretraining_corpus())
     return texts
+
+
+def _recorded(config: GymConfig) -> dict:
+    """The config as gym.json records it (an unset template left out, so v1 manifests stay as they were)."""
+    data = asdict(config)
+    if data["template"] is None:
+        data.pop("template")
+    return data
 
 
 def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
@@ -362,13 +382,13 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
     test_paths = {name: write_jsonl(out / "tests" / f"{name}.jsonl", rows) for name, rows in tests.items()}
     dev_paths = write_dev_sets(out, config, pool, tests)
     steps.update()
-    tokenizer = train_tokenizer(tokenizer_corpus(pool, config.version), vocab_size=config.vocab_size)
+    tokenizer = train_tokenizer(tokenizer_corpus(pool, config.version, config.prompt_template), vocab_size=config.vocab_size)
     tok_path = save_tokenizer(tokenizer, out / "tokenizer")
     steps.update()
     defect_counts = {kind: sum(1 for v in defects.values() if v == kind) for kind in DEFECT_KINDS}
     manifest = {
-        "config": asdict(config),
-        "config_hash": config_hash(asdict(config)),
+        "config": _recorded(config),
+        "config_hash": config_hash(_recorded(config)),
         "pool": {"path": "pool.jsonl", "rows": len(pool), "fingerprint": pool.fingerprint(),
                  "sources": pool.source_counts(), "defects": defect_counts},
         "test_sets": [{"name": spec.name, "path": f"tests/{spec.name}.jsonl", "in_domain": spec.in_domain,
@@ -377,6 +397,7 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
         "dev_sets": [{"name": name, "path": f"dev/{name}.jsonl", "rows": config.dev_rows,
                       "fingerprint": file_fingerprint(path)} for name, path in dev_paths.items()],
         "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
+        "template": config.prompt_template,
     }
     manifest_path = write_json(out / "gym.json", manifest)
     steps.update()
