@@ -1,0 +1,151 @@
+"""Benchmark: what one training step of the gym v2 grid's target costs under each kernel choice.
+
+The #15 goal is one grid fine-tune in <= 90 s; the calibrated recipe (900 steps of 32, packed rows of 256,
+bf16 autocast where the CPU has native bf16) takes ~170 s. This measures whether a kernel choice, rather than
+a recipe change, closes that gap. Same gym v2 pool as ``configs/gym.yaml`` (8,000 rows, 1-2 digit operands,
+the ``qa`` template), the same model config (``gym-target-l``, freshly initialised: a step's cost does not
+depend on the weights), the same batches for every variant; one process, variants one after another:
+
+- ``fp32``: no autocast
+- ``bf16``: autocast to bf16 (what ``bf16: auto`` picks on a CPU with AVX512-BF16 or AMX)
+- ``bf16+fp32-attention``: bf16 matmuls, attention upcast to fp32 (an attention function registered with
+  transformers' ``AttentionInterface``)
+- ``bf16 eager``: transformers' eager attention instead of SDPA
+- ``bf16 rows-128``: packed rows of 128 tokens instead of 256 (less attention per token, wider rows where an
+  example is longer)
+- ``bf16 compile``: ``torch.compile(model, dynamic=True)``; its compile time is printed apart
+
+Each line: seconds per optimizer step (forward, backward, clip, AdamW; mean over ``--steps`` after
+``--warmup``), the implied ``--total-steps`` loop, and how many steps fit in 90 s. Then one profiled
+``bf16`` step split into attention, matmul and other ops. Run alone on a quiet machine:
+
+    flock /tmp/s2lbench-heavy.lock python benchmarks/bench_train_step.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = ("fp32", "bf16", "bf16+fp32-attention", "bf16 eager", "bf16 rows-128", "bf16 compile")
+
+
+def register_fp32_attention() -> str:
+    """Register SDPA that computes in fp32 whatever the autocast dtype; returns its implementation name."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    def fp32_sdpa(module, query, key, value, attention_mask, **kwargs):
+        out, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
+                                              **kwargs)
+        return out.to(query.dtype), weights
+
+    AttentionInterface.register("sdpa_fp32", fp32_sdpa)
+    AttentionMaskInterface.register("sdpa_fp32", ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+    return "sdpa_fp32"
+
+
+def time_variant(variant: str, make_model, batches_by_capacity, steps: int, warmup: int) -> tuple[float, float]:
+    """(mean seconds per optimizer step, seconds of the warm-up steps) for one variant."""
+    import torch
+
+    bf16 = variant.startswith("bf16")
+    attention = ("sdpa_fp32" if "fp32-attention" in variant else "eager" if "eager" in variant else "sdpa")
+    batches = batches_by_capacity[128 if "rows-128" in variant else 256]
+    model = make_model(attention).train()
+    forward = torch.compile(model, dynamic=True) if "compile" in variant else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def step(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = forward(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    started = time.perf_counter()
+    for batch in batches[:warmup]:
+        step(batch)
+    warm = time.perf_counter() - started
+    started = time.perf_counter()
+    for batch in batches[warmup:warmup + steps]:
+        step(batch)
+    return (time.perf_counter() - started) / steps, warm
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--total-steps", type=int, default=900, help="the recipe's steps, for the implied loop")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+
+    import torch
+    from transformers import AutoTokenizer
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_training import profile_step
+
+    from s2lbench.data import load_local
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.gym.models import tiny_config
+    from s2lbench.training import EncodedPool, PackCollator
+
+    register_fp32_attention()
+    with tempfile.TemporaryDirectory(prefix="bench-train-step-") as tmp:
+        gym = build_gym(Path(tmp) / "gym", GymConfig(version=2, pool_size=8000, level_weights=(0.5, 0.5, 0.0)))
+        tokenizer = AutoTokenizer.from_pretrained(gym.pool.parent / "tokenizer")
+        pool = load_local(gym.pool)
+        dataset = EncodedPool(pool, tokenizer, 256, "qa")
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0)).tolist()
+        n_batches = args.warmup + args.steps
+        batches_by_capacity = {}
+        for capacity in (128, 256):
+            collator = PackCollator(tokenizer.pad_token_id, capacity)
+            batches_by_capacity[capacity] = [
+                collator([dataset[order[(b * args.batch_size + j) % len(order)]] for j in range(args.batch_size)])
+                for b in range(n_batches)]
+        real = sum(len(dataset[order[j % len(order)]]["input_ids"])
+                   for j in range(args.steps * args.batch_size)) / args.steps
+
+        def make_model(attention: str):
+            from transformers import GPTNeoXForCausalLM
+
+            config = tiny_config("gym-target-l", tokenizer)
+            config._attn_implementation = attention
+            torch.manual_seed(0)
+            return GPTNeoXForCausalLM(config)
+
+        n_params = sum(p.numel() for p in make_model("sdpa").parameters())
+        print(f"gym v2 pool ({len(pool)} rows, qa), gym-target-l ({n_params / 1e6:.2f}M params), batch "
+              f"{args.batch_size} packed, ~{real:,.0f} real tokens per step, {torch.get_num_threads()} threads; "
+              f"native bf16: {any(getattr(torch.cpu, n, lambda: False)() for n in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))}")
+        print(f"{'variant':<22} {'s/step':>7} {'tokens/s':>9} {f'{args.total_steps} steps':>10} "
+              f"{'steps in 90 s':>13} {'warm-up':>8}")
+        for variant in variants:
+            per_step, warm = time_variant(variant, make_model, batches_by_capacity, args.steps, args.warmup)
+            print(f"{variant:<22} {per_step:>7.3f} {real / per_step:>9,.0f} {per_step * args.total_steps:>9.0f}s "
+                  f"{int(90 / per_step):>13} {warm:>7.1f}s")
+        split = profile_step(make_model("sdpa").train(), batches_by_capacity[256][0], bf16=True)
+        total = sum(split.values())
+        print(f"bf16 step profile (fwd+bwd {total:.3f} s): " +
+              ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in split.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
