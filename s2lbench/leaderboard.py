@@ -608,19 +608,16 @@ def render_html(lb: Leaderboard) -> str:
 
 
 def read_invocations(folder: Path) -> list[dict]:
-    """``invocations.jsonl`` of a results folder (one line per ``s2lbench run``); lines that do not parse are
-    named and refused."""
-    import json
+    """``invocations.jsonl`` of a results folder (one line per ``s2lbench run``); a line that does not parse,
+    or lacks a numeric ``wall_seconds``, is refused with the file and line named."""
+    from s2lbench.data import iter_jsonl
 
     path = Path(folder) / "invocations.jsonl"
     if not path.is_file():
         return []
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, row in iter_jsonl(path, "invocation log"):
         try:
-            row = json.loads(line)
             float(row["wall_seconds"])
         except (ValueError, TypeError, KeyError) as e:
             raise DataError(f"not an invocation record ({type(e).__name__}: {e})", path=path, line=number) from None
