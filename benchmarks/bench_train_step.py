@@ -20,13 +20,24 @@ Each line: seconds per optimizer step (forward, backward, clip, AdamW; mean over
 ``bf16`` step split into attention, matmul and other ops. Run alone on a quiet machine:
 
     flock /tmp/s2lbench-heavy.lock python benchmarks/bench_train_step.py
+
+``--threads N`` pins torch's intra-op threads; ``--concurrent K`` starts K copies of this benchmark at once
+(each on ``--threads``, default 1, timing only after all K are ready) and prints their aggregate steps per
+second: whether a 2-core machine trains more cells per hour as two 1-thread workers (the ``ray`` executor
+with ``torch_threads: 1``) than as one 2-thread process (the ``local`` executor):
+
+    python benchmarks/bench_train_step.py --variants bf16 --threads 2
+    python benchmarks/bench_train_step.py --variants bf16 --concurrent 2
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +91,39 @@ def time_variant(variant: str, make_model, batches_by_capacity, steps: int, warm
     return (time.perf_counter() - started) / steps, warm
 
 
+def wait_for_peers(barrier: Path | None, peers: int) -> None:
+    """Mark this copy ready in ``barrier`` and wait until all ``peers`` are, so their timed steps overlap."""
+    if barrier is None:
+        return
+    (barrier / f"ready-{os.getpid()}").touch()
+    while len(list(barrier.glob("ready-*"))) < peers:
+        time.sleep(0.05)
+
+
+def run_concurrent(args: argparse.Namespace) -> int:
+    """Start ``args.concurrent`` copies at once and print each one's s/step and their aggregate steps per second."""
+    threads = args.threads or 1
+    with tempfile.TemporaryDirectory(prefix="bench-train-step-barrier-") as barrier:
+        command = [sys.executable, __file__, "--variants", args.variants, "--steps", str(args.steps),
+                   "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--threads", str(threads),
+                   "--no-profile", "--barrier", barrier, "--peers", str(args.concurrent), "--json"]
+        children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(args.concurrent)]
+        outputs = [child.communicate()[0] for child in children]
+    if any(child.returncode for child in children):
+        print("a concurrent copy failed; run it alone to see why", file=sys.stderr)
+        return 1
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    print(f"{args.concurrent} concurrent copies x {threads} torch thread(s), batch {args.batch_size} packed")
+    print(f"{'variant':<22} {'s/step per copy':>16} {'aggregate steps/s':>18} {'s per step, aggregate':>22} "
+          f"{f'{args.total_steps}-step fine-tunes per hour':>30}")
+    for variant in results[0]:
+        per_copy = [r[variant] for r in results]
+        aggregate = sum(1 / t for t in per_copy)
+        print(f"{variant:<22} {', '.join(f'{t:.3f}' for t in per_copy):>16} {aggregate:>18.2f} "
+              f"{1 / aggregate:>22.3f} {3600 * aggregate / args.total_steps:>30.1f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per variant")
@@ -87,14 +131,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--total-steps", type=int, default=900, help="the recipe's steps, for the implied loop")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--concurrent", type=int, default=1, help="copies to run at once (aggregate throughput)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profiled step at the end")
+    parser.add_argument("--barrier", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--peers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    if args.concurrent > 1:
+        return run_concurrent(args)
 
     import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -131,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             return GPTNeoXForCausalLM(config)
 
         n_params = sum(p.numel() for p in make_model("sdpa").parameters())
+        wait_for_peers(args.barrier, args.peers)
+        if args.json:
+            timings = {v: time_variant(v, make_model, batches_by_capacity, args.steps, args.warmup)[0]
+                       for v in variants}
+            print(json.dumps(timings))
+            return 0
         print(f"gym v2 pool ({len(pool)} rows, qa), gym-target-l ({n_params / 1e6:.2f}M params), batch "
               f"{args.batch_size} packed, ~{real:,.0f} real tokens per step, {torch.get_num_threads()} threads; "
               f"native bf16: {any(getattr(torch.cpu, n, lambda: False)() for n in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))}")
@@ -140,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             per_step, warm = time_variant(variant, make_model, batches_by_capacity, args.steps, args.warmup)
             print(f"{variant:<22} {per_step:>7.3f} {real / per_step:>9,.0f} {per_step * args.total_steps:>9.0f}s "
                   f"{int(90 / per_step):>13} {warm:>7.1f}s")
+        if args.no_profile:
+            return 0
         split = profile_step(make_model("sdpa").train(), batches_by_capacity[256][0], bf16=True)
         total = sum(split.values())
         print(f"bf16 step profile (fwd+bwd {total:.3f} s): " +

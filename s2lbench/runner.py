@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 from collections import Counter
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from s2lbench import settings
-from s2lbench.atomic import save_npy, write_json, write_jsonl
+from s2lbench.atomic import atomic_dir, save_npy, write_json, write_jsonl
 from s2lbench.data import load_local, load_pool
 from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig
@@ -227,20 +228,34 @@ class Runner:
             return None
         if self.pool is None or self._gym_dir is None:
             raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
-        return {"gym": self._gym_key, "model": name, "recipe": dataclasses.asdict(self._gym_config.base)}
+        recipe = dataclasses.asdict(self._gym_config.base)
+        if self._gym_config.tokenizer == "shared":  # one tokenizer for every such gym: one base per model
+            return {"tokenizer": file_fingerprint(self._gym_dir / "tokenizer" / "tokenizer.json"), "model": name,
+                    "recipe": recipe}
+        return {"gym": self._gym_key, "model": name, "recipe": recipe}
 
     def _with_base(self, train_config: Any) -> Any:
         """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of NAME pre-trained on the gym's
         corpus (the ``gym-base`` stage, shared by every run of this gym). Called only where training happens,
         so dry runs and cost estimates never pre-train."""
-        from s2lbench.gym.bases import base_model_name, pretrain_base
+        from s2lbench.gym.bases import base_model_name, committed_base, pretrain_base
 
         spec = self._base_spec(train_config.model)
         if spec is None:
             return train_config
-        name, recipe = base_model_name(train_config.model), self._gym_config.base
-        stage = self.stages.run("gym-base", spec, lambda folder: {
-            "path": str(pretrain_base(name, self._gym_dir / "tokenizer", folder / "base", recipe).relative_to(folder))})
+        name, recipe, tokenizer = base_model_name(train_config.model), self._gym_config.base, self._gym_dir / "tokenizer"
+
+        def compute(folder: Path) -> dict[str, Any]:
+            committed = committed_base(name, tokenizer, recipe) if "tokenizer" in spec else None
+            if committed is not None:
+                with atomic_dir(folder / "base") as tmp:
+                    shutil.copytree(committed, tmp, dirs_exist_ok=True)
+                log.info("gym base %s: the committed one (%s)", name, committed)
+                return {"path": "base", "source": "committed"}
+            return {"path": str(pretrain_base(name, tokenizer, folder / "base", recipe).relative_to(folder)),
+                    "source": "pre-trained"}
+
+        stage = self.stages.run("gym-base", spec, compute)
         return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
 
     def _required(self, spec: SelectorSpec) -> set[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.atomic import write_json
+from s2lbench.data import iter_jsonl
 from s2lbench.fingerprint import config_hash
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ class StageStore:
 
 
 def read_events(root: Path) -> list[dict[str, Any]]:
+    """The stage store's event log (one object per computed or cached stage); a bad line is named by file and line."""
     path = Path(root) / "events.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [event for _, event in iter_jsonl(path, "stage event log")]

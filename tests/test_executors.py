@@ -60,6 +60,18 @@ def test_the_runner_pickles_without_its_caches_and_rebuilds_its_plugins(tmp_path
     assert [e["status"] for e in read_events(tmp_path / "stages")] == ["computed", "cached"]
 
 
+def test_a_damaged_event_log_is_named_by_file_and_line(tmp_path):
+    from s2lbench.errors import DataError
+
+    store = StageStore(tmp_path / "stages")
+    store.run("probe", {"n": 1}, lambda folder: {})
+    store.run("probe", {"n": 1}, lambda folder: {})
+    with store.events.open("a") as f:
+        f.write('{"stage": "probe", "status": \n')  # a run killed mid-write on a filesystem without O_APPEND
+    with pytest.raises(DataError, match=r"events\.jsonl.*line 3.*malformed JSON"):
+        read_events(tmp_path / "stages")
+
+
 # --- the stage store under concurrency ---------------------------------------------------------------
 
 

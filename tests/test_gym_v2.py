@@ -35,7 +35,7 @@ def test_v1_keeps_its_stage_key_and_has_no_dev_sets_unless_asked():
     from dataclasses import asdict
 
     v1 = GymConfig.small()
-    legacy = {k: v for k, v in asdict(v1).items() if k not in ("version", "dev_size", "base", "template")}
+    legacy = {k: v for k, v in asdict(v1).items() if k not in ("version", "dev_size", "base", "template", "tokenizer")}
     assert v1.stage_spec() == legacy and v1.dev_rows == 0
     assert GymConfig.small(dev_size=50).stage_spec()["dev_size"] == 50 and V2.dev_rows == 100
     assert V2.stage_spec()["version"] == 2 and "base" not in V2.stage_spec()

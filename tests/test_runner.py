@@ -255,5 +255,25 @@ def test_the_embedded_demo_config_is_the_grid_the_issue_names():
     config = parse_experiment(data, origin="demo")
     rows = [s.row for s in config.selectors]
     assert {"s2l", "random"} <= set(rows) and len(rows) >= 3
-    assert len(config.budgets) == 2 and config.full_reference and config.pool.path == "gym"
-    assert config.evaluation.tasks == ["gym"]
+    assert config.full_reference and config.pool.path == "gym" and config.evaluation.tasks == ["gym"]
+
+
+def test_the_demo_never_pretrains_a_base_on_a_cold_machine(tmp_path):
+    """Every ``gym-base:`` model the demo names has a committed base that fits its gym (shared tokenizer,
+    recipe, corpus), so a newcomer's first run copies bases instead of spending minutes pre-training them."""
+    from importlib.resources import files
+
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.gym.bases import base_model_name, committed_base
+    from s2lbench.typed import from_dict
+
+    data = yaml.safe_load(files("s2lbench").joinpath("demo.yaml").read_text())
+    config = parse_experiment(data, origin="demo")
+    gym_config = from_dict(GymConfig, config.pool.gym, where="pool.gym")
+    assert gym_config.version == 2 and gym_config.tokenizer == "shared"
+    models = [config.proxy.model] + [t.model for t in config.targets]
+    bases = [base_model_name(m) for m in models]
+    assert all(bases), models
+    gym = build_gym(tmp_path / "g", gym_config)
+    for name in bases:
+        assert committed_base(name, gym.tokenizer, gym_config.base) is not None, name

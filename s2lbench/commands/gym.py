@@ -26,6 +26,9 @@ class GymCommand(Command):
         build.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default 512)")
         build.add_argument("--template", default=None, choices=sorted(TEMPLATES),
                            help="prompt template the gym is trained and evaluated with (default: v1 alpaca, v2 qa)")
+        build.add_argument("--tokenizer", default=None, choices=["pool", "shared"],
+                           help="train the tokenizer on this pool (default) or on the version's shared reference "
+                                "(v2: one tokenizer, and so one set of bases, for every pool)")
         build.add_argument("--defect", action="append", default=[], metavar="KIND=RATE",
                            help="override a defect rate, e.g. --defect wrong_answer=0.1 (kinds: wrong_answer, "
                                 "near_duplicate, truncated, overlong, off_topic); repeatable")
@@ -69,7 +72,7 @@ class GymCommand(Command):
         data = asdict(config)
         for key, value in (("pool_size", args.size), ("test_size", args.test_size), ("seed", args.seed),
                            ("vocab_size", args.vocab_size), ("version", args.version), ("dev_size", args.dev_size),
-                           ("template", args.template)):
+                           ("template", args.template), ("tokenizer", args.tokenizer)):
             if value is not None:
                 data[key] = value
         for item in args.defect:

@@ -6,10 +6,16 @@ packed into fixed blocks (no padding), HF ``Trainer`` with the causal-LM collato
 ordinary HF model dir (weights, config, tokenizer) plus ``base.json`` (recipe, corpus and tokenizer
 fingerprints, figures), written whole or not at all. The runner caches it as the ``gym-base`` stage, keyed on
 all of that, so every run of one gym shares one base per model; ``s2lbench gym pretrain`` writes one by hand.
+
+A gym built with ``tokenizer: shared`` has the same tokenizer whatever its pool, so its bases are keyed on the
+tokenizer rather than the gym, and the ones committed in ``s2lbench/gym/pretrained/<model>/`` (written by the
+command in that folder's README) are copied in instead of pre-trained when their recipe, corpus and tokenizer
+match what this run would train; otherwise the base is pre-trained as usual.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -27,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: prefix that names a base in a model field: ``model: gym-base:gym-target-l``
 BASE_PREFIX = "gym-base:"
+
+#: the committed bases, one folder per tiny config (for gyms with ``tokenizer: shared``)
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,32 @@ def pack_blocks(texts: list[str], tokenizer: Any, block_size: int) -> list[list[
         stream.extend(ids)
         stream.append(tokenizer.eos_token_id)
     return [stream[i:i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+
+
+def corpus_fingerprint(corpus: list[str]) -> str:
+    """A hash of the pre-training documents, in order (what a base learnt from, beyond its recipe)."""
+    return config_hash(corpus)
+
+
+def committed_base(model_name: str, tokenizer_dir: str | Path, recipe: BaseRecipe,
+                   root: str | Path | None = None) -> Path | None:
+    """``root/<model_name>`` (default root: PRETRAINED_DIR) when it holds a base pre-trained with ``recipe`` on
+    this corpus and this tokenizer (base.json's recipe hash, corpus and tokenizer fingerprints); None, with the
+    reason logged, otherwise."""
+    from s2lbench.fingerprint import file_fingerprint
+
+    folder = Path(PRETRAINED_DIR if root is None else root) / model_name
+    if not (folder / "base.json").is_file():
+        return None
+    meta = json.loads((folder / "base.json").read_text(encoding="utf-8"))
+    wanted = {"recipe_hash": config_hash(asdict(recipe)),
+              "tokenizer_fingerprint": file_fingerprint(Path(tokenizer_dir) / "tokenizer.json"),
+              "corpus_fingerprint": corpus_fingerprint(pretraining_corpus(recipe.corpus))}
+    differ = [key for key, value in wanted.items() if meta.get(key) != value]
+    if differ:
+        log.info("committed base %s not used: its %s differ from this run's", folder, ", ".join(differ))
+        return None
+    return folder
 
 
 def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Path,
@@ -96,6 +131,7 @@ def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Pat
         write_json(tmp / "base.json", {
             "model": model_name, "recipe": asdict(recipe), "recipe_hash": config_hash(asdict(recipe)),
             "corpus": {"documents": len(corpus), "blocks": len(blocks), "tokens": len(blocks) * recipe.block_size},
+            "corpus_fingerprint": corpus_fingerprint(corpus),
             "tokenizer_fingerprint": file_fingerprint(Path(tokenizer_dir) / "tokenizer.json"),
             "n_params": sum(p.numel() for p in model.parameters()),
             "train_tokens": recipe.steps * recipe.batch_size * recipe.block_size,

@@ -52,6 +52,13 @@ class GymDesign:
 
 #: version -> design. v1 is the gym the boards under leaderboards/archive/gym-v1 came from, kept bit-for-bit;
 #: v2 (docs/gym.md) is the calibrated redesign. A config names its version (default 1: old configs stay valid).
+#: what a gym's tokenizer can be trained on (GymConfig.tokenizer)
+TOKENIZER_SOURCES = ("pool", "shared")
+
+#: the pool the "shared" tokenizer of a version is trained on (with the corpus): fixed, whatever the gym's
+#: own size, seed, levels or defects; every level, so every number length and template appears
+SHARED_TOKENIZER_POOL = dict(pool_size=8000, seed=0, level_weights=(1.0, 1.0, 1.0))
+
 DESIGNS = {1: GymDesign(tasks.SOURCES, testsets.TEST_SETS), 2: GymDesign(tasks_v2.SOURCES, testsets_v2.TEST_SETS)}
 
 
@@ -75,12 +82,22 @@ class GymConfig:
     #: how ``gym-base:<model>`` bases are pre-trained on this gym's corpus (not part of the pool: the runner
     #: keys the gym stage without it, and each base stage with it)
     base: BaseRecipe = field(default_factory=BaseRecipe)
+    #: what the BPE tokenizer is trained on (TOKENIZER_SOURCES): "pool" (this pool as prompted, plus the v2
+    #: corpus), or "shared" (the version's reference pool and the corpus, whatever this pool's size, seed,
+    #: levels or defects), so that every gym of one version and template shares one tokenizer and therefore
+    #: one set of bases, which can be committed (s2lbench/gym/pretrained/). None: "pool", as before.
+    tokenizer: str | None = None
 
     def __post_init__(self):
         if self.version not in DESIGNS:
             raise ConfigError(f"version: {self.version!r} is not a gym version (known: {', '.join(map(str, DESIGNS))})")
         if self.template is not None:
             check_template(self.template)
+        if self.tokenizer is not None and self.tokenizer not in TOKENIZER_SOURCES:
+            raise ConfigError(f"tokenizer: {self.tokenizer!r} is not a tokenizer source (known: "
+                              f"{', '.join(TOKENIZER_SOURCES)})")
+        if self.tokenizer == "shared" and self.version < 2:
+            raise ConfigError("tokenizer: 'shared' needs version 2 (bases, and so shared tokenizers, are a v2 design)")
         if self.dev_size is not None and self.dev_size < 0:
             raise ConfigError(f"dev_size: {self.dev_size} must be >= 0")
         if self.pool_size < 100:
@@ -108,6 +125,8 @@ class GymConfig:
         the stage keys they had before versions existed."""
         spec = {k: v for k, v in asdict(self).items() if k != "base"}
         spec["template"] = self.prompt_template
+        if self.tokenizer is None:
+            spec.pop("tokenizer")  # runs from before the field existed keep their stage keys
         if self.version == 1:
             spec.pop("version")
             if self.dev_size is None:
@@ -357,11 +376,22 @@ def tokenizer_corpus(pool: Pool, version: int = 1, template: str = "alpaca") -> 
     return texts
 
 
+def shared_tokenizer_texts(config: GymConfig) -> list[str]:
+    """What a "shared" tokenizer is trained on: the version's reference pool (SHARED_TOKENIZER_POOL, default
+    defects) prompted with ``config``'s template, and the corpus; nothing of ``config``'s own pool."""
+    reference = GymConfig(version=config.version, template=config.template, vocab_size=config.vocab_size,
+                          **SHARED_TOKENIZER_POOL)
+    pool, _ = generate_pool(reference)
+    return tokenizer_corpus(pool, config.version, config.prompt_template)
+
+
 def _recorded(config: GymConfig) -> dict:
-    """The config as gym.json records it (an unset template left out, so v1 manifests stay as they were)."""
+    """The config as gym.json records it (unset template and tokenizer left out, so older manifests stay as
+    they were)."""
     data = asdict(config)
-    if data["template"] is None:
-        data.pop("template")
+    for key in ("template", "tokenizer"):
+        if data[key] is None:
+            data.pop(key)
     return data
 
 
@@ -382,7 +412,9 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
     test_paths = {name: write_jsonl(out / "tests" / f"{name}.jsonl", rows) for name, rows in tests.items()}
     dev_paths = write_dev_sets(out, config, pool, tests)
     steps.update()
-    tokenizer = train_tokenizer(tokenizer_corpus(pool, config.version, config.prompt_template), vocab_size=config.vocab_size)
+    texts = (shared_tokenizer_texts(config) if config.tokenizer == "shared"
+             else tokenizer_corpus(pool, config.version, config.prompt_template))
+    tokenizer = train_tokenizer(texts, vocab_size=config.vocab_size)
     tok_path = save_tokenizer(tokenizer, out / "tokenizer")
     steps.update()
     defect_counts = {kind: sum(1 for v in defects.values() if v == kind) for kind in DEFECT_KINDS}
@@ -396,7 +428,9 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
                        "fingerprint": file_fingerprint(test_paths[spec.name])} for spec in test_specs],
         "dev_sets": [{"name": name, "path": f"dev/{name}.jsonl", "rows": config.dev_rows,
                       "fingerprint": file_fingerprint(path)} for name, path in dev_paths.items()],
-        "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer)},
+        "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer),
+                      **({"source": "shared", "fingerprint": file_fingerprint(out / "tokenizer" / "tokenizer.json")}
+                         if config.tokenizer == "shared" else {})},
         "template": config.prompt_template,
     }
     manifest_path = write_json(out / "gym.json", manifest)
