@@ -236,8 +236,9 @@ class Runner:
 
     def _with_base(self, train_config: Any) -> Any:
         """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of NAME pre-trained on the gym's
-        corpus (the ``gym-base`` stage, shared by every run of this gym). Called only where training happens,
-        so dry runs and cost estimates never pre-train."""
+        corpus (the ``gym-base`` stage, shared by every run of this gym, or of every shared-tokenizer gym, where a
+        matching committed base is copied in instead). Called only where training happens, so dry runs and cost
+        estimates never pre-train."""
         from s2lbench.gym.bases import base_model_name, committed_base, pretrain_base
 
         spec = self._base_spec(train_config.model)

@@ -429,7 +429,7 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
         "dev_sets": [{"name": name, "path": f"dev/{name}.jsonl", "rows": config.dev_rows,
                       "fingerprint": file_fingerprint(path)} for name, path in dev_paths.items()],
         "tokenizer": {"path": "tokenizer", "vocab_size": len(tokenizer),
-                      **({"source": "shared", "fingerprint": file_fingerprint(out / "tokenizer" / "tokenizer.json")}
+                      **({"source": "shared", "fingerprint": file_fingerprint(tok_path / "tokenizer.json")}
                          if config.tokenizer == "shared" else {})},
         "template": config.prompt_template,
     }
