@@ -1,4 +1,8 @@
-"""The transformers backend: batched greedy ``generate`` with left padding. Always available."""
+"""The transformers backend: batched greedy decoding with left padding. Always available.
+
+Batches decode in ``greedy.compacting_greedy`` (a finished row leaves the batch); a model that loop does not
+support falls back to ``model.generate``, with the same outputs either way.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from s2lbench.generation.config import GenerationConfig, cut_at_stop
+from s2lbench.generation.greedy import compacting_greedy, end_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +41,42 @@ class TransformersBackend:
         self.model = AutoModelForCausalLM.from_pretrained(
             str(model_dir), dtype=_torch_dtype(config.dtype, self.device == "cuda")).to(self.device)
         self.model.eval()
+        #: decode in ``compacting_greedy`` until a batch shows the model needs ``model.generate``
+        self.compacting = True
 
     def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
-        import torch
-
         outputs: list[str] = []
         for start in tqdm(range(0, len(prompts), cfg.batch_size), desc="generate (transformers)", unit="batch",
                           disable=len(prompts) <= cfg.batch_size):
             batch = prompts[start:start + cfg.batch_size]
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True).to(self.device)
-            kwargs = {}
-            if cfg.stop:  # lets finished rows stop early; the text is still cut below, as vLLM cuts it
-                kwargs.update(stop_strings=list(cfg.stop), tokenizer=self.tokenizer)
-            with torch.inference_mode():
-                out = self.model.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=False,
-                                          num_beams=1, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
-            new_tokens = out[:, enc["input_ids"].shape[1]:]
-            for row in new_tokens.tolist():
-                if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id in row:
-                    row = row[:row.index(self.tokenizer.eos_token_id)]
-                text = self.tokenizer.decode(row, skip_special_tokens=True)
-                outputs.append(cut_at_stop(text, cfg.stop))
+            rows = None
+            if self.compacting:
+                rows = compacting_greedy(self.model, self.tokenizer, batch, max_new_tokens=cfg.max_new_tokens,
+                                         stop=cfg.stop)
+                if rows is None:
+                    self.compacting = False
+                    log.info("%s: its cache is not a plain DynamicCache; decoding with model.generate",
+                             type(self.model).__name__)
+            if rows is None:
+                rows = self._generate(batch, cfg)
+            outputs.extend(cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), cfg.stop)
+                           for row in rows)
         return outputs
+
+    def _generate(self, batch: list[str], cfg: GenerationConfig) -> list[list[int]]:
+        """``model.generate``'s greedy continuations, each cut before its first end token."""
+        import torch
+
+        enc = self.tokenizer(batch, return_tensors="pt", padding=True).to(self.device)
+        kwargs = {}
+        if cfg.stop:  # lets finished rows stop early; the text is still cut at the stop, as vLLM cuts it
+            kwargs.update(stop_strings=list(cfg.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=False,
+                                      num_beams=1, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        ends = end_token_ids(self.model, self.tokenizer)
+        rows = []
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            cut = next((i for i, token in enumerate(row) if token in ends), len(row))
+            rows.append(row[:cut])
+        return rows
