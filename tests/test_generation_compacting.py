@@ -94,3 +94,16 @@ def test_a_sliding_window_model_decodes_with_generate(tmp_path, backend):
     assert outputs == [mistral.tokenizer.decode(r, skip_special_tokens=True)
                        for r in mistral._generate(PROMPTS[:3], cfg)]
     assert any(outputs)
+
+
+@pytest.mark.parametrize(("key", "value"), [("batch_size", 0), ("max_new_tokens", 0), ("gpu_memory_utilization", 1.5)])
+def test_bad_decoding_settings_are_named_when_the_config_loads(key, value):
+    from pathlib import Path
+
+    import s2lbench
+    from s2lbench.errors import ConfigError
+    from s2lbench.experiment import load_experiment
+
+    demo = Path(s2lbench.__file__).parent / "demo.yaml"
+    with pytest.raises(ConfigError, match=rf"demo\.yaml: evaluation\.generation: {key}: {value} must be"):
+        load_experiment(demo, [f"evaluation.generation.{key}={value}"])

@@ -24,6 +24,14 @@ class GenerationConfig:
     tensor_parallel_size: int = 1
     seed: int = 0
 
+    def __post_init__(self):
+        # ValueError, so that from_dict names the block: "evaluation.generation: batch_size: 0 must be >= 1"
+        for key in ("max_new_tokens", "batch_size", "tensor_parallel_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: {getattr(self, key)} must be >= 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization: {self.gpu_memory_utilization} must be in (0, 1]")
+
     def load_key(self) -> tuple:
         """What a loaded backend depends on; decoding settings may change between calls on one instance."""
         return (self.dtype, self.gpu_memory_utilization, self.enforce_eager, self.seed)
