@@ -107,3 +107,22 @@ def test_bad_decoding_settings_are_named_when_the_config_loads(key, value):
     demo = Path(s2lbench.__file__).parent / "demo.yaml"
     with pytest.raises(ConfigError, match=rf"demo\.yaml: evaluation\.generation: {key}: {value} must be"):
         load_experiment(demo, [f"evaluation.generation.{key}={value}"])
+
+
+def test_a_checkpoint_that_sets_a_repetition_penalty_decodes_with_generate(tmp_path):
+    from s2lbench.generation.greedy import greedy_choice_settings
+    from s2lbench.generation.hf_backend import TransformersBackend
+    from s2lbench.generation.tiny import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    plain = TransformersBackend(model_dir, GenerationConfig(backend="transformers"))
+    cfg = GenerationConfig(max_new_tokens=24)
+    unpenalised = plain.generate(PROMPTS, cfg)
+    plain.model.generation_config.repetition_penalty = 3.0
+    plain.model.generation_config.save_pretrained(model_dir)  # as a checkpoint's generation_config.json ships it
+    penalised = TransformersBackend(model_dir, GenerationConfig(backend="transformers"))
+    assert greedy_choice_settings(penalised.model) == ["repetition_penalty=3.0"]
+    outputs = penalised.generate(PROMPTS, cfg)
+    assert penalised.compacting is False
+    want = [penalised.tokenizer.decode(r, skip_special_tokens=True) for r in penalised._generate(PROMPTS, cfg)]
+    assert outputs == want and outputs != unpenalised

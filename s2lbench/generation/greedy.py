@@ -8,15 +8,35 @@ string or reaches ``max_new_tokens``. The tokens are the ones ``generate`` picks
 (left padding, position ids from the attention mask, as ``generate`` builds them), argmax, no logits
 processing. tests/test_generation.py compares both on every prompt.
 
-A model whose cache is not a plain ``DynamicCache`` of full-attention layers (sliding windows, linear
-attention, encoder-decoder, a custom cache) is not decoded here: ``compacting_greedy`` returns None and the
-caller uses ``generate``.
+Not decoded here (``compacting_greedy`` returns None and the caller uses ``generate``): a model whose
+generation config changes which token greedy decoding picks (``generate`` applies a checkpoint's
+``repetition_penalty``, ``suppress_tokens``, ... even without sampling; ``greedy_choice_settings`` names
+them), and one whose cache is not a plain ``DynamicCache`` of full-attention layers (sliding windows, linear
+attention, encoder-decoder, a custom cache).
 """
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
+
+#: generation-config fields through which ``generate`` changes the greedy choice, with their neutral values
+_LOGITS_SETTINGS: dict[str, Any] = {
+    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None, "sequence_bias": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "forced_bos_token_id": None, "forced_eos_token_id": None,
+    "forced_decoder_ids": None, "min_length": 0, "min_new_tokens": None, "exponential_decay_length_penalty": None,
+    "guidance_scale": None, "watermarking_config": None,
+}
+
+
+def greedy_choice_settings(model: Any) -> list[str]:
+    """The model's generation-config settings that make ``generate`` pick other tokens than a plain argmax."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return []
+    return [f"{key}={getattr(config, key)!r}" for key, neutral in _LOGITS_SETTINGS.items()
+            if getattr(config, key, neutral) not in (neutral, None, [], {})]
 
 
 def _forward_names(model: Any) -> tuple[str, bool, bool]:
@@ -51,7 +71,7 @@ def compacting_greedy(model: Any, tokenizer: Any, prompts: list[str], *, max_new
     ``generate``. The tokenizer must pad on the left."""
     import torch
 
-    if getattr(model.config, "is_encoder_decoder", False) or max_new_tokens < 1:
+    if getattr(model.config, "is_encoder_decoder", False) or greedy_choice_settings(model) or max_new_tokens < 1:
         return None
     cache_name, takes_positions, takes_logits_to_keep = _forward_names(model)
     device = next(model.parameters()).device

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from s2lbench.generation.config import GenerationConfig, cut_at_stop
-from s2lbench.generation.greedy import compacting_greedy, end_token_ids
+from s2lbench.generation.greedy import compacting_greedy, end_token_ids, greedy_choice_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ class TransformersBackend:
                                          stop=cfg.stop)
                 if rows is None:
                     self.compacting = False
-                    log.info("%s: its cache is not a plain DynamicCache; decoding with model.generate",
-                             type(self.model).__name__)
+                    why = ", ".join(greedy_choice_settings(self.model)) or "its cache is not a plain DynamicCache"
+                    log.info("%s: decoding with model.generate (%s)", type(self.model).__name__, why)
             if rows is None:
                 rows = self._generate(batch, cfg)
             outputs.extend(cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), cfg.stop)
