@@ -21,6 +21,12 @@ Each line: seconds per optimizer step (forward, backward, clip, AdamW; mean over
 
     flock /tmp/s2lbench-heavy.lock python benchmarks/bench_train_step.py
 
+``--attention-layouts`` then times one layer's attention alone (forward + backward, bf16, the target's 4 heads of
+40) on the same batches laid out three ways: packed rows under the block-diagonal mask transformers builds from
+the position ids (what training does), the same packed rows under a plain causal mask (a lower bound for any
+packed kernel), and every example in its own row, padded to the batch's longest, on SDPA's ``is_causal`` path
+with no mask (what a per-example, varlen-style attention would cost here).
+
 ``--threads N`` pins torch's intra-op threads; ``--concurrent K`` starts K copies of this benchmark at once
 (each on ``--threads``, default 1, timing only after all K are ready) and prints their aggregate steps per
 second: whether a 2-core machine trains more cells per hour as two 1-thread workers (the ``ray`` executor
@@ -91,6 +97,34 @@ def time_variant(variant: str, make_model, batches_by_capacity, steps: int, warm
     return (time.perf_counter() - started) / steps, warm
 
 
+def time_attention_layouts(batches: list[dict], heads: int, head_dim: int, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per layer (forward + backward, bf16) of each attention layout over ``batches``."""
+    import torch
+    import torch.nn.functional as F
+
+    def run(shape, mask=None, causal=False) -> float:
+        q, k, v = (torch.randn(*shape, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal).sum().backward()  # warm
+        started = time.perf_counter()
+        for _ in range(repeats):
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal).sum().backward()
+        return (time.perf_counter() - started) / repeats
+
+    totals = {"packed, block-diagonal mask": 0.0, "packed, causal only": 0.0, "one row per example, is_causal": 0.0}
+    for batch in batches:
+        positions = batch["position_ids"]
+        rows, width = positions.shape
+        segment = (positions == 0).cumsum(-1)  # a new example starts wherever positions restart at 0
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        mask = (segment[:, :, None] == segment[:, None, :]) & causal
+        lengths = [int(n) for r in range(rows) for n in torch.unique_consecutive(segment[r], return_counts=True)[1]]
+        longest = max(lengths)
+        totals["packed, block-diagonal mask"] += run((rows, heads, width, head_dim), mask=mask[:, None])
+        totals["packed, causal only"] += run((rows, heads, width, head_dim), causal=True)
+        totals["one row per example, is_causal"] += run((len(lengths), heads, longest, head_dim), causal=True)
+    return {name: 1000 * total / len(batches) for name, total in totals.items()}
+
+
 def wait_for_peers(barrier: Path | None, peers: int) -> None:
     """Mark this copy ready in ``barrier`` and wait until all ``peers`` are, so their timed steps overlap."""
     if barrier is None:
@@ -134,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--concurrent", type=int, default=1, help="copies to run at once (aggregate throughput)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profiled step at the end")
+    parser.add_argument("--attention-layouts", action="store_true",
+                        help="also time one layer's attention under three layouts of the same batches")
     parser.add_argument("--barrier", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--peers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -201,6 +237,14 @@ def main(argv: list[str] | None = None) -> int:
             per_step, warm = time_variant(variant, make_model, batches_by_capacity, args.steps, args.warmup)
             print(f"{variant:<22} {per_step:>7.3f} {real / per_step:>9,.0f} {per_step * args.total_steps:>9.0f}s "
                   f"{int(90 / per_step):>13} {warm:>7.1f}s")
+        if args.attention_layouts:
+            config = tiny_config("gym-target-l", tokenizer)
+            heads = config.num_attention_heads
+            layouts = time_attention_layouts(batches_by_capacity[256][:10], heads, config.hidden_size // heads)
+            print(f"one layer's attention, forward + backward, bf16, mean of 10 batches ({heads} heads of "
+                  f"{config.hidden_size // heads}):")
+            for name, ms in layouts.items():
+                print(f"  {name:<34} {ms:6.1f} ms")
         if args.no_profile:
             return 0
         split = profile_step(make_model("sdpa").train(), batches_by_capacity[256][0], bf16=True)
