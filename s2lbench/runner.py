@@ -247,7 +247,9 @@ class Runner:
         name, recipe, tokenizer = base_model_name(train_config.model), self._gym_config.base, self._gym_dir / "tokenizer"
 
         def compute(folder: Path) -> dict[str, Any]:
-            committed = committed_base(name, tokenizer, recipe) if "tokenizer" in spec else None
+            # only a shared tokenizer's bases can have been committed: a per-pool tokenizer is this gym's alone
+            shared = self._gym_config.tokenizer == "shared"
+            committed = committed_base(name, tokenizer, recipe) if shared else None
             if committed is not None:
                 with atomic_dir(folder / "base") as tmp:
                     shutil.copytree(committed, tmp, dirs_exist_ok=True)
