@@ -6,7 +6,7 @@ is most of the evaluation time. Here a row leaves the batch, and its part of the
 (``DynamicCache.batch_select_indices``), on the step it emits an end-of-sequence token, completes a stop
 string or reaches ``max_new_tokens``. The tokens are the ones ``generate`` picks: the same forward passes
 (left padding, position ids from the attention mask, as ``generate`` builds them), argmax, no logits
-processing. tests/test_generation.py compares both on every prompt.
+processing. tests/test_generation_compacting.py compares both, token for token.
 
 Not decoded here (``compacting_greedy`` returns None and the caller uses ``generate``): a model whose
 generation config changes which token greedy decoding picks (``generate`` applies a checkpoint's
