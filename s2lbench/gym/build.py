@@ -50,8 +50,6 @@ class GymDesign:
     test_sets: tuple
 
 
-#: version -> design. v1 is the gym the boards under leaderboards/archive/gym-v1 came from, kept bit-for-bit;
-#: v2 (docs/gym.md) is the calibrated redesign. A config names its version (default 1: old configs stay valid).
 #: what a gym's tokenizer can be trained on (GymConfig.tokenizer)
 TOKENIZER_SOURCES = ("pool", "shared")
 
@@ -59,6 +57,8 @@ TOKENIZER_SOURCES = ("pool", "shared")
 #: own size, seed, levels or defects; every level, so every number length and template appears
 SHARED_TOKENIZER_POOL = dict(pool_size=8000, seed=0, level_weights=(1.0, 1.0, 1.0))
 
+#: version -> design. v1 is the gym the boards under leaderboards/archive/gym-v1 came from, kept bit-for-bit;
+#: v2 (docs/gym.md) is the calibrated redesign. A config names its version (default 1: old configs stay valid).
 DESIGNS = {1: GymDesign(tasks.SOURCES, testsets.TEST_SETS), 2: GymDesign(tasks_v2.SOURCES, testsets_v2.TEST_SETS)}
 
 
