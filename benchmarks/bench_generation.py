@@ -8,8 +8,8 @@ outputs. One process, one loop after another; run it alone on a quiet machine:
 
     flock /tmp/s2lbench-heavy.lock python benchmarks/bench_generation.py
 
-Without ``--model`` it builds the demo's gym (v2, 4,000 rows, 100 test rows per set, shared tokenizer), copies
-the committed ``gym-target-l`` base and fine-tunes it for ``--steps`` (the model then answers like a
+Without ``--model`` it builds the demo's gym as ``s2lbench/demo.yaml`` configures it, copies the committed base
+of its first target and fine-tunes it with the demo's recipe for ``--steps`` (the model then answers like a
 partly trained grid cell: most rows stop, some ramble). ``--model DIR`` times a model folder instead (a
 run's ``stages/finetune/<key>/run/final``), with ``--tests DIR`` the gym's ``tests/`` folder.
 """
@@ -25,22 +25,34 @@ from pathlib import Path
 
 
 def fine_tuned_demo_model(work: Path, steps: int) -> tuple[Path, Path]:
-    """(model folder, tests folder): the demo's gym and its target fine-tuned ``steps`` from the committed base."""
-    from s2lbench.data import load_local
-    from s2lbench.gym import GymConfig, build_gym
-    from s2lbench.gym.bases import committed_base
-    from s2lbench.training import TrainConfig, train
+    """(model folder, tests folder): the demo's gym and first target (``s2lbench/demo.yaml``), fine-tuned from
+    the committed base with the demo's recipe for ``steps`` steps instead of its own."""
+    from importlib.resources import files
 
-    config = GymConfig(version=2, pool_size=4000, test_size=100, level_weights=(0.5, 0.5, 0.0), dev_size=0,
-                       tokenizer="shared")
+    import yaml
+
+    from s2lbench.data import load_local
+    from s2lbench.experiment import parse_experiment
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.gym.bases import base_model_name, committed_base
+    from s2lbench.training import TrainConfig, train
+    from s2lbench.typed import from_dict
+
+    demo = parse_experiment(yaml.safe_load(files("s2lbench").joinpath("demo.yaml").read_text(encoding="utf-8")),
+                            origin="demo")
+    config = from_dict(GymConfig, demo.pool.gym, where="pool.gym")
+    target = demo.targets[0]
     gym = build_gym(work / "gym", config)
     tokenizer = gym.pool.parent / "tokenizer"
-    base = committed_base("gym-target-l", tokenizer, config.base)
+    name = base_model_name(target.model)
+    base = committed_base(name, tokenizer, config.base) if name else None
     if base is None:
-        raise SystemExit("the committed gym-target-l base does not match this gym (see the log); pass --model")
-    train(load_local(gym.pool), TrainConfig(model=str(base), tokenizer=str(tokenizer), template="qa",
-                                            batch_size=32, learning_rate=2e-3, total_steps=steps, max_length=256,
-                                            n_checkpoints=1, logging_steps=50), work / "run")
+        raise SystemExit(f"the committed {target.model} base does not match the demo's gym (see the log); "
+                         "pass --model")
+    recipe = {**target.train, "total_steps": steps, "n_checkpoints": 1}
+    train(load_local(gym.pool), from_dict(TrainConfig, {"model": str(base), "tokenizer": str(tokenizer),
+                                                       "template": config.prompt_template, **recipe}),
+          work / "run")
     return work / "run" / "final", gym.pool.parent / "tests"
 
 
@@ -57,21 +69,23 @@ def main() -> int:
         parser.error("--model and --tests go together")
 
     import torch
+    from s2lbench.evaluators.gym_tasks import gym_template
 
     from s2lbench.generation.config import GenerationConfig
     from s2lbench.generation.hf_backend import TransformersBackend
-    from s2lbench.prompts import render_prompt
+    from s2lbench.prompts import NEXT_PROMPT, render_prompt
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
         model, tests = (args.model, args.tests) if args.model else fine_tuned_demo_model(Path(tmp), args.steps)
-        sets = {path.stem: [render_prompt("qa", json.loads(line)["instruction"])
+        template = gym_template(tests.parent)  # the gym's prompt template, as its evaluator prompts
+        sets = {path.stem: [render_prompt(template, json.loads(line)["instruction"])
                             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
                 for path in sorted(tests.glob("*.jsonl"))}
         n = sum(len(p) for p in sets.values())
         print(f"{model}: {n} prompts in {len(sets)} sets, one generate call per set (as the runner calls it), "
-              f"max_new_tokens {args.max_new_tokens}, stop '\\nQ:', {torch.get_num_threads()} threads")
+              f"max_new_tokens {args.max_new_tokens}, stop {NEXT_PROMPT[template]!r}, {torch.get_num_threads()} threads")
         print(f"{'loop':<22} {'batch':>5} {'seconds':>8} {'answers/s':>10} {'identical':>10}")
         backend = TransformersBackend(model, GenerationConfig(backend="transformers"))
         reference = None
@@ -79,7 +93,7 @@ def main() -> int:
             for compacting in (False, True):
                 backend.compacting = compacting
                 cfg = GenerationConfig(backend="transformers", batch_size=batch_size,
-                                       max_new_tokens=args.max_new_tokens, stop=("\nQ:",))
+                                       max_new_tokens=args.max_new_tokens, stop=(NEXT_PROMPT[template],))
                 started = time.perf_counter()
                 outputs = [o for prompts in sets.values() for o in backend.generate(prompts, cfg)]
                 seconds = time.perf_counter() - started
