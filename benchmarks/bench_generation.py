@@ -85,7 +85,8 @@ def main() -> int:
                 for path in sorted(tests.glob("*.jsonl"))}
         n = sum(len(p) for p in sets.values())
         print(f"{model}: {n} prompts in {len(sets)} sets, one generate call per set (as the runner calls it), "
-              f"max_new_tokens {args.max_new_tokens}, stop {NEXT_PROMPT[template]!r}, {torch.get_num_threads()} threads")
+              f"max_new_tokens {args.max_new_tokens}, stop {NEXT_PROMPT[template]!r}, "
+              f"{torch.get_num_threads()} threads")
         print(f"{'loop':<22} {'batch':>5} {'seconds':>8} {'answers/s':>10} {'identical':>10}")
         backend = TransformersBackend(model, GenerationConfig(backend="transformers"))
         reference = None
