@@ -48,35 +48,46 @@ class TransformersBackend:
         outputs: list[str] = []
         for start in tqdm(range(0, len(prompts), cfg.batch_size), desc="generate (transformers)", unit="batch",
                           disable=len(prompts) <= cfg.batch_size):
-            batch = prompts[start:start + cfg.batch_size]
-            rows = None
-            if self.compacting:
-                rows = compacting_greedy(self.model, self.tokenizer, batch, max_new_tokens=cfg.max_new_tokens,
-                                         stop=cfg.stop)
-                if rows is None:
-                    self.compacting = False
-                    why = ", ".join(greedy_choice_settings(self.model)) or "its cache is not a plain DynamicCache"
-                    log.info("%s: decoding with model.generate (%s)", type(self.model).__name__, why)
-            if rows is None:
-                rows = self._generate(batch, cfg)
-            outputs.extend(cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), cfg.stop)
-                           for row in rows)
+            texts, self.compacting = greedy_texts(self.model, self.tokenizer, prompts[start:start + cfg.batch_size],
+                                                  cfg, compacting=self.compacting)
+            outputs.extend(texts)
         return outputs
 
     def _generate(self, batch: list[str], cfg: GenerationConfig) -> list[list[int]]:
-        """``model.generate``'s greedy continuations, each cut before its first end token."""
-        import torch
+        return generate_rows(self.model, self.tokenizer, batch, cfg)
 
-        enc = self.tokenizer(batch, return_tensors="pt", padding=True).to(self.device)
-        kwargs = {}
-        if cfg.stop:  # lets finished rows stop early; the text is still cut at the stop, as vLLM cuts it
-            kwargs.update(stop_strings=list(cfg.stop), tokenizer=self.tokenizer)
-        with torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=False,
-                                      num_beams=1, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
-        ends = end_token_ids(self.model, self.tokenizer)
-        rows = []
-        for row in out[:, enc["input_ids"].shape[1]:].tolist():
-            cut = next((i for i, token in enumerate(row) if token in ends), len(row))
-            rows.append(row[:cut])
-        return rows
+
+def greedy_texts(model, tokenizer, batch: list[str], cfg: GenerationConfig, *,
+                 compacting: bool = True) -> tuple[list[str], bool]:
+    """(each prompt's greedy continuation, cut at ``cfg.stop``; whether ``compacting_greedy`` can decode this
+    model's next batch too). One batch, left-padded by ``tokenizer``; the same texts either way."""
+    rows = None
+    if compacting:
+        rows = compacting_greedy(model, tokenizer, batch, max_new_tokens=cfg.max_new_tokens, stop=cfg.stop)
+        if rows is None:
+            compacting = False
+            why = ", ".join(greedy_choice_settings(model)) or "its cache is not a plain DynamicCache"
+            log.info("%s: decoding with model.generate (%s)", type(model).__name__, why)
+    if rows is None:
+        rows = generate_rows(model, tokenizer, batch, cfg)
+    return [cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), cfg.stop) for row in rows], compacting
+
+
+def generate_rows(model, tokenizer, batch: list[str], cfg: GenerationConfig) -> list[list[int]]:
+    """``model.generate``'s greedy continuations, each cut before its first end token."""
+    import torch
+
+    device = next(model.parameters()).device
+    enc = tokenizer(batch, return_tensors="pt", padding=True).to(device)
+    kwargs = {}
+    if cfg.stop:  # lets finished rows stop early; the text is still cut at the stop, as vLLM cuts it
+        kwargs.update(stop_strings=list(cfg.stop), tokenizer=tokenizer)
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, do_sample=False,
+                             num_beams=1, pad_token_id=tokenizer.pad_token_id, **kwargs)
+    ends = end_token_ids(model, tokenizer)
+    rows = []
+    for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        cut = next((i for i, token in enumerate(row) if token in ends), len(row))
+        rows.append(row[:cut])
+    return rows

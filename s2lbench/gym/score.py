@@ -1,7 +1,9 @@
 """A quick greedy-decoding exact-match scorer for the gym's test sets (calibration and smoke checks).
 
-The benchmark's real evaluation goes through the math evaluator plugin; this scorer exists so the gym can
-check itself without it. It reads the last "The answer is N" of a generation and compares N to the gold.
+The benchmark's real evaluation goes through the gym evaluator plugin; this scorer exists so the gym can
+check itself without it (``benchmarks/bench_gym_calibration.py``). It decodes as the runner's transformers
+backend does (``greedy_texts``: the same compacting loop, each answer cut where the template's next prompt
+would begin), reads the last "The answer is N" of what is left and compares N to the gold.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from s2lbench.prompts import render_prompt
+from s2lbench.prompts import NEXT_PROMPT, check_template, render_prompt
 
 ANSWER = re.compile(r"The answer is\s*(-?[\d,]*\.?\d+)")
 
@@ -27,21 +29,22 @@ def read_test_set(path: str | Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, str]], *, batch_size: int = 100,
+def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, str]], *, batch_size: int = 256,
                 max_new_tokens: int = 160, template: str = "alpaca") -> float:
-    """Share of rows whose greedy generation's final answer equals the gold answer string."""
-    import torch
+    """Share of rows whose greedy answer (cut at the template's next prompt) ends in the gold answer."""
+    from s2lbench.generation.config import GenerationConfig
+    from s2lbench.generation.hf_backend import greedy_texts
 
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     model.eval()
-    correct = 0
+    config = GenerationConfig(backend="transformers", batch_size=batch_size, max_new_tokens=max_new_tokens,
+                              stop=(NEXT_PROMPT[check_template(template)],))
+    correct, compacting = 0, True
     for start in tqdm(range(0, len(rows), batch_size), desc="exact match", unit="batch", leave=False):
         batch = rows[start:start + batch_size]
         prompts = [render_prompt(template, r["instruction"]) for r in batch]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts, compacting = greedy_texts(model, tokenizer, prompts, config, compacting=compacting)
         correct += sum(final_answer(t) == r["answer"] for t, r in zip(texts, batch, strict=True))
     return correct / max(1, len(rows))
