@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s2lbench.selection_utils import single_threaded_blas
+from s2lbench.blas import single_threaded_blas
 
 
 @dataclass(frozen=True)

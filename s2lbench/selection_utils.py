@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from s2lbench.blas import single_threaded_blas
 from s2lbench.errors import BudgetError, DataError
 
 log = logging.getLogger(__name__)
@@ -305,19 +305,6 @@ def facility_location_greedy(embeddings: np.ndarray, budget: int, rng: np.random
         raise ValueError(f"unknown facility-location algorithm {algorithm!r}; use 'lazy' or 'stochastic'")
     with single_threaded_blas():
         return _greedy_loop(x, reps, budget, rng, algorithm, epsilon, batch)
-
-
-@contextmanager
-def single_threaded_blas():
-    """For loops of many small products (greedy gains, k-means++ seeding): threaded OpenBLAS is up to 50x
-    slower at those sizes on a busy machine. Scoped, so nothing changes outside the loop."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed-up
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Generator, algorithm: str,
