@@ -21,8 +21,7 @@ from s2lbench.errors import S2LBenchError, describe_expected
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from s2lbench.plugins import get_hooks
-
+    hooks = command_hooks()
     parser = argparse.ArgumentParser(
         prog="s2lbench",
         description="Compare data-selection methods for supervised fine-tuning (SmallToLarge and baselines).")
@@ -30,12 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for registered in get_hooks().commands().values():
+    for registered in hooks.commands().values():
         command = registered.obj()
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(_command=command)
     return parser
+
+
+def command_hooks():
+    """The process-wide hooks with s2lbench's own commands registered as the ``core`` plugin, beside any
+    plugin's. The command line owns its commands: the plugin manager itself never imports them (commands ask
+    it for selectors and evaluators, so registering them there would make an import circle)."""
+    from s2lbench import commands
+    from s2lbench.plugins import get_hooks
+
+    hooks = get_hooks()
+    if hooks.pm.get_plugin("core") is None:
+        hooks.pm.register(commands, name="core")
+    return hooks
 
 
 def _crash_log(exc: BaseException) -> str | None:
@@ -79,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2lbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`s2lbench plugins | head`): not an error of ours or of the hub;
+        # point stdout at devnull so the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE (128 + 13)
     except Exception as e:
         if debug:
             traceback.print_exc()

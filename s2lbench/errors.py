@@ -126,4 +126,5 @@ def _is_hub_unreachable(e: BaseException) -> bool:
     names = {cls.__name__ for cls in type(e).__mro__}
     hub_errors = {"ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "Timeout",
                   "ConnectTimeout", "ReadTimeout", "MaxRetryError", "NewConnectionError", "NameResolutionError"}
-    return bool(names & hub_errors) and not isinstance(e, (FileNotFoundError, PermissionError))
+    # BrokenPipeError is a builtin ConnectionError, but of our own stdout (a reader that went away), not the hub's
+    return bool(names & hub_errors) and not isinstance(e, (FileNotFoundError, PermissionError, BrokenPipeError))

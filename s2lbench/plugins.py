@@ -15,7 +15,6 @@ naming the plugin.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +78,6 @@ def load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    pm.register(importlib.import_module("s2lbench.commands"), name="core")
     if load_entry_points:
         load_entry_point_plugins(pm)
     pm.check_pending()

@@ -31,3 +31,25 @@ def test_bad_input_prints_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert main(["data", "inspect", str(path)]) == 2
     err = capsys.readouterr().err
     assert "bad.jsonl, line 1: malformed JSON" in err and "Traceback" not in err
+
+
+def test_a_reader_that_goes_away_is_not_reported_as_an_error():
+    """`s2lbench plugins | head -1`: the closed pipe ends the command quietly (exit 141, as for SIGPIPE), not
+    with the hub-unreachable line a builtin ConnectionError would otherwise map to."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from s2lbench.errors import describe_expected
+
+    read, write = os.pipe()
+    os.close(read)  # closed before the command prints anything: its first write breaks the pipe
+    try:
+        done = subprocess.run([str(Path(sys.executable).with_name("s2lbench")), "plugins"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""
+    assert "hub" not in (describe_expected(BrokenPipeError(32, "Broken pipe")) or "")

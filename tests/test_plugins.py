@@ -123,7 +123,7 @@ def test_environment_allow_and_deny_lists(monkeypatch):
     assert set(make_plugin_manager().list_name_plugin()) >= {("a", eps[0].target)}
     assert make_plugin_manager().get_plugin("b") is None
     monkeypatch.setenv("S2LBENCH_PLUGINS", "")
-    assert [n for n, _ in make_plugin_manager().list_name_plugin()] == ["core"]
+    assert [n for n, _ in make_plugin_manager().list_name_plugin()] == []  # the CLI adds its own commands
     monkeypatch.delenv("S2LBENCH_PLUGINS")
     monkeypatch.setenv("S2LBENCH_DISABLE_PLUGINS", "b")
     pm = make_plugin_manager()
