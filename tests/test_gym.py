@@ -113,6 +113,18 @@ def test_bad_defect_rates_are_refused():
         DefectRates(0.4, 0.3, 0.3, 0.0, 0.0)
 
 
+def test_a_vocabulary_smaller_than_the_byte_alphabet_is_refused():
+    """BPE cannot go below its alphabet: a smaller vocab_size would build a 258-token tokenizer silently."""
+    from s2lbench.gym import GymConfig
+    from s2lbench.gym.build import MIN_VOCAB_SIZE
+    from s2lbench.gym.tokenizer import train_tokenizer
+
+    with pytest.raises(ConfigError, match="vocab_size: 100 .*258"):
+        GymConfig(vocab_size=100)
+    assert GymConfig(vocab_size=MIN_VOCAB_SIZE).vocab_size == MIN_VOCAB_SIZE
+    assert len(train_tokenizer(["1 + 2 = 3"], vocab_size=10)) == MIN_VOCAB_SIZE  # what the check guards against
+
+
 def test_test_sets_follow_the_six_set_protocol_and_miss_the_pool(small_pool):
     pool, _ = small_pool
     sets = generate_test_sets(SMALL, pool)

@@ -50,6 +50,9 @@ class GymDesign:
     test_sets: tuple
 
 
+#: a byte-level BPE holds its 256-byte alphabet and the EOS and PAD tokens before any merge
+MIN_VOCAB_SIZE = 258
+
 #: what a gym's tokenizer can be trained on (GymConfig.tokenizer)
 TOKENIZER_SOURCES = ("pool", "shared")
 
@@ -106,6 +109,9 @@ class GymConfig:
             raise ConfigError(f"test_size: {self.test_size} must be positive")
         if len(self.level_weights) != 3 or min(self.level_weights) < 0 or sum(self.level_weights) <= 0:
             raise ConfigError(f"level_weights: {self.level_weights} must be three non-negative weights")
+        if self.vocab_size < MIN_VOCAB_SIZE:  # below it BPE learns no merge and silently keeps the bare alphabet
+            raise ConfigError(f"vocab_size: {self.vocab_size} is below the byte-level alphabet plus the two special "
+                              f"tokens ({MIN_VOCAB_SIZE})")
 
     @property
     def design(self) -> GymDesign:
