@@ -85,9 +85,9 @@ def describe_expected(e: BaseException) -> str | None:
         reason = e.strerror or str(e) or type(e).__name__
         return f"{_filename(e)}{reason}"
     if isinstance(e, json.JSONDecodeError):
-        return f"malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+        return f"{culprit(e)}malformed JSON (line {e.lineno}, column {e.colno}: {e.msg})"
     if isinstance(e, csv.Error):
-        return f"malformed CSV: {e}"
+        return f"{culprit(e)}malformed CSV: {e}"
     if isinstance(e, sqlite3.Error):
         return f"database error: {e}"
     if isinstance(e, (pickle.UnpicklingError, zipfile.BadZipFile, EOFError)):
@@ -97,7 +97,7 @@ def describe_expected(e: BaseException) -> str | None:
     except ImportError:  # pragma: no cover
         yaml = None
     if yaml is not None and isinstance(e, yaml.YAMLError):
-        return f"invalid YAML: {e}"
+        return f"{culprit(e)}invalid YAML: {e}"
     return None
 
 

@@ -121,8 +121,25 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         raise ConfigError(f"{where or cls.__name__}: missing required key(s) {', '.join(missing)}")
     try:
         return cls(**kwargs)
+    except ConfigError as e:  # a __post_init__ check: it names the field, this call knows where the block is
+        if not where:
+            raise
+        raise ConfigError(_within(where, str(e), fields)) from None
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where or cls.__name__}: {e}") from None
+        raise ConfigError(_within(where, str(e), fields) if where else f"{cls.__name__}: {e}") from None
+
+
+def _within(where: str, message: str, fields: Mapping[str, Any]) -> str:
+    """``message`` of a check inside the block at ``where``, with the block's path in front of the key it
+    names: ``total_steps: ...`` in ``targets[0].train`` reads ``targets[0].train.total_steps: ...``."""
+    key, sep, _ = message.partition(":")
+    if sep and " " not in key:
+        head, _, rest = key.partition(".")
+        if head in fields:
+            return f"{where}.{message}"
+        if rest and head == where.rpartition(".")[2]:  # the block names itself (defects.wrong_answer: ...)
+            return f"{where}.{message[len(head) + 1:]}"
+    return f"{where}: {message}"
 
 
 SEED_RANGE = (0, 2**32)

@@ -105,7 +105,7 @@ def test_bad_decoding_settings_are_named_when_the_config_loads(key, value):
     from s2lbench.experiment import load_experiment
 
     demo = Path(s2lbench.__file__).parent / "demo.yaml"
-    with pytest.raises(ConfigError, match=rf"demo\.yaml: evaluation\.generation: {key}: {value} must be"):
+    with pytest.raises(ConfigError, match=rf"demo\.yaml: evaluation\.generation\.{key}: {value} must be"):
         load_experiment(demo, [f"evaluation.generation.{key}={value}"])
 
 

@@ -666,3 +666,35 @@ def test_select_check_passes_for_deterministic_selectors(work, capsys, selector,
                  "traj.npy", *options, "--check", "--out", "o.jsonl"]) == 0
     assert "determinism checked" in capsys.readouterr().out
     assert json.loads(Path("o.diagnostics.json").read_text())["determinism_checked"] is True
+
+
+@pytest.mark.parametrize("manifest,words", [
+    (b"{not json", ["gym.json", "JSON"]),
+    (BAD_TEXT["latin1"], ["gym.json"]),
+    (b"[1, 2]", ["gym.json", "config"]),
+    (b'{"config": "v2"}', ["gym.json", "config"]),
+    (b'{"config": {"version": 2, "pool_sise": 100}}', ["gym.json", "config.pool_sise", "pool_size"]),
+    (b'{"config": {"version": 2, "vocab_size": 10}}', ["gym.json", "config.vocab_size", "258"]),
+])
+def test_gym_pretrain_names_the_bad_manifest(work, capsys, manifest, words):
+    """`s2lbench gym pretrain --gym DIR` reads DIR/gym.json: every way it can be bad is one line naming it (and
+    the key), and nothing is written."""
+    (work / "bad-gym").mkdir()
+    (work / "bad-gym" / "gym.json").write_bytes(manifest)
+    rc, err = run_cli(capsys, "gym", "pretrain", "--gym", "bad-gym", "--model", "gym-proxy", "--out", "base")
+    assert_one_line_error(rc, err, *words)
+    assert not Path("base").exists()
+
+
+@pytest.mark.parametrize("override,key", [
+    ("pool.gym.pool_size=-1", "pool.gym.pool_size"),
+    ("pool.gym.defects.wrong_answer=2", "pool.gym.defects.wrong_answer"),
+    ("targets.0.train.total_steps=0", "targets[0].train.total_steps"),
+    ("proxy.train.batch_size=0", "proxy.train.batch_size"),
+    ("evaluation.generation.batch_size=0", "evaluation.generation.batch_size"),
+])
+def test_a_value_a_config_block_refuses_is_named_by_its_full_key(work, capsys, override, key):
+    """A check inside a block (GymConfig, TrainConfig, GenerationConfig) names the key with the block's path."""
+    rc, err = run_cli(capsys, "demo", "--out", "d", "--set", override)
+    assert_one_line_error(rc, err, "demo", key)
+    assert not Path("d").exists()

@@ -47,6 +47,7 @@ class GymCommand(Command):
         from dataclasses import replace
         from pathlib import Path
 
+        from s2lbench.data import read_json
         from s2lbench.errors import DataError
         from s2lbench.gym import GymConfig, pretrain_base
         from s2lbench.typed import from_dict
@@ -54,7 +55,11 @@ class GymCommand(Command):
         manifest = Path(args.gym) / "gym.json"
         if not manifest.is_file():
             raise DataError("not a gym build folder (no gym.json)", path=args.gym)
-        config = from_dict(GymConfig, json.loads(manifest.read_text(encoding="utf-8"))["config"], "gym.json config")
+        data = read_json(manifest, "gym manifest")
+        if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+            raise DataError("no 'config' mapping: not a gym manifest (s2lbench gym build writes one)", path=manifest,
+                            field="config")
+        config = from_dict(GymConfig, data["config"], f"{manifest}: config")
         recipe = config.base if args.steps is None else replace(config.base, steps=args.steps)
         out = pretrain_base(args.model, Path(args.gym) / "tokenizer", args.out, recipe)
         meta = json.loads((out / "base.json").read_text(encoding="utf-8"))
