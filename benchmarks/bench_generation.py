@@ -27,19 +27,15 @@ from pathlib import Path
 def fine_tuned_demo_model(work: Path, steps: int) -> tuple[Path, Path]:
     """(model folder, tests folder): the demo's gym and first target (``s2lbench/demo.yaml``), fine-tuned from
     the committed base with the demo's recipe for ``steps`` steps instead of its own."""
-    from importlib.resources import files
-
-    import yaml
-
+    import s2lbench
     from s2lbench.data import load_local
-    from s2lbench.experiment import parse_experiment
+    from s2lbench.experiment import load_experiment
     from s2lbench.gym import GymConfig, build_gym
     from s2lbench.gym.bases import base_model_name, committed_base
     from s2lbench.training import TrainConfig, train
     from s2lbench.typed import from_dict
 
-    demo = parse_experiment(yaml.safe_load(files("s2lbench").joinpath("demo.yaml").read_text(encoding="utf-8")),
-                            origin="demo")
+    demo = load_experiment(Path(s2lbench.__file__).parent / "demo.yaml")
     config = from_dict(GymConfig, demo.pool.gym, where="pool.gym")
     target = demo.targets[0]
     gym = build_gym(work / "gym", config)

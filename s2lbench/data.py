@@ -93,6 +93,14 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise DataError("not valid JSON: nested too deeply", path=path) from None
 
 
+def read_json_object(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """``read_json`` for files that must hold one JSON object (manifests); any other shape is a DataError."""
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise DataError(f"expected a JSON object, got {type(data).__name__}", path=path)
+    return data
+
+
 def iter_lines(path: str | Path, what: str = "file") -> Iterator[tuple[int, str]]:
     """(line number, text) for each line of a UTF-8 file; a line that is not UTF-8 is a DataError naming it."""
     path = check_input_file(path, what)

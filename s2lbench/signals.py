@@ -31,7 +31,7 @@ import numpy as np
 
 from s2lbench import __version__
 from s2lbench.atomic import atomic_path, save_npy, write_json
-from s2lbench.data import read_json
+from s2lbench.data import read_json_object
 from s2lbench.encoding import IGNORE_INDEX, Encoded, encode_example
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.fingerprint import config_hash
@@ -128,10 +128,7 @@ def find_checkpoints(source: str | Path | Sequence[tuple[int, str | Path]]) -> l
         run_json = run_dir / "run.json"
         steps = None
         if run_json.exists():
-            info = read_json(run_json, "proxy run manifest")
-            if not isinstance(info, dict):
-                raise DataError(f"expected a JSON object, got {type(info).__name__}", path=run_json)
-            steps = info.get("checkpoint_steps")
+            steps = read_json_object(run_json, "proxy run manifest").get("checkpoint_steps")
         if steps:
             checkpoints = [Checkpoint(int(s), run_dir / f"checkpoint-{int(s)}") for s in steps]
         else:
@@ -525,9 +522,7 @@ def compute_signals(pool: Pool, checkpoints: str | Path | Sequence[tuple[int, st
     pool_fp = pool.fingerprint()
     run_info = {}
     if run_dir and (run_dir / "run.json").exists():
-        run_info = read_json(run_dir / "run.json", "proxy run manifest")
-        if not isinstance(run_info, dict):
-            raise DataError(f"expected a JSON object, got {type(run_info).__name__}", path=run_dir / "run.json")
+        run_info = read_json_object(run_dir / "run.json", "proxy run manifest")
         trained_on = run_info.get("pool_fingerprint")
         if trained_on and trained_on != pool_fp:
             log.warning("the proxy run was trained on pool %s but signals are computed for pool %s",

@@ -233,11 +233,9 @@ def path_of(signals: SignalSet, name: str) -> Path | None:
 
 def _read_manifest(path: Path) -> dict:
     """A signals manifest: a JSON object whose ``signals`` maps names to ``{"file", "shape"}``."""
-    from s2lbench.data import read_json
+    from s2lbench.data import read_json_object
 
-    data = read_json(path, "signals manifest")
-    if not isinstance(data, dict):
-        raise DataError(f"expected a JSON object, got {type(data).__name__}", path=path)
+    data = read_json_object(path, "signals manifest")
     steps = data.get("checkpoint_steps", [])
     if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
         raise DataError("'checkpoint_steps' must be a list of integers", path=path, field="checkpoint_steps")
