@@ -70,12 +70,22 @@ def read_json_rows(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _field(row: Any, key: str, path: Path, index: int) -> Any:
+#: what a test file's fields may hold: questions are text, golds text or a number (SVAMP, NumGLUE, SimulEq)
+TEXT = (str,)
+GOLD = (str, int, float)
+
+
+def _field(row: Any, key: str, path: Path, index: int, kinds: tuple[type, ...] = GOLD) -> Any:
     if not isinstance(row, dict):
         raise DataError(f"item {index} is a {type(row).__name__}, not an object", path=path)
     if key not in row or row[key] is None:
         raise DataError(f"item {index} has no {key!r}", path=path, field=key)
-    return row[key]
+    value = row[key]
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        expected = {TEXT: "a string", GOLD: "a string or a number"}.get(kinds, " or ".join(k.__name__ for k in kinds))
+        raise DataError(f"item {index}: {key!r} must be {expected}, got {type(value).__name__} {value!r:.60}",
+                        path=path, field=key)
+    return value
 
 
 class MathEvaluator(Evaluator):
@@ -109,13 +119,18 @@ class MathEvaluator(Evaluator):
         else:
             path = self.find_file(Path(data_dir))
             rows = read_json_rows(path)
+        if not rows:
+            raise DataError(f"the {self.name} test file has no items", path=path)
+        for i, row in enumerate(rows):  # before any parse_row, which may look inside a row
+            if not isinstance(row, dict):
+                raise DataError(f"item {i} is a {type(row).__name__}, not an object", path=path)
         items = [self.parse_row(i, row, path) for i, row in enumerate(rows)]
         log.info("%s: %d items from %s", self.name, len(items), path)
         return items
 
     def parse_row(self, index: int, row: dict[str, Any], path: Path) -> EvalItem:
         """One item from a row; the default reads MAmmoTH's plain ``question`` / ``answer`` layout."""
-        return EvalItem(index, str(_field(row, "question", path, index)), str(_field(row, "answer", path, index)))
+        return EvalItem(index, _field(row, "question", path, index, TEXT), str(_field(row, "answer", path, index)))
 
     def hub_rows(self) -> list[dict[str, Any]]:
         raise DataError(f"{self.name} has no Hugging Face hub copy in MAmmoTH's form; pass the folder holding "
@@ -158,9 +173,9 @@ class GSM8K(MathEvaluator):
     hub_id = "openai/gsm8k"
 
     def parse_row(self, index, row, path):
-        answer = str(_field(row, "answer", path, index))
+        answer = _field(row, "answer", path, index, TEXT)
         gold = delete_extra_zero(answer.split("#### ")[-1].replace(",", "").strip())
-        return EvalItem(index, str(_field(row, "question", path, index)).strip(), gold)
+        return EvalItem(index, _field(row, "question", path, index, TEXT).strip(), gold)
 
     def hub_rows(self):
         from datasets import load_dataset
@@ -184,17 +199,17 @@ class MATH(MathEvaluator):
             if raw is None:
                 from s2lbench.grading import last_boxed
 
-                raw = last_boxed(str(_field(row, "solution", path, index)))
-            question = row["problem"]
+                raw = last_boxed(_field(row, "solution", path, index, TEXT))
+            question = _field(row, "problem", path, index, TEXT)
             meta = {k: row[k] for k in ("subject", "level", "type", "unique_id") if k in row}
             return EvalItem(index, str(question), math_gold(str(raw), self.options.grading), meta=meta)
-        answer = _field(row, "answer", path, index)  # MAmmoTH's MATH.json: [normalised string, number or null]
+        answer = _field(row, "answer", path, index, (list, *GOLD))  # MAmmoTH's MATH.json: [normalised string, number or null]
         if not isinstance(answer, list) or len(answer) != 2:
             raise DataError(f"item {index}: MATH gold must be a [string, number] pair", path=path, field="answer")
         from s2lbench.grading import MathGold
 
         number = answer[1] if isinstance(answer[1], (int, float)) and not isinstance(answer[1], bool) else None
-        return EvalItem(index, str(_field(row, "question", path, index)), MathGold(str(answer[0]), number))
+        return EvalItem(index, _field(row, "question", path, index, TEXT), MathGold(str(answer[0]), number))
 
     def hub_rows(self):
         from datasets import load_dataset
@@ -213,7 +228,7 @@ class NumGLUE(MathEvaluator):
     files = ("numglue.json",)
 
     def parse_row(self, index, row, path):
-        question = str(_field(row, "question", path, index))
+        question = _field(row, "question", path, index, TEXT)
         return EvalItem(index, question, str(_field(row, "answer", path, index)),
                         meta={"type": row.get("type"), "multiple_choice": "Answer Choices" in question})
 
@@ -226,7 +241,8 @@ class SVAMP(MathEvaluator):
     hub_id = "ChilleD/SVAMP"
 
     def parse_row(self, index, row, path):
-        question = str(_field(row, "Body", path, index)).strip() + " " + str(_field(row, "Question", path, index)).strip()
+        question = (_field(row, "Body", path, index, TEXT).strip() + " "
+                    + _field(row, "Question", path, index, TEXT).strip())
         gold = str(_field(row, "Answer", path, index))
         if gold.endswith(".0"):
             gold = gold[:-2]

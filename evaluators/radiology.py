@@ -72,13 +72,18 @@ def read_reports(path: Path | str) -> list[Report]:
     if path.suffix.lower() in (".csv", ".tsv"):
         from s2lbench.data import read_text
 
+        reader = csv.DictReader(io.StringIO(read_text(path, "reports file"), newline=""),
+                                delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         try:
-            rows = list(csv.DictReader(io.StringIO(read_text(path, "reports file"), newline=""),
-                                       delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+            rows = list(reader)
         except csv.Error as e:
             raise DataError(f"malformed CSV: {e}", path=path) from None
+        _refuse_repeated_columns(reader.fieldnames or [], path)
     else:
         rows = read_json_rows(path)
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise DataError(f"item {i} is a {type(row).__name__}, not an object", path=path)
     if rows and not {"findings", "impression"} <= set(rows[0]):
         raise DataError(f"expected columns 'findings' and 'impression', found {sorted(rows[0])}", path=path)
     reports = []
@@ -93,10 +98,23 @@ def read_reports(path: Path | str) -> list[Report]:
     return reports
 
 
-def split_reports(reports: Sequence[Report], seed: int, test_size: int) -> tuple[list[Report], list[Report]]:
-    """(train, test): a seeded permutation; the same seed and size always give the same disjoint split."""
+def _refuse_repeated_columns(names: Sequence[str], path: Path) -> None:
+    """csv.DictReader keeps the last of two columns with one name: a findings column could vanish unseen."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"the header names column(s) {', '.join(map(repr, repeated))} twice", path=path, line=1)
+
+
+def split_reports(reports: Sequence[Report], seed: int, test_size: int,
+                  where: str = "") -> tuple[list[Report], list[Report]]:
+    """(train, test): a seeded permutation; the same seed and size always give the same disjoint split.
+    ``where`` (``"FILE: task options."``) prefixes the error about ``test_size``."""
     if not 0 < test_size < len(reports):
-        raise ConfigError(f"test_size must be between 1 and {len(reports) - 1}, got {test_size}")
+        if len(reports) < 2:
+            raise ConfigError(f"{where}test_size: {test_size}, but only {len(reports)} report has findings and an "
+                              "impression (a split needs at least 2)")
+        raise ConfigError(f"{where}test_size: {test_size} must be between 1 and {len(reports) - 1} "
+                          f"({len(reports)} reports have findings and an impression)")
     order = np.random.default_rng(seed).permutation(len(reports))
     test = sorted(order[:test_size].tolist())
     train = sorted(order[test_size:].tolist())
@@ -105,7 +123,7 @@ def split_reports(reports: Sequence[Report], seed: int, test_size: int) -> tuple
 
 def radiology_train_pool(path: Path | str, seed: int = 0, test_size: int = 500, source: str = "radiology") -> Pool:
     """The training side of the split as a Pool (instruction / input = findings / output = impression)."""
-    train, _ = split_reports(read_reports(path), seed, test_size)
+    train, _ = split_reports(read_reports(path), seed, test_size, where=f"{path}: {source} pool ")
     examples = [SFTExample(id=f"{source}-{r.id}", instruction=RADIOLOGY_INSTRUCTION, input=r.findings,
                            output=r.impression, source=source) for r in train]
     return Pool(examples, name=f"{source}-train-seed{seed}")
@@ -146,7 +164,9 @@ class RadiologyEvaluator(Evaluator):
         raise NotImplementedError
 
     def load(self, data_dir: Path | str) -> list[EvalItem]:
-        _, test = split_reports(read_reports(self.reports_file(data_dir)), self.options.seed, self.options.test_size)
+        path = self.reports_file(data_dir)
+        _, test = split_reports(read_reports(path), self.options.seed, self.options.test_size,
+                                where=f"{path}: {self.name} options.")
         return [EvalItem(i, RADIOLOGY_INSTRUCTION, r.impression, r.findings, meta={"id": r.id})
                 for i, r in enumerate(test)]
 

@@ -41,11 +41,17 @@ def _reason(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def check_output_path(path: str | os.PathLike, *, kind: str = "file") -> Path:
-    """``path`` as a Path if it can be written as a ``kind`` ("file" or "folder"); else an OutputError."""
+def check_output_path(path: str | os.PathLike, *, kind: str = "file",
+                      inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """``path`` as a Path if it can be written as a ``kind`` ("file" or "folder") without replacing one of the
+    command's ``inputs``; else an OutputError."""
     if path is None or str(path).strip() == "":
         raise OutputError("the output path is empty")
     path = Path(path)
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise OutputError(f"{path}: is also an input of this command ({source}); writing it would replace "
+                              "what is read; give another output path")
     if path.is_symlink() or path.exists():
         try:
             mode = path.stat().st_mode

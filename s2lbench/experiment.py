@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.devsets import DevConfig
-from s2lbench.errors import ConfigError
-from s2lbench.typed import apply_overrides, from_dict, load_yaml
+from s2lbench.errors import ConfigError, PluginError
+from s2lbench.store import FULL
+from s2lbench.typed import _suggest, apply_overrides, check_keywords, from_dict, load_yaml
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class EvaluationConfig:
     #: here takes its evaluator's default (the S2L paper's Table 1 for the math sets: GSM8K, MATH, NumGLUE in)
     in_domain: dict[str, bool] = field(default_factory=dict)
 
+    def __post_init__(self):
+        _refuse_duplicates("tasks", self.tasks)
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit: {self.limit} must be >= 1 (or null for every item)")
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -116,6 +122,46 @@ class ExperimentConfig:
         names = [t.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError(f"targets: duplicate names {names}")
+        self._check_names()
+        self._check_grid_axes()
+
+    def _check_names(self) -> None:
+        _check_name_part("name", self.name)
+        for i, target in enumerate(self.targets):
+            _check_name_part(f"targets[{i}].name", target.name)
+        for i, spec in enumerate(self.selectors):
+            _check_name_part(f"selectors[{i}].{'label' if spec.label else 'name'}", spec.row)
+            if spec.row == FULL:
+                raise ValueError(f"selectors[{i}]: the row name {FULL!r} is the full-data reference's; "
+                                 "give the selector another 'label'")
+
+    def _check_grid_axes(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds: empty; give at least one seed (each seed is one run of every cell)")
+        if self.selectors and not self.budgets:
+            raise ValueError("budgets: empty; give at least one budget for the selectors (a count or a fraction)")
+        from s2lbench.runner import budget_label
+
+        _refuse_duplicates("budgets", self.budgets, budget_label)
+
+
+def _check_name_part(where: str, name: str) -> None:
+    """Target names and selector rows make up cell ids (``target__row__budget__sSEED``), which name files."""
+    if not name.strip():
+        raise ValueError(f"{where}: empty; give a name")
+    if "/" in name or "\\" in name:
+        raise ValueError(f"{where}: {name!r} contains a path separator; it names folders of the results")
+    if "__" in name:
+        raise ValueError(f"{where}: {name!r} contains '__', which separates the parts of a cell id")
+
+
+def _refuse_duplicates(where: str, values: list[Any], label: Any = str) -> None:
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values):
+        key = label(value)
+        if key in seen:
+            raise ValueError(f"{where}[{i}]: {value!r} repeats {where}[{seen[key]}]")
+        seen[key] = i
 
 
 def _normalise(data: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +191,14 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
     from s2lbench.generation import GenerationConfig
     from s2lbench.plugins import get_hooks
     from s2lbench.selection import parse_options
+    from s2lbench.signals import compute_signals
     from s2lbench.training import TrainConfig
+
+    def named(lookup, where):
+        try:
+            return lookup()
+        except PluginError as e:
+            raise ConfigError(f"{origin}: {where}: {e}") from None
 
     def check(cls, data, where):
         try:
@@ -161,10 +214,15 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
         from s2lbench.gym import GymConfig
 
         check(GymConfig, config.pool.gym, "pool.gym")
+    try:
+        check_keywords(compute_signals, config.signals.options, "signals.options", skip=SIGNALS_SET_BY_THE_RUNNER)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
     hooks = hooks or get_hooks()
-    for spec in config.selectors:
+    for i, spec in enumerate(config.selectors):
+        selector = named(lambda: hooks.selector(spec.name), f"selectors[{i}].name")
         try:
-            parse_options(hooks.selector(spec.name), spec.options)
+            parse_options(selector, spec.options)
         except ConfigError as e:
             raise ConfigError(f"{origin}: {e}") from None
     executors = hooks.executors()
@@ -173,6 +231,34 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
             executors[config.executor].obj.parse_options(config.executor_options)
         except ConfigError as e:
             raise ConfigError(f"{origin}: {e}") from None
-    for task in config.evaluation.tasks:
+    for i, task in enumerate(config.evaluation.tasks):
         # gym sets ("gym" = all of them, "gym-<set>" = one) are only known once the gym is built
-        hooks.evaluator("gym" if task.startswith("gym-") else task)
+        named(lambda: hooks.evaluator("gym" if task.startswith("gym-") else task), f"evaluation.tasks[{i}]")
+    try:
+        check_task_keyed_blocks(config.evaluation, hooks)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+
+
+#: compute_signals arguments the runner passes itself (a config setting them would be overridden or clash)
+SIGNALS_SET_BY_THE_RUNNER = ("pool", "checkpoints", "out_dir", "dev", "progress")
+
+
+def check_task_keyed_blocks(evaluation: EvaluationConfig, hooks: Any) -> None:
+    """``task_options`` and ``in_domain`` name tasks of ``tasks`` (a typo would be ignored silently), and each
+    task's options fit its evaluator."""
+    from s2lbench.evaluators.gym_tasks import gym_evaluators
+
+    gym_sets = any(t == "gym" or t.startswith("gym-") for t in evaluation.tasks)
+    for block in ("task_options", "in_domain"):
+        for task in getattr(evaluation, block):
+            if task not in evaluation.tasks and not (block == "in_domain" and gym_sets and task.startswith("gym-")):
+                raise ConfigError(f"unknown key 'evaluation.{block}.{task}': not one of evaluation.tasks"
+                                  f"{_suggest(task, list(evaluation.tasks))}")
+    for task, options in evaluation.task_options.items():
+        where = f"evaluation.task_options.{task}"
+        if task == "gym" or task.startswith("gym-"):
+            check_keywords(gym_evaluators, options, where, skip=("gym_dir",))
+        else:
+            cls = hooks.evaluator(task)
+            from_dict(cls.Options, options, where=where)

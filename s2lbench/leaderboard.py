@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from s2lbench.errors import DataError
 from s2lbench.stats import (
@@ -625,10 +626,36 @@ def read_invocations(folder: Path) -> list[dict]:
     return out
 
 
+def training_environments(cells: list) -> dict[str, Any]:
+    """The distinct environments (device, precision, bf16 kernels, threads) the cells' targets and proxies
+    trained in, and the cells that recorded none (stores written before environments were recorded)."""
+    import json
+
+    found: dict[str, dict[str, None]] = {"finetune": {}, "proxy": {}}
+    unrecorded = 0
+    for c in cells:
+        if c.status != "done":
+            continue
+        if not (c.environment or {}).get("finetune"):
+            unrecorded += 1
+        for role, seen in found.items():
+            for environment in (c.environment or {}).get(role, []):
+                seen[json.dumps(environment, sort_keys=True)] = None
+    return {role: [json.loads(e) for e in sorted(seen)] for role, seen in found.items()} | {
+        "done_cells_without_record": unrecorded}
+
+
+def mixed_precisions(environments: dict[str, Any]) -> list[str]:
+    """The precisions the targets of one table trained in, when there is more than one (else [])."""
+    precisions = sorted({e.get("precision") for e in environments["finetune"] if e.get("precision")})
+    return precisions if len(precisions) > 1 else []
+
+
 def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None = None) -> dict:
     """Where a leaderboard's numbers came from: the run's config (``config.json`` beside the store, as
     ``s2lbench run`` writes it), and per-cell provenance summarised: commits, config hashes, pool and
-    model fingerprints, package versions, cell counts by status, and the bootstrap settings."""
+    model fingerprints, package versions, training environments, cell counts by status, and the bootstrap
+    settings."""
     import json
 
     cells = store.cells()
@@ -659,6 +686,7 @@ def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None =
         "pool_fingerprints": distinct("pool_fingerprint"),
         "model_fingerprints": distinct("model_fingerprint"),
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
+        "training_environments": training_environments(cells),
         "paired_bootstrap": {"baseline": lb.baseline, "resamples": lb.resamples, "seed": lb.bootstrap_seed,
                              "confidence": 0.95,
                              "multiple_comparisons": f"holm over each table's tests, family-wise {FAMILY_ALPHA}"},

@@ -15,7 +15,9 @@ naming the plugin.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -66,7 +68,7 @@ def load_entry_point_plugins(pm: pluggy.PluginManager) -> None:
         seen.add(ep.name)
         try:
             module = ep.load()
-        except Exception as e:  # any failure in a plugin's import is that plugin's fault; say whose
+        except (Exception, SystemExit) as e:  # any failure in a plugin's import is that plugin's fault; say whose
             dist = getattr(ep.dist, "name", "?")
             raise PluginError(f"plugin {ep.name!r} (entry point {ep.value!r} from {dist}) failed to load: "
                               f"{type(e).__name__}: {e}") from e
@@ -116,10 +118,10 @@ class Hooks:
         return dict(sorted(found.items()))
 
     def selectors(self) -> dict[str, Registered[type]]:
-        return self._collect("register_selectors", _class_name)
+        return self._collect("register_selectors", _selector_name)
 
     def evaluators(self) -> dict[str, Registered[type]]:
-        return self._collect("register_evaluators", _class_name)
+        return self._collect("register_evaluators", _evaluator_name)
 
     def commands(self) -> dict[str, Registered[type]]:
         return self._collect("register_commands", _class_name)
@@ -137,10 +139,49 @@ class Hooks:
         return _lookup(self.executors(), name, "executor")
 
 
+#: registered names become parts of cell ids and file names (samples/<cell id>/<task>.jsonl) and CLI words
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def _class_name(obj: Any) -> str:
-    name = obj.name
+    name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError("it has no string attribute 'name'")
+    if not NAME.match(name) or "__" in name:
+        raise TypeError(f"its name {name!r} is not letters, digits, '.', '_' and '-' (no '__', which separates "
+                        "the parts of a cell id)")
+    return name
+
+
+def _subclass_name(obj: Any, base: type) -> str:
+    name = _class_name(obj)
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise TypeError(f"it is not a subclass of {base.__module__}.{base.__name__}")
+    if not dataclasses.is_dataclass(getattr(obj, "Options", None)):
+        raise TypeError("its Options is not a dataclass")
+    return name
+
+
+def _selector_name(obj: Any) -> str:
+    from s2lbench.selection import Selector
+    from s2lbench.store import FULL
+
+    name = _subclass_name(obj, Selector)
+    if name == FULL:
+        raise TypeError(f"the name {FULL!r} is the full-data reference's row")
+    requires = obj.requires
+    if not isinstance(requires, (tuple, list, frozenset, set)) or not all(isinstance(r, str) for r in requires):
+        raise TypeError(f"its requires must be a tuple of signal names, got {requires!r}")
+    return name
+
+
+def _evaluator_name(obj: Any) -> str:
+    from s2lbench.evaluation import Evaluator, Metric
+
+    name = _subclass_name(obj, Evaluator)
+    metrics = obj.metrics
+    if not isinstance(metrics, (tuple, list)) or not all(isinstance(m, Metric) for m in metrics):
+        raise TypeError(f"its metrics must be a tuple of s2lbench.evaluation.Metric, got {metrics!r}")
     return name
 
 

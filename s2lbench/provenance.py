@@ -1,4 +1,5 @@
-"""Provenance stored with every result: package versions and the git commit of the code that ran."""
+"""Provenance stored with every result: package versions, the git commit of the code that ran, and the
+compute environment a model trained in (device, precision, CPU kernels, threads)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,20 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
+
+
+def training_environment(bf16: bool) -> dict:
+    """Where and how a model is trained, as far as it changes the weights. With ``bf16: auto`` a CPU with
+    native bf16 kernels (AVX512-BF16 / AMX) trains in bf16 and one without trains in fp32, and bf16 kernels
+    differ across CPU capabilities and thread counts: the same seed then gives different models, and a table
+    must say which. Recorded per training run (``run.json``) and per grid cell."""
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}"
+    else:
+        device = f"cpu: {torch.backends.cpu.get_cpu_capability()}"
+    native = [name for name, check in (("avx512_bf16", "_is_avx512_bf16_supported"), ("amx", "_is_amx_tile_supported"))
+              if getattr(torch.cpu, check, lambda: False)()]
+    return {"device": device, "precision": "bf16" if bf16 else "fp32", "cpu_native_bf16": native,
+            "threads": torch.get_num_threads()}

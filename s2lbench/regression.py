@@ -42,6 +42,11 @@ class Tolerances:
     default: float = DEFAULT_SCORE_TOLERANCE
     per_metric: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self):
+        check_tolerance(self.default, "default")
+        for metric, value in self.per_metric.items():
+            check_tolerance(value, f"per_metric.{metric}")
+
     def for_metric(self, key: str) -> float:
         task, _, metric = key.partition("/")
         return self.per_metric.get(key, self.per_metric.get(metric, self.default))
@@ -51,6 +56,12 @@ class Tolerances:
         from s2lbench.typed import from_dict
 
         return from_dict(cls, dict(data or {}), where="tolerances")
+
+
+def check_tolerance(value: float, where: str) -> None:
+    """A finite number >= 0: a NaN tolerance would pass every move (comparisons with NaN are false)."""
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where}: {value} must be a finite number >= 0")
 
 
 def cell_key(target: str, selector: str, budget: int, seed: int) -> str:

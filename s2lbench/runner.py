@@ -130,6 +130,8 @@ class Runner:
         self._gym_config: Any = None
         self._signals: SignalSet | None = None
         self._tasks: list[TaskPlan] | None = None
+        #: the proxy run whose checkpoints gave the proxy signals; set by signals()
+        self._proxy_run_dir: Path | None = None
         #: signal name -> (key of what it was computed from, cost of computing it); filled by signals()
         self._signal_sources: dict[str, tuple[str, dict[str, float]]] = {}
 
@@ -291,6 +293,7 @@ class Runner:
                 run_dir, proxy_key, proxy_cost = Path(proxy_cfg.run_dir), str(proxy_cfg.run_dir), {}
             else:
                 run_dir, proxy_key, proxy_cost = self._train_proxy(keep_adam_state=GRADIENTS in needed)
+            self._proxy_run_dir = run_dir
             signals_dir, signals_cost, extra_cost = self._signal_pass(run_dir, proxy_key, needed)
             loaded = SignalSet.from_dir(signals_dir)
             steps = loaded.steps
@@ -539,11 +542,22 @@ class Runner:
         costs = self._signal_cost(cell.selector) if cell.selector else {}
         costs.update(finetune_cost, selection_seconds=selection_seconds, evaluation_seconds=round(eval_seconds, 3))
         record = dataclasses.replace(record, selected_ids_hash=ids_hash(ids), model_fingerprint=model_key,
-                                     cost=costs, status="done", finished_at=time.time())
+                                     cost=costs, environment=self._environment(cell, model_dir), status="done",
+                                     finished_at=time.time())
         write_json(self.out / "cells" / f"{cell.cell_id}.json",
                    {"cell": dataclasses.asdict(record), "diagnostics": diagnostics})
         self.store.add_results(rows)
         self.store.upsert_cell(record)
+
+    def _environment(self, cell: CellSpec, model_dir: Path) -> dict[str, list[dict[str, Any]]]:
+        """Where the cell's target trained and, when its subset came from proxy signals, where the proxy did:
+        with ``bf16: auto`` those decide the precision, and so the numbers."""
+        from s2lbench.training import trained_environments
+
+        environment = {"finetune": trained_environments(model_dir.parent)}
+        if cell.selector and self._required(cell.selector) & PROXY_SIGNALS and self._proxy_run_dir is not None:
+            environment["proxy"] = trained_environments(self._proxy_run_dir)
+        return environment
 
     def _signal_cost(self, spec: SelectorSpec) -> dict[str, float]:
         """What obtaining this selector's signals cost (proxy training, signal pass, embeddings), nothing more."""

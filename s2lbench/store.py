@@ -3,7 +3,8 @@
 Tables
 - ``cells``: one row per grid cell (selector x budget x seed x target; the full-data reference uses
   selector ``full``), its status, provenance (config hash, selected-ids hash, fingerprints, versions,
-  git commit) and cost accounting (wall seconds and estimated FLOPs per stage, as JSON).
+  git commit, the environment its models trained in) and cost accounting (wall seconds and estimated FLOPs
+  per stage, as JSON).
 - ``results``: one row per (cell, task, metric) with the aggregate value, the metric's direction, the
   task's in-domain flag, and the relative path of the task's per-example samples file.
 
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS cells (
     versions TEXT,
     git_commit TEXT,
     cost TEXT,
+    environment TEXT,
     started_at REAL,
     finished_at REAL
 );
@@ -90,6 +92,8 @@ class Cell:
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     cost: dict[str, float] = field(default_factory=dict)
+    #: {"finetune": [...], "proxy": [...]}: ``provenance.training_environment`` of each training run
+    environment: dict[str, Any] = field(default_factory=dict)
     started_at: float | None = None
     finished_at: float | None = None
 
@@ -106,7 +110,10 @@ class ResultRow:
     samples_path: str | None = None
 
 
-_JSON_COLUMNS = ("versions", "cost")
+_JSON_COLUMNS = ("versions", "cost", "environment")
+#: columns added after the first release: a store written before them is upgraded when opened for writing
+#: and read as it is (the column empty) when opened read-only
+ADDED_COLUMNS = {"environment": "TEXT"}
 
 
 class CellBusy(RuntimeError):
@@ -137,6 +144,7 @@ class ResultsStore:
         try:
             with self._connect() as con:
                 con.executescript(SCHEMA)
+                self._add_missing_columns(con)
                 self._check_schema(con)
         except sqlite3.DatabaseError as e:
             raise DataError(f"cannot use the results database: {e}", path=self.path) from None
@@ -162,11 +170,16 @@ class ResultsStore:
         if missing:
             raise DataError(f"not an s2lbench results database (no table {', '.join(sorted(missing))}; "
                             f"it has {', '.join(sorted(tables)) or 'no tables'})", path=self.path)
-        columns = {r[1] for r in con.execute("PRAGMA table_info(cells)")}
-        absent = {f.name for f in dataclasses.fields(Cell)} - columns
+        absent = {f.name for f in dataclasses.fields(Cell)} - _cell_columns(con) - set(ADDED_COLUMNS)
         if absent:
             raise DataError(f"not an s2lbench results database (table cells lacks {', '.join(sorted(absent))})",
                             path=self.path)
+
+    @staticmethod
+    def _add_missing_columns(con: sqlite3.Connection) -> None:
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in _cell_columns(con):
+                con.execute(f"ALTER TABLE cells ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -184,6 +197,9 @@ class ResultsStore:
             con.execute("PRAGMA busy_timeout=60000")
             con.row_factory = sqlite3.Row
             yield con
+        except sqlite3.DatabaseError as e:  # damage past the first page shows only when a query reaches it
+            raise DataError(f"cannot {'read' if self.read_only else 'use'} the results database: {e}",
+                            path=self.path) from None
         finally:
             con.close()
 
@@ -218,7 +234,7 @@ class ResultsStore:
     def get_cell(self, cell_id: str) -> Cell | None:
         with self._connect() as con:
             row = con.execute("SELECT * FROM cells WHERE cell_id = ?", (cell_id,)).fetchone()
-        return _cell_from_row(row) if row else None
+        return _cell_from_row(row, self.path) if row else None
 
     def cells(self, experiment: str | None = None) -> list[Cell]:
         sql, args = "SELECT * FROM cells", ()
@@ -226,7 +242,7 @@ class ResultsStore:
             sql, args = sql + " WHERE experiment = ?", (experiment,)
         with self._connect() as con:
             rows = con.execute(sql + " ORDER BY target, selector, budget, seed", args).fetchall()
-        return [_cell_from_row(r) for r in rows]
+        return [_cell_from_row(r, self.path) for r in rows]
 
     def set_status(self, cell_id: str, status: str, error: str | None = None) -> None:
         if status not in STATUSES:
@@ -300,9 +316,7 @@ class ResultsStore:
             sql, args = sql + " WHERE cell_id = ?", (cell_id,)
         with self._connect() as con:
             rows = con.execute(sql + " ORDER BY cell_id, task, metric", args).fetchall()
-        return [ResultRow(r["cell_id"], r["task"], r["metric"], r["value"], bool(r["higher_is_better"]),
-                          None if r["in_domain"] is None else bool(r["in_domain"]), r["n"], r["samples_path"])
-                for r in rows]
+        return [_result_from_row(r, self.path) for r in rows]
 
     def load_samples(self, samples_path: str) -> list[dict[str, Any]]:
         from s2lbench.data import iter_jsonl
@@ -313,11 +327,51 @@ class ResultsStore:
         return [row for _, row in iter_jsonl(path, "samples file")]
 
 
-def _cell_from_row(row: sqlite3.Row) -> Cell:
+def _cell_columns(con: sqlite3.Connection) -> set[str]:
+    return {r[1] for r in con.execute("PRAGMA table_info(cells)")}
+
+
+#: numeric columns and what they must hold: SQLite stores any value in any column, so an edited or damaged
+#: database could hand the leaderboard a string where it adds numbers
+_CELL_NUMBERS = {"budget": int, "seed": int, "fraction": float}
+_RESULT_NUMBERS = {"value": float, "n": int}
+
+
+def _cell_from_row(row: sqlite3.Row, path: Path) -> Cell:
     data = dict(row)
+    where = f"cell {data.get('cell_id')!r}"
     for col in _JSON_COLUMNS:
-        data[col] = json.loads(data[col]) if data[col] else {}
+        data[col] = _json_column(data.get(col), f"{where}, column {col}", path)
+    for col, kind in _CELL_NUMBERS.items():
+        _check_number(data.get(col), kind, f"{where}, column {col}", path, nullable=False)
     return Cell(**data)
+
+
+def _result_from_row(r: sqlite3.Row, path: Path) -> ResultRow:
+    for col, kind in _RESULT_NUMBERS.items():
+        _check_number(r[col], kind, f"result {r['cell_id']!r} {r['task']}/{r['metric']}, column {col}", path)
+    return ResultRow(r["cell_id"], r["task"], r["metric"], r["value"], bool(r["higher_is_better"]),
+                     None if r["in_domain"] is None else bool(r["in_domain"]), r["n"], r["samples_path"])
+
+
+def _json_column(text: Any, where: str, path: Path) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise DataError(f"{where}: not valid JSON ({getattr(e, 'msg', e)}); the database was edited or damaged",
+                        path=path) from None
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}", path=path)
+    return value
+
+
+def _check_number(value: Any, kind: type, where: str, path: Path, nullable: bool = True) -> None:
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not ok and not (nullable and value is None):
+        raise DataError(f"{where}: {value!r} is not {'a number' if kind is float else 'an integer'}; "
+                        "the database was edited or damaged", path=path)
 
 
 def _has_sqlite_header(path: Path) -> bool:

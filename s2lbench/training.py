@@ -115,6 +115,8 @@ class TrainResult:
     n_params: int
     final_loss: float | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    #: where it trained (``provenance.training_environment``); two entries when it resumed somewhere else
+    environments: list[dict[str, Any]] = field(default_factory=list)
 
 
 def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int) -> int:
@@ -420,7 +422,6 @@ class _Manifest:
         self.path, self.data = path, data
         self.writes = process_rank()[0] == 0  # under DDP rank 0 alone writes the run folder
 
-
     @classmethod
     def open(cls, out_dir: Path, config: TrainConfig, pool: Pool) -> _Manifest:
         path = out_dir / "run.json"
@@ -457,7 +458,42 @@ def _result_from_manifest(out_dir: Path, data: dict[str, Any]) -> TrainResult:
                        checkpoints=[(s, out_dir / f"{CHECKPOINT_PREFIX}{s}") for s in data["checkpoint_steps"]],
                        wall_seconds=data["wall_seconds"], flops=data["flops"], train_tokens=data["train_tokens"],
                        total_steps=data["total_steps"], epochs=data["epochs"], n_params=data["n_params"],
-                       final_loss=data.get("final_loss"), log_history=data.get("log_history", []))
+                       final_loss=data.get("final_loss"), log_history=data.get("log_history", []),
+                       environments=list(data.get("environments", [])))
+
+
+def _record_environment(manifest: _Manifest, out_dir: Path, use_bf16: bool) -> None:
+    """Append this process's training environment to run.json's ``environments`` (one entry unless a run
+    resumed somewhere else, which is allowed but said: its weights then mix two environments)."""
+    from s2lbench.provenance import training_environment
+
+    environment = training_environment(use_bf16)
+    seen = manifest.data.setdefault("environments", [])
+    if seen and environment not in seen:
+        log.warning("%s: resuming in a different environment (%s) than it started in (%s); run.json records both",
+                    out_dir, _describe_environment(environment), _describe_environment(seen[-1]))
+    if environment not in seen:
+        seen.append(environment)
+
+
+def trained_environments(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The environments a finished run folder trained in, from its run.json. Runs written before these were
+    recorded give their precision alone; a folder without a readable run.json gives none."""
+    import json
+
+    try:
+        data = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    if isinstance(data.get("environments"), list):
+        return data["environments"]
+    return [{"precision": "bf16" if data["bf16"] else "fp32"}] if isinstance(data.get("bf16"), bool) else []
+
+
+def _describe_environment(environment: dict[str, Any]) -> str:
+    return f"{environment['device']}, {environment['precision']}, {environment['threads']} threads"
 
 
 def _make_callback(out_dir: Path, staging: Path, save_steps: set[int], manifest: _Manifest, config: TrainConfig,
@@ -624,6 +660,7 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
     manifest.data.update(total_steps=total, epochs=epochs, n_params=n_params, bf16=use_bf16,
                          planned_checkpoint_steps=sorted(save_steps), processes=world, gpus_per_process=args.n_gpu,
                          per_device_batch=args.per_device_train_batch_size)
+    _record_environment(manifest, out_dir, use_bf16)
     manifest.data["wall_seconds_before"] = manifest.data.get("wall_seconds", 0.0)
     manifest.save()
     started = time.time()

@@ -88,6 +88,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if tp is str:
+        if value is None:  # YAML's null (or a key left empty) would otherwise read as the name "None"
+            raise ConfigError(f"{where}: expected a string, got null")
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
@@ -126,7 +128,26 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
             raise
         raise ConfigError(_within(where, str(e), fields)) from None
     except (ValueError, TypeError) as e:
-        raise ConfigError(_within(where, str(e), fields) if where else f"{cls.__name__}: {e}") from None
+        raise ConfigError(_within(where, str(e), fields) if where else _top_level(cls, str(e), fields)) from None
+
+
+def _top_level(cls: type, message: str, fields: Mapping[str, Any]) -> str:
+    """A check of a top-level block: a message that starts with one of its keys needs no class name in front."""
+    key = message.partition(":")[0].partition("[")[0].partition(".")[0]
+    return message if key in fields else f"{cls.__name__}: {message}"
+
+
+def check_keywords(func: Any, data: Mapping[str, Any] | None, where: str, skip: tuple[str, ...] = ()) -> None:
+    """``data`` as keyword arguments of ``func``: unknown keys and values of the wrong type raise ``ConfigError``
+    naming the key, as ``from_dict`` does for a dataclass (for options handed straight to a function)."""
+    import inspect
+
+    hints = typing.get_type_hints(func)
+    params = [p for p in inspect.signature(func).parameters.values()
+              if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    spec = [(p.name, hints.get(p.name, Any), dataclasses.field(default=None if p.default is p.empty else p.default))
+            for p in params]
+    from_dict(dataclasses.make_dataclass(f"{func.__name__}_options", spec), data, where=where)
 
 
 def _within(where: str, message: str, fields: Mapping[str, Any]) -> str:
@@ -135,7 +156,7 @@ def _within(where: str, message: str, fields: Mapping[str, Any]) -> str:
     key, sep, _ = message.partition(":")
     if sep and " " not in key:
         head, _, rest = key.partition(".")
-        if head in fields:
+        if head.partition("[")[0] in fields:
             return f"{where}.{message}"
         if rest and head == where.rpartition(".")[2]:  # the block names itself (defects.wrong_answer: ...)
             return f"{where}.{message[len(head) + 1:]}"

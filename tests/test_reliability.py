@@ -698,3 +698,198 @@ def test_a_value_a_config_block_refuses_is_named_by_its_full_key(work, capsys, o
     rc, err = run_cli(capsys, "demo", "--out", "d", "--set", override)
     assert_one_line_error(rc, err, "demo", key)
     assert not Path("d").exists()
+
+
+# ------------------------------------------------------------------------------------------ 9. whole classes of input
+
+@pytest.mark.parametrize("override,key", [
+    ("targets.0.name=null", "targets[0].name"),                 # null read as the name "None"
+    ("targets.0.model=null", "targets[0].model"),
+    ("budgets=[0.1, 0.1]", "budgets[1]"),                       # one cell id twice
+    ("budgets=[]", "budgets"),                                  # selectors with nothing to select
+    ("seeds=[]", "seeds"),                                      # a grid of zero cells
+    ("evaluation.limit=-1", "evaluation.limit"),                # items[:-1] dropped the last item
+    ("evaluation.limit=0", "evaluation.limit"),
+    ("evaluation.tasks=[gym, gym]", "evaluation.tasks[1]"),
+    ("name=", "name"),                                          # default output folder runs/
+    ("targets.0.name=a/b", "targets[0].name"),                  # cell ids name files
+    ("targets.0.name=a__b", "targets[0].name"),
+    ("selectors=[{name: random, label: full}]", "selectors[0]"),  # the full-data reference's row
+    ("selectors=[randm]", "selectors[0].name"),
+    ("evaluation.tasks=[gym, gsm8kk]", "evaluation.tasks[1]"),
+    ("signals.options.max_lenght=64", "signals.options.max_lenght"),  # a TypeError after proxy training
+    ("evaluation.task_options={gym: {gradin: s2lbench}}", "evaluation.task_options.gym.gradin"),
+    ("evaluation.task_options={gsm8k: {grading: s2lbench}}", "evaluation.task_options.gsm8k"),
+    ("evaluation.in_domain={gms8k: true}", "evaluation.in_domain.gms8k"),
+])
+def test_config_values_that_would_misbehave_later_are_refused_naming_the_key(work, capsys, override, key):
+    rc, err = run_cli(capsys, "demo", "--out", "d", "--set", override)
+    line = assert_one_line_error(rc, err, "demo", key)
+    assert "ExperimentConfig" not in line
+    assert not Path("d").exists()
+
+
+def _math_dir(name: str, rows: object, file: str = "numglue.json") -> str:
+    Path(name).mkdir()
+    text = rows if isinstance(rows, str) else json.dumps(rows)
+    (Path(name) / file).write_text(text, encoding="utf-8")
+    return name
+
+
+@pytest.mark.parametrize("file,rows,words", [
+    ("math.jsonl", '{"problem": "p", "answer": "1"}\n7\n', ["math.jsonl", "item 1", "int"]),   # was a TypeError
+    ("math.jsonl", '["problem"]\n', ["math.jsonl", "item 0", "list"]),                        # was an AttributeError
+    ("math.jsonl", '{"problem": null, "answer": "1"}\n', ["math.jsonl", "'problem'"]),        # was the text "None"
+    ("numglue.json", [{"question": "q", "answer": {"a": 1}}], ["numglue.json", "'answer'", "dict"]),
+    ("numglue.json", [{"question": ["q"], "answer": 1}], ["numglue.json", "'question'", "list"]),
+    ("simuleq.json", [{"question": "q", "answer": True}], ["simuleq.json", "'answer'", "bool"]),
+    ("gsm8k.jsonl", "", ["gsm8k.jsonl", "no items"]),   # was blamed on the predictions' index 0
+    ("numglue.json", [], ["numglue.json", "no items"]),
+])
+def test_malformed_math_test_files_are_one_line_naming_file_and_item(work, capsys, file, rows, words):
+    task = file.split(".")[0]
+    _math_dir("data", rows, file)
+    rc, err = run_cli(capsys, "evaluate", "--task", task, "--predictions", "preds.jsonl", "--data-dir", "data",
+                      "--out", "graded.jsonl")
+    assert_one_line_error(rc, err, *words)
+    assert not Path("graded.jsonl").exists()
+
+
+@pytest.mark.parametrize("name,content,words", [
+    ("reports.json", json.dumps([{"findings": "a", "impression": "b"}, [1]]), ["reports.json", "item 1", "list"]),
+    ("reports.csv", "uid,findings,findings,impression\n1,a,b,c\n2,d,e,f\n", ["reports.csv", "'findings' twice"]),
+    ("reports.csv", "uid,findings,impression\n1,a,b\n2,c,d\n", ["reports.csv", "radiology-mimic options.test_size"]),
+])
+def test_malformed_radiology_files_are_one_line_naming_file_and_key(work, capsys, name, content, words):
+    Path(name).write_text(content, encoding="utf-8")
+    rc, err = run_cli(capsys, "evaluate", "--task", "radiology-mimic", "--predictions", "preds.jsonl",
+                      "--data-dir", name, "--option", "bertscore=false", "--out", "graded.jsonl")
+    assert_one_line_error(rc, err, *words)
+    assert not Path("graded.jsonl").exists()
+
+
+def test_evaluate_never_writes_over_its_predictions(work, capsys):
+    before = Path("preds.jsonl").read_bytes()
+    rc, err = run_cli(capsys, "evaluate", "--task", "gym", "--option", "set=t", "--data-dir", "g",
+                      "--predictions", "preds.jsonl", "--out", "preds.jsonl")
+    assert_one_line_error(rc, err, "preds.jsonl", "input")
+    assert Path("preds.jsonl").read_bytes() == before
+
+
+def _edit_store(sql: str) -> None:
+    with sqlite3.connect("res/results.sqlite") as con:
+        con.execute(sql)
+
+
+@pytest.mark.parametrize("sql,words", [
+    ("UPDATE cells SET cost = '{bad' WHERE rowid = 1", ["results.sqlite", "column cost", "JSON"]),
+    ("UPDATE cells SET versions = '[1, 2]' WHERE rowid = 1", ["results.sqlite", "column versions"]),
+    ("UPDATE cells SET budget = 'abc' WHERE rowid = 1", ["results.sqlite", "column budget", "'abc'"]),
+    ("UPDATE results SET value = 'abc' WHERE rowid = 1", ["results.sqlite", "column value", "'abc'"]),
+])
+@pytest.mark.parametrize("command", [["leaderboard", "res"], ["regress", "res", "--reference", "ref.json"]])
+def test_edited_database_values_are_one_line_naming_the_database_and_column(work, capsys, sql, words, command):
+    _edit_store(sql)
+    rc, err = run_cli(capsys, *command)
+    assert_one_line_error(rc, err, *words)
+
+
+def test_damage_deep_in_the_database_names_the_file(work, capsys):
+    """The header and schema pages read fine; a damaged page shows only when a query reaches it."""
+    data = bytearray(Path("res/results.sqlite").read_bytes())
+    page = 4096
+    data[page:2 * page] = b"\xff" * page
+    Path("res/results.sqlite").write_bytes(bytes(data))
+    for command in (["leaderboard", "res"], ["status", "res"], ["regress", "res", "--reference", "ref.json"]):
+        rc, err = run_cli(capsys, *command)
+        assert_one_line_error(rc, err, "res/results.sqlite")
+
+
+@pytest.mark.parametrize("argv,key", [
+    (["--tolerance", "nan"], "--tolerance"),                      # NaN passed every move
+    (["--tolerance", "-0.1"], "--tolerance"),
+    (["--metric-tolerance", "gsm8k=nan"], "--metric-tolerance"),
+])
+def test_regress_refuses_tolerances_that_disable_the_check(work, capsys, argv, key):
+    rc, err = run_cli(capsys, "regress", "res", "--reference", "ref.json", *argv)
+    assert_one_line_error(rc, err, key)
+
+
+@pytest.mark.parametrize("tolerances,key", [({"default": float("nan")}, "tolerances.default"),
+                                            ({"per_metric": {"gsm8k/accuracy": -1}}, "tolerances.per_metric")])
+def test_regress_refuses_a_reference_whose_tolerances_disable_the_check(work, capsys, tolerances, key):
+    data = json.loads(Path("ref.json").read_text())
+    data["tolerances"] = tolerances
+    Path("ref.json").write_text(json.dumps(data))
+    rc, err = run_cli(capsys, "regress", "res", "--reference", "ref.json")
+    assert_one_line_error(rc, err, "ref.json", key)
+
+
+def test_leaderboard_reads_its_inputs_before_writing_tables_or_figures(work, capsys):
+    rc, err = run_cli(capsys, "leaderboard", "res", "--tables", "tables", "--plots", "plots",
+                      "--trajectories", "missing.npy", "--clusters", "missing.npy")
+    assert_one_line_error(rc, err, "missing.npy")
+    assert not Path("tables").exists() and not Path("plots").exists()
+
+
+@pytest.fixture
+def third_party_plugin(monkeypatch):
+    """Install one fake entry point beside the real ones; yields a setter taking the module it loads."""
+    from importlib.metadata import entry_points as installed
+
+    from s2lbench import plugins
+
+    class EntryPoint:
+        name, value, target = "third", "third_mod", None
+        dist = type("Dist", (), {"name": "third-dist"})
+
+        def load(self):
+            if isinstance(self.target, BaseException):
+                raise self.target
+            return self.target
+
+    ep = EntryPoint()
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [*installed(group=group), ep])
+    plugins.get_hooks.cache_clear()
+    yield lambda target: setattr(ep, "target", target)
+    plugins.get_hooks.cache_clear()
+
+
+def _registering(kind: str, obj: object) -> object:
+    import s2lbench
+
+    return type("Plugin", (), {f"register_{kind}": staticmethod(s2lbench.hookimpl(lambda register: register(obj)))})()
+
+
+def _selector(name: object, **attrs) -> type:
+    from s2lbench.selection import Selector
+
+    return type("Sel", (Selector,), {"name": name, "requires": (), "select": lambda self, ctx: [], **attrs})
+
+
+def _bad_plugins() -> dict[str, tuple[object, str]]:
+    from types import SimpleNamespace
+
+    from s2lbench.evaluation import Evaluator
+
+    return {
+        "exits on import": (SystemExit(3), "SystemExit"),
+        "space in name": (_registering("selectors", _selector("my selector")), "'my selector'"),
+        "slash in name": (_registering("selectors", _selector("a/b")), "'a/b'"),
+        "cell-id separator": (_registering("selectors", _selector("a__b")), "'a__b'"),
+        "the reference's row": (_registering("selectors", _selector("full")), "'full'"),
+        "not a class": (_registering("selectors", SimpleNamespace(name="ns")), "Selector"),
+        "options not a dataclass": (_registering("selectors", _selector("x", Options=dict)), "Options"),
+        "requires a string": (_registering("selectors", _selector("x", requires="loss")), "requires"),
+        "metrics not Metric": (_registering("evaluators", type("E", (Evaluator,), {"name": "e", "metrics": ("a",)})),
+                               "metrics"),
+        "evaluator not a class": (_registering("evaluators", SimpleNamespace(name="ev")), "Evaluator"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_plugins()))
+def test_a_bad_third_party_plugin_is_one_line_naming_it(work, capsys, third_party_plugin, case):
+    target, words = _bad_plugins()[case]
+    third_party_plugin(target)
+    rc, err = run_cli(capsys, "plugins")
+    assert_one_line_error(rc, err, "'third'", words)

@@ -13,10 +13,12 @@ import s2lbench
 from s2lbench.cli import main
 from s2lbench.experiment import parse_experiment
 from s2lbench.plugins import Hooks, make_plugin_manager
+from s2lbench.provenance import training_environment
 from s2lbench.runner import Runner
 from s2lbench.selection import Selector
 from s2lbench.stages import read_events
 from s2lbench.store import Cell, ResultsStore
+from s2lbench.training import resolve_bf16
 
 TRAIN = {"schedule": "steps", "batch_size": 16, "learning_rate": 3.0e-3, "max_length": 128, "logging_steps": 5}
 
@@ -62,6 +64,11 @@ def test_every_cell_is_stored_with_provenance_and_costs(finished_run):
     # S2L paid for the proxy and the signal pass; random did not
     assert s2l.cost["proxy_flops"] > 0 and s2l.cost["signals_seconds"] > 0 and s2l.cost["finetune_flops"] > 0
     assert "proxy_flops" not in cells["t__random__20%__s0"].cost
+    # where each model trained: every target here, and S2L's proxy (random's subset used no proxy)
+    here = training_environment(resolve_bf16("auto"))
+    assert all(c.environment["finetune"] == [here] for c in cells.values())
+    assert s2l.environment["proxy"] == [here]
+    assert "proxy" not in cells["t__random__20%__s0"].environment
     results = store.results("t__s2l__20%__s0")
     tasks = {r.task for r in results}
     assert len(tasks) == 6 and all(r.metric == "accuracy" and r.n == 6 for r in results)
@@ -101,6 +108,8 @@ def test_each_run_is_recorded_and_the_board_sums_them_into_the_grid_wall_time(fi
     recorded = json.loads((tmp_path / "board" / "provenance.json").read_text())
     assert recorded["grid_wall_seconds"] == pytest.approx(sum(r["wall_seconds"] for r in runs), abs=0.1)
     assert len(recorded["invocations"]) == len(runs)
+    here = training_environment(resolve_bf16("auto"))
+    assert recorded["training_environments"] == {"finetune": [here], "proxy": [here], "done_cells_without_record": 0}
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "invocations.jsonl").write_text(json.dumps(runs[0]) + "\n{not json\n")
@@ -277,3 +286,28 @@ def test_the_demo_never_pretrains_a_base_on_a_cold_machine(tmp_path):
     gym = build_gym(tmp_path / "g", gym_config)
     for name in bases:
         assert committed_base(name, gym.tokenizer, gym_config.base) is not None, name
+
+
+def test_the_gym_grids_hold_what_issue_15_asks():
+    """configs/gym.yaml: >= 8 selector families (S2L and random among them) x 2 budgets x 3 seeds plus the
+    full reference on its largest target; configs/gym-large.yaml: every selector the package registers."""
+    from conftest import REPO
+
+    from s2lbench.plugins import get_hooks
+
+    def load(name):
+        return parse_experiment(yaml.safe_load((REPO / "configs" / name).read_text()), origin=name)
+
+    grid = load("gym.yaml")
+    rows = {s.name for s in grid.selectors}
+    assert {"s2l", "random"} <= rows and len(rows) >= 8
+    assert len(grid.budgets) == 2 and len(grid.seeds) == 3 and grid.full_reference
+    shipped = {name for name, r in get_hooks().selectors().items()
+               if r.plugin in {ep.name for ep in _package_entry_points()}}
+    assert len(shipped) >= 13 and shipped <= {s.name for s in load("gym-large.yaml").selectors}, shipped
+
+
+def _package_entry_points():
+    from importlib.metadata import entry_points
+
+    return [ep for ep in entry_points(group="s2lbench") if ep.value.startswith("s2lbench.")]

@@ -20,6 +20,8 @@ from s2lbench.errors import ConfigError, DataError
 
 def read_predictions(path: Path) -> dict[int, str]:
     """index -> output; errors name the file and line (bad JSON, missing keys, duplicate index)."""
+    if path.is_dir():
+        raise DataError("is a folder, expected a predictions file (JSONL)", path=path)
     if not path.is_file():
         raise DataError("predictions file not found", path=path)
     from s2lbench.data import iter_jsonl
@@ -68,7 +70,7 @@ def evaluate_predictions(task: str, predictions_path: Path, data_dir: Path, opti
     from s2lbench.typed import from_dict
 
     out_path = check_output_path(out_path if out_path is not None else predictions_path.with_name(
-        f"{predictions_path.stem}.{task}.graded.jsonl"))
+        f"{predictions_path.stem}.{task}.graded.jsonl"), inputs=(predictions_path,))
     cls = get_hooks().evaluator(task)
     evaluator = cls(from_dict(cls.Options, options, where=f"{task} options"))
     items = evaluator.load(data_dir)

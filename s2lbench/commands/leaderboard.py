@@ -59,9 +59,12 @@ class LeaderboardCommand(Command):
         for folder in (args.tables, args.plots):
             if folder is not None:
                 check_output_path(folder, kind="folder")
+        # inputs read before anything is written: a bad matrix must not leave tables or figures half made
+        given_clusters = _given_clusters(args) if args.plots else None
         lb = build_leaderboard(args.results, by=args.by, metric=args.metric, baseline=args.baseline,
                                resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
                                experiment=args.experiment)
+        warn_mixed_precisions(args.results, args.experiment)
         text = render(lb, args.format)
         if args.out:
             write_text(args.out, text)
@@ -77,11 +80,22 @@ class LeaderboardCommand(Command):
                               provenance(ResultsStore(args.results, read_only=True), lb, ["s2lbench", *sys.argv[1:]]))
             print(f"wrote {path}", file=sys.stderr)
         if args.plots:
-            for path in write_plots(args.results, Path(args.plots), lb, args):
+            for path in write_plots(args.results, Path(args.plots), lb, args, given_clusters):
                 print(f"wrote {path}", file=sys.stderr)
         if args.transfer:
             write_transfer(args)
         return 0
+
+
+def warn_mixed_precisions(results: str, experiment: str | None) -> None:
+    from s2lbench.leaderboard import mixed_precisions, training_environments
+    from s2lbench.store import ResultsStore
+
+    mixed = mixed_precisions(training_environments(ResultsStore(results, read_only=True).cells(experiment)))
+    if mixed:
+        print(f"s2lbench: warning: {results}: the targets trained in {' and '.join(mixed)} (`bf16: auto` on "
+              "machines with and without native bf16): the same seed gives different models, so compare rows "
+              "with care (provenance.json: training_environments)", file=sys.stderr)
 
 
 def write_transfer(args: argparse.Namespace) -> None:
@@ -106,9 +120,20 @@ def write_transfer(args: argparse.Namespace) -> None:
         print(f"wrote {path}", file=sys.stderr)
 
 
-def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace) -> list[Path]:
+def _given_clusters(args: argparse.Namespace):
+    """(trajectories, labels, None) from --trajectories and --clusters, or None when neither is given."""
+    if not (args.trajectories or args.clusters):
+        return None
+    if not (args.trajectories and args.clusters):
+        raise ConfigError("--trajectories and --clusters go together")
     import numpy as np
 
+    from s2lbench.signalset import load_matrix
+
+    return load_matrix(args.trajectories), np.load(args.clusters, allow_pickle=False), None
+
+
+def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clusters=None) -> list[Path]:
     from s2lbench.plots import (
         load_clusters,
         load_source_mixes,
@@ -130,14 +155,7 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace) -> li
         written.append(plot_source_mix(mixes, out_dir / "source_mix.png"))
     else:
         log.warning("no selections/*/diagnostics.json with a source_mix under %s: no source-mix figure", results)
-    clusters = None
-    if args.trajectories or args.clusters:
-        if not (args.trajectories and args.clusters):
-            raise ConfigError("--trajectories and --clusters go together")
-        from s2lbench.signalset import load_matrix
-
-        clusters = (load_matrix(args.trajectories), np.load(args.clusters, allow_pickle=False), None)
-    else:
+    if clusters is None:
         clusters = load_clusters(results)
     if clusters is not None:
         traj, labels, steps = clusters
@@ -146,6 +164,16 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace) -> li
         log.warning("no cluster labels and trajectories found (pass --trajectories and --clusters): "
                     "no trajectory-cluster figure")
     return written
+
+
+def _tolerance(value: float, flag: str) -> float:
+    from s2lbench.regression import check_tolerance
+
+    try:
+        check_tolerance(value, flag)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return value
 
 
 class RegressCommand(Command):
@@ -182,11 +210,11 @@ class RegressCommand(Command):
         reference, tolerances = (load_reference(args.reference) if Path(args.reference).exists() or not args.update
                                  else ({}, Tolerances()))
         if args.tolerance is not None:
-            tolerances.default = args.tolerance
+            tolerances.default = _tolerance(args.tolerance, "--tolerance")
         for item in args.metric_tolerance:
             metric, sep, value = item.partition("=")
             try:
-                tolerances.per_metric[metric.strip()] = float(value)
+                tolerances.per_metric[metric.strip()] = _tolerance(float(value), f"--metric-tolerance {item!r}")
             except ValueError:
                 raise ConfigError(f"--metric-tolerance {item!r}: expected METRIC=NUMBER") from None
             if not sep or not metric.strip():
