@@ -220,7 +220,7 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
         raise ConfigError(f"{origin}: {e}") from None
     hooks = hooks or get_hooks()
     for i, spec in enumerate(config.selectors):
-        selector = named(lambda: hooks.selector(spec.name), f"selectors[{i}].name")
+        selector = named(lambda spec=spec: hooks.selector(spec.name), f"selectors[{i}].name")
         try:
             parse_options(selector, spec.options)
         except ConfigError as e:
@@ -233,7 +233,7 @@ def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None
             raise ConfigError(f"{origin}: {e}") from None
     for i, task in enumerate(config.evaluation.tasks):
         # gym sets ("gym" = all of them, "gym-<set>" = one) are only known once the gym is built
-        named(lambda: hooks.evaluator("gym" if task.startswith("gym-") else task), f"evaluation.tasks[{i}]")
+        named(lambda task=task: hooks.evaluator("gym" if task.startswith("gym-") else task), f"evaluation.tasks[{i}]")
     try:
         check_task_keyed_blocks(config.evaluation, hooks)
     except ConfigError as e:
