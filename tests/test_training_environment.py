@@ -16,7 +16,7 @@ from s2lbench.gym import GymConfig, build_gym
 from s2lbench.provenance import training_environment
 from s2lbench.store import SCHEMA, Cell, ResultsStore
 from s2lbench.training import TrainConfig, train, trained_environments
-from tests.test_leaderboard_store import make_store
+from test_leaderboard_store import make_store
 
 
 class Killed(Exception):
