@@ -140,9 +140,12 @@ class ExperimentConfig:
             raise ValueError("seeds: empty; give at least one seed (each seed is one run of every cell)")
         if self.selectors and not self.budgets:
             raise ValueError("budgets: empty; give at least one budget for the selectors (a count or a fraction)")
-        from s2lbench.runner import budget_label
-
         _refuse_duplicates("budgets", self.budgets, budget_label)
+
+
+def budget_label(budget: float) -> str:
+    """A budget as cell ids and tables spell it: a count (``400``) or a fraction of the pool (``10%``)."""
+    return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
 
 
 def _check_name_part(where: str, name: str) -> None:

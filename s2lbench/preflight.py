@@ -132,7 +132,7 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
 
 def cell_ids(config: Any) -> list[str]:
     """Every cell id the grid has, without loading the pool (ids name budgets as written, not as counts)."""
-    from s2lbench.runner import budget_label
+    from s2lbench.experiment import budget_label
     from s2lbench.store import FULL
 
     ids = []

@@ -30,7 +30,7 @@ from s2lbench import settings
 from s2lbench.atomic import atomic_dir, save_npy, write_json, write_jsonl
 from s2lbench.data import load_local, load_pool
 from s2lbench.errors import ConfigError, S2LBenchError
-from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig
+from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig, budget_label
 from s2lbench.fingerprint import config_hash, file_fingerprint, ids_hash
 from s2lbench.plugins import Hooks, get_hooks
 from s2lbench.provenance import git_commit, package_versions
@@ -105,10 +105,6 @@ def _hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     # executors had options, so existing configs keep their hashes
     hashed = {k: v for k, v in config.items() if k != "executor_options"}
     return {**hashed, "executor": "local", "evaluation": _hashed_evaluation(config["evaluation"])}
-
-
-def budget_label(budget: float) -> str:
-    return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
 
 
 class Runner:

@@ -10,13 +10,13 @@ import sqlite3
 
 import pytest
 import torch
+from test_leaderboard_store import make_store
 
 from s2lbench.cli import main
 from s2lbench.gym import GymConfig, build_gym
 from s2lbench.provenance import training_environment
 from s2lbench.store import SCHEMA, Cell, ResultsStore
 from s2lbench.training import TrainConfig, train, trained_environments
-from test_leaderboard_store import make_store
 
 
 class Killed(Exception):
