@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--level-weights", default=None, help="e.g. 0.3,0.4,0.3")
     parser.add_argument("--template", help="pool.gym.template (default: the version's)")
     parser.add_argument("--target", default="gym-target-l")
+    parser.add_argument("--shape", metavar="LAYERS,HIDDEN,HEADS",
+                        help="probe a model size that is not a registered tiny config: --target then names it, "
+                             "with the gym's other GPT-NeoX settings and intermediate size 4 x HIDDEN")
     parser.add_argument("--steps", type=int, default=None, help="fixed schedule steps (default GYM_TRAINING)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
@@ -65,6 +68,14 @@ def main() -> None:
     from s2lbench.training import TrainConfig, train
 
     torch.set_num_threads(args.threads)
+    if args.shape:
+        from s2lbench.gym.models import _COMMON, TINY_CONFIGS
+
+        layers, hidden, heads = (int(v) for v in args.shape.split(","))
+        if args.target in TINY_CONFIGS:
+            parser.error(f"--shape: {args.target!r} is a registered tiny config; give the probe another --target")
+        TINY_CONFIGS[args.target] = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
+                                         intermediate_size=4 * hidden, **_COMMON)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gym-calib-"))
     figures: dict = {"threads": args.threads, "workdir": str(work), "args": vars(args)}
