@@ -11,7 +11,6 @@ bf16 peak times an MFU (training and generation separately: decoding is memory-b
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,29 +81,40 @@ def _params_from_config(config: dict[str, Any]) -> int:
     """A dense decoder's parameter count from its config.json (attention 4h², MLP 2 or 3 h·I, embeddings)."""
     h = config.get("hidden_size") or config.get("n_embd") or config.get("d_model")
     layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
+    for key, value in (("hidden_size", h), ("num_hidden_layers", layers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{key!r} (or its alias) is {value!r}, not a positive integer")
     vocab = config.get("vocab_size", 50_000)
     inter = config.get("intermediate_size") or config.get("n_inner") or 4 * h
+    for key, value in (("vocab_size", vocab), ("intermediate_size", inter)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{key!r} is {value!r}, not a positive integer")
     gated = config.get("model_type") in ("llama", "mistral", "qwen2", "gemma", "phi3", "mixtral")
     tied = config.get("tie_word_embeddings", True)
     return int(layers * (4 * h * h + (3 if gated else 2) * h * inter) + vocab * h * (1 if tied else 2))
 
 
-def _cached_config(name: str) -> tuple[dict[str, Any], str] | None:
+def _config_file(name: str) -> tuple[Path, str] | None:
+    """The config.json a model name resolves to offline (a local folder's, else the hub cache's), and its origin."""
     path = Path(name).expanduser()
     if path.is_dir() and (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text(encoding="utf-8")), f"config.json in {path}"
+        return path / "config.json", f"config.json in {path}"
     from s2lbench.preflight import hub_cache_dir
 
     snapshots = hub_cache_dir() / f"models--{name.replace('/', '--')}" / "snapshots"
     if snapshots.is_dir():
         for snap in sorted(snapshots.iterdir()):
             if (snap / "config.json").is_file():
-                return json.loads((snap / "config.json").read_text(encoding="utf-8")), "config.json in the hub cache"
+                return snap / "config.json", "config.json in the hub cache"
     return None
 
 
 def model_size(name: str) -> ModelSize | None:
-    """The parameter count of a model name, and where it came from; None when unknown offline."""
+    """The parameter count of a model name, and where it came from; None when unknown offline. A config.json
+    that is there but unreadable, not JSON or without the sizes is a DataError naming it (training would fail
+    on it too)."""
+    from s2lbench.data import read_json_object
+    from s2lbench.errors import DataError
     from s2lbench.gym.bases import base_model_name
     from s2lbench.gym.models import TINY_CONFIGS
 
@@ -113,14 +123,15 @@ def model_size(name: str) -> ModelSize | None:
         cfg = dict(TINY_CONFIGS[name], vocab_size=1000)
         return ModelSize(name, _params_from_config(cfg), "built-in tiny config (vocabulary ~1,000 assumed)")
     try:
-        cached = _cached_config(name)
-    except (OSError, ValueError, TypeError):
-        cached = None
-    if cached is not None:
+        found = _config_file(name)
+    except OSError:  # an unreadable hub cache folder: the name is then as unknown as without one
+        found = None
+    if found is not None:
+        path, source = found
         try:
-            return ModelSize(name, _params_from_config(cached[0]), cached[1])
-        except (TypeError, KeyError):
-            pass
+            return ModelSize(name, _params_from_config(read_json_object(path, "model config")), source)
+        except ValueError as e:
+            raise DataError(f"cannot size the model: {e}", path=path) from None
     if name in KNOWN_MODELS:
         return ModelSize(name, KNOWN_MODELS[name], "built-in table")
     return None
@@ -140,7 +151,7 @@ def _train_tokens(train: Any, rows: int, tokens_per_example: float) -> tuple[flo
 def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU,
              generation_mfu: float = DEFAULT_GENERATION_MFU) -> CostEstimate:
     """The grid's cost from its config and the preflight report (pool rows, test set sizes)."""
-    from s2lbench.errors import ConfigError
+    from s2lbench.errors import ConfigError, DataError
     from s2lbench.runner import PROXY_SIGNALS
     from s2lbench.selection import resolve_budget
     from s2lbench.signalset import TEXT_EMBEDDING
@@ -168,7 +179,12 @@ def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFA
 
     def size(name: str) -> ModelSize | None:
         if name not in sizes:
-            sizes[name] = model_size(name)
+            try:
+                sizes[name] = model_size(name)
+            except DataError as e:
+                sizes[name] = None
+                est.assumptions.append(f"{name}: size unknown ({e}); its stages are left out")
+                return None
             if sizes[name] is None:
                 est.assumptions.append(f"{name}: size unknown offline (not in the built-in table or a local "
                                        f"config.json); its stages are left out")

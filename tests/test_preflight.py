@@ -4,6 +4,7 @@ cost estimate."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -139,6 +140,32 @@ def test_cost_estimate_arithmetic(tmp_path):
     assert finetune.count == 3 and finetune.flops == 3 * 6 * n410 * tokens
     assert finetune.gpu_hours == pytest.approx(finetune.flops / (GPUS["H100-80GB"] * 0.5) / 3600)
     assert est.total().flops == pytest.approx(sum(s.flops for s in est.stages))
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    (json.dumps({"num_hidden_layers": 2, "vocab_size": 100}), "'hidden_size' (or its alias) is None"),
+    (json.dumps({"hidden_size": "64", "num_hidden_layers": 2}), "'hidden_size' (or its alias) is '64'"),
+    (json.dumps({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": -5}), "'vocab_size' is -5"),
+])
+def test_a_malformed_model_config_is_named_in_the_estimate(tmp_path, content, says):
+    from s2lbench.errors import DataError
+
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text(content)
+    with pytest.raises(DataError, match=re.escape(says)) as raised:
+        model_size(str(model))
+    assert str(model / "config.json") in str(raised.value)
+    data = _config(tmp_path, targets=[{"name": "t", "model": str(model), "train": TRAIN}])
+    runner = Runner(parse_experiment(data), tmp_path / "out")
+    est = estimate(runner, preflight(runner))
+    named = [a for a in est.assumptions if a.startswith(f"{model}: size unknown")]
+    assert len(named) == 1 and str(model / "config.json") in named[0] and says in named[0], est.assumptions
+    assert "\n" not in named[0]
+    assert not any(s.stage == "fine-tune t" for s in est.stages)
+    assert any(s.stage == "proxy training" for s in est.stages)  # the rest of the estimate is still there
 
 
 def test_paper_config_dry_run_prints_the_estimate_offline(capsys, monkeypatch, tmp_path):
