@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--eval-n", type=int, default=200, help="test rows scored per set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-proxy", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here (benchmarks/plot_gym_calibration.py "
+                                                  "draws them)")
     args = parser.parse_args()
 
     import torch
@@ -78,7 +80,7 @@ def main() -> None:
                                          intermediate_size=4 * hidden, **_COMMON)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gym-calib-"))
-    figures: dict = {"threads": args.threads, "workdir": str(work), "args": vars(args)}
+    figures: dict = {"threads": args.threads, "workdir": str(work), "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
 
     overrides: dict = {"version": args.version}
     if args.pool_size:
@@ -124,6 +126,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
     specs = gym_config.design.test_sets
     tests = {spec.name: read_test_set(paths.tests[spec.name])[: args.eval_n] for spec in specs}
+    figures["test_sets"] = {spec.name: spec.in_domain for spec in specs}
     runs = ([] if args.no_full else [("target_full", pool)]) + \
         ([] if args.no_subset else [(f"target_random_{args.subset_fraction:g}", subset)])
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -145,6 +148,10 @@ def main() -> None:
                               "final_loss": result.final_loss, "curve": curve}
             print(json.dumps({label: figures[label]}), flush=True)
     print("CALIBRATION", json.dumps(figures, indent=2))
+    if args.json:
+        from s2lbench.atomic import write_json
+
+        write_json(args.json, figures)
 
 
 if __name__ == "__main__":

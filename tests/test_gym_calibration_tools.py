@@ -1,0 +1,84 @@
+"""benchmarks/bench_gym_calibration.py writes figures that benchmarks/plot_gym_calibration.py tabulates and draws."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _figures(target, lr, params, per_seed):
+    figures = {"args": {"target": target, "lr": lr}, "steps": 900,
+               "test_sets": {"gym_arith": True, "gym_word": True, "ood_story": False, "ood_words": False}}
+    for seed, (arith, word, story, words) in enumerate(per_seed):
+        figures[f"target_full_seed{seed}"] = {
+            "params": params, "wall_seconds": 100.0 + seed,
+            "curve": [{"step": 450, "exact_match_%": {"gym_arith": 0.0, "gym_word": 0.0, "ood_story": 0.0,
+                                                       "ood_words": 0.0}, "in_domain_mean_%": 0.0},
+                      {"step": 900, "exact_match_%": {"gym_arith": arith, "gym_word": word, "ood_story": story,
+                                                       "ood_words": words},
+                       "in_domain_mean_%": (arith + word) / 2}]}
+    return figures
+
+
+def test_the_table_reports_final_scores_mean_std_and_seeds_per_run(tmp_path, capsys):
+    plot = _load("plot_gym_calibration")
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(_figures("gym-target-l", 0.003, 1_400_000, [(90, 80, 40, 10), (94, 84, 20, 14)])))
+    log = tmp_path / "large.log"  # a log: progress lines, then the CALIBRATION block the bench prints last
+    log.write_text("12:00 building\n{'loss': 1.0}\nCALIBRATION " + json.dumps(
+        _figures("gym-probe-xl", 0.003, 4_900_000, [(96, 92, 30, 24), (98, 94, 26, 22), (97, 93, 28, 20)]), indent=2))
+    out = tmp_path / "probe.png"
+    assert plot.main([str(small), str(log), "--out", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "| run | SFT wall (s, per seed) | in-domain | gym_arith | gym_word | ood_story | ood_words |"
+    assert table[2].startswith("| gym-target-l (1.4M), lr 0.003, 900 steps | 100 / 101 | 87.0 ± 2.8 (85 / 89) |")
+    assert "| 30.0 ± 14.1 (40 / 20) |" in table[2]  # the last checkpoint, not the mid-run one
+    assert table[3].startswith("| gym-probe-xl (4.9M), lr 0.003, 900 steps | 100 / 101 / 102 | 95.0 ± 1.0 ")
+    assert "| 22.0 ± 2.0 (24 / 22 / 20) |" in table[3]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("content, says", [
+    ("no block here\n", "no 'CALIBRATION {...}' block"),
+    ("CALIBRATION {\"args\": ", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    (json.dumps({"args": {}}), "no 'target_full_seed*' run"),
+    (json.dumps({"target_full_seed0": {"curve": []}}), "run 'target_full_seed0' has no final checkpoint scores"),
+])
+def test_a_bad_input_is_one_line_naming_it(tmp_path, content, says):
+    plot = _load("plot_gym_calibration")
+    path = tmp_path / "bad.log"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as raised:
+        plot.main([str(path)])
+    message = str(raised.value)
+    assert message.startswith(f"{path}: ") and says in message and "\n" not in message
+
+
+def test_the_bench_writes_figures_the_plot_reads(tmp_path):
+    """A tiny end-to-end calibration (a few steps): --json holds the runs, seeds and test-set domains."""
+    out = tmp_path / "calibration.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gym_calibration.py"), "--version", "2",
+                    "--small", "--pool-size", "200", "--target", "gym-proxy", "--steps", "4", "--batch-size", "8",
+                    "--eval-n", "2", "--seeds", "2", "--first-seed", "0", "--no-subset", "--skip-proxy",
+                    "--threads", "1", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                   check=True, capture_output=True, cwd=tmp_path, timeout=600)
+    figures = json.loads(out.read_text())
+    assert {"target_full_seed0", "target_full_seed1"} <= set(figures)
+    assert figures["test_sets"]["gym_arith"] is True and figures["test_sets"]["ood_story"] is False
+    summary = _load("plot_gym_calibration").summarise(figures, out)
+    assert len(summary.seconds) == 2 and len(summary.scores["in-domain"]) == 2
+    assert summary.in_domain == figures["test_sets"]
