@@ -7,6 +7,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from conftest import REPO
 
 from s2lbench.errors import ConfigError
 from s2lbench.gym import (
@@ -191,3 +192,45 @@ def test_cli_gym_build(tmp_path, capsys):
     assert "tokenizer" in capsys.readouterr().out
     assert main(["gym", "build", "--out", str(tmp_path / "x"), "--defect", "wrong_anwser=0.1"]) == 2
     assert "wrong_answer" in capsys.readouterr().err
+
+
+def test_cli_gym_build_from_an_experiment_config_builds_the_gym_its_runs_train_on(tmp_path, capsys):
+    from s2lbench.cli import main
+    from s2lbench.experiment import load_experiment
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.typed import from_dict
+
+    config = REPO / "configs" / "gym.yaml"
+    small = {"pool_size": 300, "test_size": 20, "dev_size": 10}
+    assert main(["gym", "build", "--out", str(tmp_path / "cli"), "--from-config", str(config), "--size", "300",
+                 "--test-size", "20", "--dev-size", "10"]) == 0
+    built = json.loads((tmp_path / "cli" / "gym.json").read_text())
+    # the runner's gym stage: pool.gym read over GymConfig's defaults (runner._load_pool)
+    runner_config = from_dict(GymConfig, {**load_experiment(config).pool.gym, **small}, where="pool.gym")
+    assert list(runner_config.level_weights) == [0.5, 0.5, 0.0] and runner_config.version == 2
+    reference = json.loads(build_gym(tmp_path / "ref", runner_config).manifest.read_text())
+    assert built["config"] == reference["config"] and built["config"]["level_weights"] == [0.5, 0.5, 0.0]
+    assert built["pool"] == reference["pool"] and built["test_sets"] == reference["test_sets"]
+    assert built["tokenizer"] == reference["tokenizer"] and built["config_hash"] == reference["config_hash"]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--level-weights", "0.5,x,0"], "--level-weights"),
+    (["--level-weights", "0.5,0.5"], "--level-weights"),
+    (["--level-weights", "0.5,-1,0"], "level_weights"),
+    (["--from-config", "configs/missing.yaml"], "missing.yaml"),
+    (["--from-config", "configs/offline_real.yaml"], "not the gym"),
+    (["--from-config", "configs/gym.yaml", "--small"], "--from-config"),
+])
+def test_cli_gym_build_names_a_bad_option_in_one_line(tmp_path, capsys, monkeypatch, argv, named):
+    from s2lbench.cli import main
+
+    monkeypatch.chdir(REPO)
+    try:
+        code = main(["gym", "build", "--out", str(tmp_path / "g"), *argv])
+    except SystemExit as exit:  # argparse's own usage error
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "g").exists()
+    assert "Traceback" not in err and named in err.strip().splitlines()[-1]

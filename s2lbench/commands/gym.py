@@ -9,6 +9,29 @@ from s2lbench.commands.base import Command, seed_type
 from s2lbench.prompts import TEMPLATES
 
 
+def level_weights_type(text: str) -> tuple[float, float, float]:
+    """argparse type for --level-weights: three comma-separated non-negative numbers."""
+    parts = text.split(",")
+    try:
+        weights = tuple(float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three numbers like 0.5,0.5,0, got {text!r}") from None
+    if len(weights) != 3:
+        raise argparse.ArgumentTypeError(f"expected three weights (1-, 2- and 3-digit operands), got {len(weights)}")
+    return weights  # type: ignore[return-value]  # the range is GymConfig's check, named with its key
+
+
+def _experiment_gym(path: str) -> dict:
+    """The `pool.gym` settings of an experiment config whose pool is the gym."""
+    from s2lbench.errors import ConfigError
+    from s2lbench.experiment import load_experiment
+
+    config = load_experiment(path)
+    if config.pool.path != "gym":
+        raise ConfigError(f"{path}: pool.path is {config.pool.path!r}, not the gym: there is no gym to build")
+    return dict(config.pool.gym)
+
+
 class GymCommand(Command):
     name = "gym"
     help = "the embedded synthetic benchmark (a MathInstruct-shaped pool that tiny models learn in minutes)"
@@ -17,6 +40,9 @@ class GymCommand(Command):
         sub = parser.add_subparsers(dest="gym_command", required=True)
         build = sub.add_parser("build", help="write pool.jsonl, tests/*.jsonl, tokenizer/ and gym.json")
         build.add_argument("--out", required=True, help="output folder")
+        build.add_argument("--from-config", default=None, metavar="EXPERIMENT.yaml",
+                           help="start from the gym an experiment config trains on (its pool.gym), e.g. "
+                                "configs/gym.yaml: the same pool, tests and tokenizer its runs build; flags override")
         build.add_argument("--small", action="store_true", help="the small preset (2000 rows, 100 per test set)")
         build.add_argument("--version", type=int, default=None, help="gym design: 1 (default) or 2 (docs/gym.md)")
         build.add_argument("--dev-size", type=int, default=None, help="rows per dev/<set>.jsonl (default 100; 0: none)")
@@ -24,6 +50,9 @@ class GymCommand(Command):
         build.add_argument("--test-size", type=int, default=None, help="rows per test set (default 300)")
         build.add_argument("--seed", type=seed_type, default=None, help="generator seed (default 0)")
         build.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default 512)")
+        build.add_argument("--level-weights", type=level_weights_type, default=None, metavar="W1,W2,W3",
+                           help="weights of 1-, 2- and 3-digit operands (default 0.15,0.35,0.5; the v2 grid's "
+                                "0.5,0.5,0)")
         build.add_argument("--template", default=None, choices=sorted(TEMPLATES),
                            help="prompt template the gym is trained and evaluated with (default: v1 alpaca, v2 qa)")
         build.add_argument("--tokenizer", default=None, choices=["pool", "shared"],
@@ -70,16 +99,22 @@ class GymCommand(Command):
     def _build(self, args: argparse.Namespace) -> int:
         from dataclasses import asdict
 
+        from s2lbench.errors import ConfigError
         from s2lbench.gym import DefectRates, GymConfig, build_gym
         from s2lbench.typed import from_dict
 
-        config = GymConfig.small() if args.small else GymConfig()
-        data = asdict(config)
+        if args.from_config is not None and args.small:
+            raise ConfigError("--from-config and --small both choose the starting gym: give one")
+        data = asdict(GymConfig.small() if args.small else GymConfig())
+        if args.from_config is not None:
+            data = {**data, **_experiment_gym(args.from_config)}
         for key, value in (("pool_size", args.size), ("test_size", args.test_size), ("seed", args.seed),
                            ("vocab_size", args.vocab_size), ("version", args.version), ("dev_size", args.dev_size),
-                           ("template", args.template), ("tokenizer", args.tokenizer)):
+                           ("template", args.template), ("tokenizer", args.tokenizer),
+                           ("level_weights", args.level_weights)):
             if value is not None:
                 data[key] = value
+        data["defects"] = dict(data["defects"])
         for item in args.defect:
             kind, _, rate = item.partition("=")
             data["defects"][kind.strip()] = rate
