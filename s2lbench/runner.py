@@ -442,7 +442,8 @@ class Runner:
         # keyed on the signals this selector reads only: adding another selector to the grid reuses this one
         signal_keys = {name: self._signal_sources[name][0] for name in sorted(required)} or None
         stage_spec = {"pool": pool.fingerprint(), "signals": signal_keys,
-                      "selector": spec.name, "options": spec.options, "budget": cell.budget, "seed": cell.seed}
+                      "selector": spec.name, "options": spec.options, "budget": cell.budget, "seed": cell.seed,
+                      **self._selector_version(spec)}
 
         def compute(folder: Path) -> dict[str, Any]:
             selector_cls = self.hooks.selector(spec.name)
@@ -562,12 +563,19 @@ class Runner:
             cost.update(self._signal_sources[name][1])
         return cost
 
+    def _selector_version(self, spec: SelectorSpec) -> dict[str, int]:
+        """``{"selector_version": N}`` for a selector whose picks changed (Selector.version), else nothing, so
+        the keys of every unchanged selector's selections and cells stay what they were."""
+        version = int(getattr(self.hooks.selector(spec.name), "version", 1))
+        return {"selector_version": version} if version != 1 else {}
+
     def _cell_hash(self, cell: CellSpec) -> str:
         c = self.config
         spec = {"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
                 "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
                 "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
-                "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)}
+                "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target),
+                **(self._selector_version(cell.selector) if cell.selector else {})}
         if cell.selector and self._required(cell.selector) & {DEV_EMBEDDING, DEV_TASKS, DEV_GRADIENTS, GRADIENTS}:
             spec["dev"] = dataclasses.asdict(c.dev)  # only where the dev set changes the subset
         return config_hash(spec)

@@ -49,6 +49,9 @@ class Selector:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
+    #: bump when the same inputs now give another subset: runs key cached selections and cells on it, so a
+    #: resumed run reselects instead of reusing what the old code picked (1 is left out of keys: unchanged)
+    version: ClassVar[int] = 1
 
     @dataclass(frozen=True)
     class Options:

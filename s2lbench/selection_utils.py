@@ -288,13 +288,14 @@ def facility_location_greedy(embeddings: np.ndarray, budget: int, rng: np.random
     size (an unbiased estimate of F scaled down), so memory and time stay linear in the pool.
 
     ``algorithm="lazy"``: lazy greedy (Minoux 1978) with a max-heap of stale upper bounds; stale candidates
-    are re-scored 1, 2, 4, ... up to ``batch`` at a time per matrix product until the best is confirmed. Returns exactly the greedy order of plain greedy up to ties.
+    are re-scored 1, 2, 4, ... up to ``batch`` at a time per matrix product until the best is confirmed. Returns exactly
+    the greedy order of plain greedy, equal gains going to the lowest position (gains in float64, rounded to
+    ``GAIN_DECIMALS``: the same subset on every CPU, see there).
     ``algorithm="stochastic"``: stochastic greedy (Mirzasoleiman et al. 2015), each step scoring a random
     ``ceil(n / budget * ln(1 / epsilon))`` unselected candidates; (1 - 1/e - epsilon) in expectation.
     """
-    x = np.asarray(embeddings, dtype=np.float32)
-    x = np.nan_to_num(x) / np.maximum(np.linalg.norm(np.nan_to_num(x), axis=1, keepdims=True), 1e-12)
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))  # float64 throughout: see GAIN_DECIMALS
+    x = np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
     n = x.shape[0]
     if budget > n:
         raise BudgetError(f"budget {budget} is larger than the pool ({n} examples)")
@@ -307,6 +308,14 @@ def facility_location_greedy(embeddings: np.ndarray, budget: int, rng: np.random
         return _greedy_loop(x, reps, budget, rng, algorithm, epsilon, batch)
 
 
+#: greedy gains are compared after rounding to this many decimals (they lie in [0, represented examples]).
+#: Float32 products round differently under each CPU's BLAS kernels (OpenBLAS picks Haswell, SkylakeX, Zen...
+#: code paths), and one flipped near-tie early in the greedy order changes a tenth of a 400-row subset; in
+#: float64 those differences are ~1e-12, far below this grid, so the same embeddings give the same subset on
+#: every machine, and equal gains go to the lowest position.
+GAIN_DECIMALS = 9
+
+
 def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Generator, algorithm: str,
                  epsilon: float, batch: int) -> tuple[np.ndarray, dict]:
     import heapq
@@ -314,13 +323,13 @@ def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Ge
     from tqdm.auto import tqdm
 
     n = x.shape[0]
-    coverage = np.zeros(reps.shape[0], dtype=np.float32)
+    coverage = np.zeros(reps.shape[0], dtype=np.float64)
     selected = np.zeros(n, dtype=bool)
     order: list[int] = []
 
     def gains(candidates: np.ndarray) -> np.ndarray:
         sims = (1.0 + x[candidates] @ reps.T) * 0.5
-        return np.maximum(sims - coverage, 0.0).sum(axis=1, dtype=np.float64)
+        return np.round(np.maximum(sims - coverage, 0.0).sum(axis=1), GAIN_DECIMALS)
 
     progress = tqdm(total=budget, desc=f"facility location ({algorithm} greedy)", unit="pick", disable=None,
                     leave=False)
@@ -333,8 +342,10 @@ def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Ge
 
     evaluations = 0
     if algorithm == "lazy":
-        first = (reps.shape[0] + x @ reps.sum(axis=0, dtype=np.float64).astype(np.float32)) * 0.5
-        heap = [(-float(g), int(j)) for j, g in enumerate(first)]
+        # the first gain of j is sum over reps of (1 + x_j . r) / 2; summed in another order than gains() does,
+        # so a margin far above float64's error keeps every bound an upper bound (loose bounds stay exact)
+        first = (reps.shape[0] + x @ reps.sum(axis=0)) * 0.5 + 1e-6
+        heap = [(-float(g), int(j)) for j, g in enumerate(np.round(first, GAIN_DECIMALS))]
         heapq.heapify(heap)
         width = 1
         while len(order) < budget:
@@ -342,8 +353,8 @@ def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Ge
             ids = np.array([j for _, j in popped], dtype=np.int64)
             fresh = gains(ids)
             evaluations += ids.size
-            best = int(np.argmax(fresh))  # first maximum -> lowest heap entry on ties
-            if not heap or fresh[best] >= -heap[0][0]:
+            best = int(np.lexsort((ids, -fresh))[0])  # the largest gain; on ties, the lowest position
+            if not heap or (-fresh[best], ids[best]) <= heap[0]:
                 take(int(ids[best]))
                 rest = [(-float(g), int(j)) for k, (g, j) in enumerate(zip(fresh, ids, strict=True)) if k != best]
                 width = 1
@@ -359,7 +370,7 @@ def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Ge
             candidates = free if free.size <= sample else rng.choice(free, size=sample, replace=False)
             fresh = gains(candidates)
             evaluations += candidates.size
-            take(int(candidates[int(np.argmax(fresh))]))
+            take(int(candidates[np.lexsort((candidates, -fresh))[0]]))
     else:
         raise ValueError(f"unknown facility-location algorithm {algorithm!r}; use 'lazy' or 'stochastic'")
     progress.close()

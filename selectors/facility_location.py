@@ -28,6 +28,7 @@ class FacilityLocationSelector(Selector):
     """
 
     name = "facility-location"
+    version = 2  # 2: float64 gains on a rounding grid, the same subset on every CPU (1: float32)
     description = "greedy facility-location (submodular coverage) over proxy or MiniLM embeddings"
     requires = (PROXY_EMBEDDING,)  # the default; ``required_signals`` follows the ``embedding`` option
 

@@ -11,17 +11,25 @@ from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
 from s2lbench.signalset import PROXY_EMBEDDING
 
+#: see k_center_greedy: float64's rounding error is ~1e-15 of the largest squared norm, far below this grid
+DISTANCE_DIGITS = 12
+
 
 def k_center_greedy(x: np.ndarray, budget: int, first: int) -> tuple[np.ndarray, np.ndarray]:
     """Sener & Savarese's greedy 2-approximation: start at ``first``, then repeatedly add the point farthest
     (Euclidean) from the chosen centres. Returns the picks in order and the covering radius after each pick
-    (the largest distance of any point to its nearest centre). Ties go to the lowest position."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    (the largest distance of any point to its nearest centre). Ties go to the lowest position.
+
+    Distances are float64 and compared on a grid of ``DISTANCE_DIGITS`` digits of the largest squared norm:
+    float32 products round differently under each CPU's BLAS kernels, and one flipped near-tie changes every
+    later pick, so this is what makes the same embeddings give the same subset on every machine."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[0]
     norms = np.einsum("ij,ij->i", x, x)
+    grid = max(float(norms.max(initial=0.0)), 1e-300) * 10.0 ** -DISTANCE_DIGITS
     order = np.empty(budget, dtype=np.int64)
     radius = np.empty(budget, dtype=np.float64)
-    nearest = np.full(n, np.inf, dtype=np.float32)  # squared distance to the nearest chosen centre
+    nearest = np.full(n, np.inf, dtype=np.float64)  # squared distance to the nearest chosen centre
     centre = int(first)
     for k in range(budget):
         order[k] = centre
@@ -29,7 +37,7 @@ def k_center_greedy(x: np.ndarray, budget: int, first: int) -> tuple[np.ndarray,
         d2 = np.maximum(norms - 2.0 * (x @ x[centre]) + norms[centre], 0.0)
         np.minimum(nearest, d2, out=nearest)
         nearest[order[: k + 1]] = 0.0  # rounding must never make a chosen centre look far from itself
-        centre = int(np.argmax(nearest))
+        centre = int(np.argmax(np.round(nearest / grid)))  # first maximum: the lowest position on ties
         radius[k] = float(np.sqrt(nearest[centre]))
     return order, radius
 
@@ -46,6 +54,7 @@ class KCenterSelector(Selector):
     """
 
     name = "k-center"
+    version = 2  # 2: float64 distances on a rounding grid, the same subset on every CPU (1: float32)
     description = "greedy k-center / core-set (Sener & Savarese 2018) on proxy or MiniLM embeddings"
     requires = (PROXY_EMBEDDING,)
 
@@ -62,14 +71,15 @@ class KCenterSelector(Selector):
         return (options.embedding,)
 
     def select(self, ctx: SelectionContext) -> Selection:
-        x = np.nan_to_num(np.asarray(ctx.signals.get(self.options.embedding), dtype=np.float32)
+        x = np.nan_to_num(np.asarray(ctx.signals.get(self.options.embedding), dtype=np.float64)
                           .reshape(len(ctx.pool), -1))
         if self.options.normalize:
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         if self.options.first == "random":
             first = int(ctx.rng().integers(len(ctx.pool)))
         else:
-            first = int(np.argmin(((x - x.mean(axis=0)) ** 2).sum(axis=1)))
+            d2 = ((x - x.mean(axis=0)) ** 2).sum(axis=1)
+            first = int(np.argmin(np.round(d2 / max(float(d2.max()), 1e-300) * 10.0 ** DISTANCE_DIGITS)))
         order, radius = k_center_greedy(x, ctx.budget, first)
         return Selection(order, {"signal": self.options.embedding, "first_centre": first,
                                  "covering_radius": float(radius[-1]), "radius_after_first": float(radius[0])})

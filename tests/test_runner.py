@@ -178,6 +178,58 @@ def test_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
     assert "1 done, 0 running, 0 interrupted, 1 failed, 0 pending" in out and "RuntimeError: this selector always fails" in out
 
 
+class FirstRowsSelector(Selector):
+    name = "first-rows"
+
+    def select(self, ctx):
+        return list(range(ctx.budget))
+
+
+class LastRowsSelector(FirstRowsSelector):
+    version = 2  # the same name, new picks: what a fixed selector looks like to a run folder
+
+    def select(self, ctx):
+        return list(range(len(ctx.pool) - ctx.budget, len(ctx.pool)))
+
+
+def _run_with(selector_cls, out):
+    class Plugin:
+        @s2lbench.hookimpl
+        def register_selectors(self, register):
+            register(selector_cls)
+
+    pm = make_plugin_manager()
+    pm.register(Plugin(), name="versioned-plugin")
+    try:
+        data = tiny_config(selectors=["first-rows"], full_reference=False)
+        data["targets"][0]["train"]["total_steps"] = 4
+        hooks = Hooks(pm)
+        summary = Runner(parse_experiment(data, hooks=hooks), out, hooks=hooks).run()
+    finally:
+        pm.unregister(name="versioned-plugin")
+    assert summary.ok, summary.failed
+    return ResultsStore(out).get_cell(summary.done[0])
+
+
+@pytest.mark.integration
+def test_a_selector_whose_version_changed_is_reselected_not_read_from_the_cache(tmp_path):
+    first = _run_with(FirstRowsSelector, tmp_path)
+    specs = [json.loads(p.read_text()) for p in (tmp_path / "stages" / "selection").glob("*/spec.json")]
+    assert len(specs) == 1 and "selector_version" not in specs[0]  # version 1: keys as they always were
+    before = len(read_events(tmp_path / "stages"))
+    again = _run_with(FirstRowsSelector, tmp_path)
+    assert not [e for e in read_events(tmp_path / "stages")[before:] if e["status"] == "computed"]
+    assert again.config_hash == first.config_hash
+
+    before = len(read_events(tmp_path / "stages"))
+    changed = _run_with(LastRowsSelector, tmp_path)
+    computed = {e["stage"] for e in read_events(tmp_path / "stages")[before:] if e["status"] == "computed"}
+    assert computed == {"selection", "finetune"}
+    assert changed.config_hash != first.config_hash and changed.selected_ids_hash != first.selected_ids_hash
+    specs = [json.loads(p.read_text()) for p in (tmp_path / "stages" / "selection").glob("*/spec.json")]
+    assert sorted(s.get("selector_version", 1) for s in specs) == [1, 2]
+
+
 def test_status_tells_a_live_cell_from_an_interrupted_one(tmp_path, capsys):
     store = ResultsStore(tmp_path)
     for cid in ("alive", "killed", "waiting"):

@@ -134,7 +134,8 @@ class SelectCommand(Command):
         diagnostics: dict[str, Any] = {
             "provenance": {"pool": {"spec": str(args.pool), "name": pool.name, "rows": len(pool),
                                     "fingerprint": pool.fingerprint()},
-                           "selector": selector_cls.name, "options": selector_diag.pop("options", {}),
+                           "selector": selector_cls.name, "selector_version": selector_cls.version,
+                           "options": selector_diag.pop("options", {}),
                            "seed": seed, "budget_requested": str(args.budget),
                            "budget": int(selector_diag.pop("budget", len(positions))),
                            "signals": signal_info, "versions": versions()},
