@@ -92,6 +92,42 @@ def test_object_without_name_is_rejected_naming_the_plugin(pm):
         Hooks(pm).selectors()
 
 
+def _selector_class(**attributes):
+    return type("Odd", (Selector,), {"name": "odd", "select": lambda self, ctx: [], **attributes})
+
+
+@pytest.mark.parametrize("attributes, named", [
+    ({"name": 3}, "no string attribute 'name'"),
+    ({"name": "a__b"}, "'a__b'"),
+    ({"name": "full"}, "full-data reference"),
+    ({"requires": "proxy_embedding"}, "requires must be a tuple"),
+    ({"version": 0}, "version must be an integer >= 1"),
+    ({"version": "2"}, "version must be an integer >= 1"),
+    ({"version": True}, "version must be an integer >= 1"),
+])
+def test_a_malformed_selector_class_is_named_with_its_plugin_and_attribute(pm, attributes, named):
+    class Odd:
+        @s2lbench.hookimpl
+        def register_selectors(self, register):
+            register(_selector_class(**attributes))
+
+    pm.register(Odd(), name="odd-plugin")
+    with pytest.raises(PluginError, match="odd-plugin") as error:
+        Hooks(pm).selectors()
+    assert named in str(error.value)
+
+
+def test_plugins_lists_a_selector_version_only_where_it_changed(capsys):
+    from s2lbench.cli import main
+
+    assert main(["plugins", "--json"]) == 0
+    listed = {r["name"]: r["version"] for r in json.loads(capsys.readouterr().out)["selectors"]}
+    assert listed["facility-location"] == listed["k-center"] == 2 and listed["s2l"] == listed["random"] == 1
+    assert main(["plugins"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "(version 2)" in lines["facility-location"] and "version" not in lines["s2l"]
+
+
 @dataclass
 class FakeEntryPoint:
     name: str

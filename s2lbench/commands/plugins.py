@@ -12,7 +12,7 @@ def describe_registry() -> dict[str, list[dict]]:
     from s2lbench.plugins import get_hooks
 
     hooks = get_hooks()
-    selectors = [{"name": r.name, "plugin": r.plugin, "requires": list(r.obj.requires),
+    selectors = [{"name": r.name, "plugin": r.plugin, "version": r.obj.version, "requires": list(r.obj.requires),
                   "description": r.obj.description, "options": r.obj.option_fields()}
                  for r in hooks.selectors().values()]
     evaluators = [{"name": r.name, "plugin": r.plugin, "description": r.obj.description,
@@ -46,6 +46,7 @@ class PluginsCommand(Command):
                 extra = ""
                 if kind == "selectors":
                     extra = "needs " + (", ".join(r["requires"]) or "nothing")
+                    extra += f"  (version {r['version']})" if r["version"] != 1 else ""
                 elif kind == "evaluators":
                     extra = ", ".join(f"{m['name']}{'↑' if m['higher_is_better'] else '↓'}" for m in r["metrics"])
                 print(f"  {r['name']:<{width}}  {r['plugin']:<{pwidth}}  {extra}")
