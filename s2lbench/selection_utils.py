@@ -294,8 +294,9 @@ def facility_location_greedy(embeddings: np.ndarray, budget: int, rng: np.random
     ``algorithm="stochastic"``: stochastic greedy (Mirzasoleiman et al. 2015), each step scoring a random
     ``ceil(n / budget * ln(1 / epsilon))`` unselected candidates; (1 - 1/e - epsilon) in expectation.
     """
-    x = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))  # float64 throughout: see GAIN_DECIMALS
-    x = np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    x = np.array(embeddings, dtype=np.float64, order="C")  # a float64 copy (see GAIN_DECIMALS), scaled in place
+    np.nan_to_num(x, copy=False)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     n = x.shape[0]
     if budget > n:
         raise BudgetError(f"budget {budget} is larger than the pool ({n} examples)")
