@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -82,3 +83,19 @@ def test_the_bench_writes_figures_the_plot_reads(tmp_path):
     summary = _load("plot_gym_calibration").summarise(figures, out)
     assert len(summary.seconds) == 2 and len(summary.scores["in-domain"]) == 2
     assert summary.in_domain == figures["test_sets"]
+
+
+def test_the_kernel_check_finds_one_greedy_order_and_names_a_bad_embeddings_file(tmp_path, capsys):
+    check = _load("check_selection_kernels")
+    x = check.near_tied_embeddings(n=1200, dim=24)
+    np.save(tmp_path / "x.npy", x)
+    assert check.main(["--embeddings", str(tmp_path / "x.npy"), "--budget", "120", "--coretypes", ""]) == 0
+    out = capsys.readouterr().out
+    orders = [line.split("order ")[1].split()[0] for line in out.splitlines() if " order " in line]
+    assert len(orders) == 2 and "distinct greedy orders: 1" in out  # plain and column-permuted agree
+    (tmp_path / "bad.npy").write_text("not an array")
+    with pytest.raises(SystemExit, match="bad.npy"):
+        check.main(["--embeddings", str(tmp_path / "bad.npy")])
+    np.save(tmp_path / "small.npy", x[:10])
+    with pytest.raises(SystemExit, match="small.npy.*at least 400"):
+        check.main(["--embeddings", str(tmp_path / "small.npy")])
