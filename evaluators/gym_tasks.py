@@ -131,6 +131,9 @@ class GymEvaluator(Evaluator):
 
 def gym_evaluators(gym_dir: Path | str, grading: str = DEFAULT_GRADING) -> dict[str, tuple[GymEvaluator, bool]]:
     """One configured evaluator per test set of a built gym: ``{"gym-<set>": (evaluator, in_domain)}``."""
+    from s2lbench.typed import from_dict
+
+    grading = from_dict(GymOptions, {"grading": grading}, where="gym").grading  # a value outside the Literal is named
     family = {}
     template = gym_template(gym_dir)
     for s in gym_test_sets(gym_dir):

@@ -154,7 +154,15 @@ def _check_pool(runner: Any, report: PreflightReport) -> None:
 
         gym = from_dict(GymConfig, cfg.gym, where="pool.gym")
         report.pool_rows = getattr(gym, "pool_size", None)
-        report.notes.append("pool: the gym is built by the run (its rows and test sets are known then)")
+        try:  # seconds: the run's own cached gym stage, which the run then reuses
+            pool = runner.pool
+        except S2LBenchError as e:
+            report.problems.append(f"pool.gym: {e}")
+            return
+        report.pool_rows = len(pool)
+        report.pool_chars = sum(len(r.instruction) + len(r.input) + len(r.output) for r in pool) / max(1, len(pool))
+        report.notes.append(f"pool: the gym, {len(pool):,} rows, built into the run folder's stage cache "
+                            "(the run reuses it)")
         return
     if cfg.path.startswith("hf://") and not cfg.clinical:
         repo = cfg.path[len("hf://"):].split(":")[0]
@@ -200,7 +208,8 @@ def _check_tasks(runner: Any, report: PreflightReport) -> None:
         if task == "gym" or task.startswith("gym-"):
             if config.pool.path != "gym":
                 report.problems.append(f"evaluation.tasks: {task!r} needs the gym pool (pool.path: gym)")
-            report.tasks.append(TaskInfo(task, max_new_tokens=256))
+                continue
+            _check_gym_task(runner, task, report)
             continue
         try:
             cls = runner.hooks.evaluator(task)
@@ -230,6 +239,32 @@ def _check_tasks(runner: Any, report: PreflightReport) -> None:
             items = items[: config.evaluation.limit]
         info.items = len(items)
         info.prompt_chars = sum(len(evaluator.prompt(it)) for it in items) / max(1, len(items))
+
+
+def _check_gym_task(runner: Any, task: str, report: PreflightReport) -> None:
+    """The gym's test sets, read from the build ``_check_pool`` made: one TaskInfo per set, with its size."""
+    config = runner.config
+    if runner._gym_dir is None:  # the gym did not build: _check_pool said why
+        report.tasks.append(TaskInfo(task, max_new_tokens=256))
+        return
+    from s2lbench.evaluators.gym_tasks import gym_evaluators
+
+    try:
+        family = gym_evaluators(runner._gym_dir, **config.evaluation.task_options.get(task, {}))
+    except S2LBenchError as e:
+        report.problems.append(f"evaluation.task_options.{task}: {e}")
+        return
+    chosen = family if task == "gym" else {task: family[task]} if task in family else None
+    if chosen is None:
+        report.problems.append(f"evaluation.tasks: no gym test set {task!r}; the gym has {', '.join(family)}")
+        return
+    for name, (evaluator, _) in chosen.items():
+        items = evaluator.load(runner._gym_dir)
+        if config.evaluation.limit:
+            items = items[: config.evaluation.limit]
+        max_new = int(config.evaluation.generation.get("max_new_tokens", evaluator.max_new_tokens))
+        report.tasks.append(TaskInfo(name, max_new_tokens=max_new, items=len(items),
+                                     prompt_chars=sum(len(evaluator.prompt(it)) for it in items) / max(1, len(items))))
 
 
 def _check_models(config: Any, report: PreflightReport) -> None:

@@ -273,3 +273,38 @@ def test_the_in_domain_key_leaves_existing_hashes_alone(tmp_path):
     del as_dict["evaluation"]["in_domain"]  # what the config hashed to before the key existed
     del as_dict["executor_options"]  # (likewise for #19's executor options)
     assert runner.config_hash == config_hash(as_dict)
+
+
+GYM = {"name": "gympf", "pool": {"path": "gym", "gym": {"pool_size": 300, "test_size": 12, "seed": 0}},
+       "proxy": {"model": "gym-proxy", "train": {**TRAIN, "n_checkpoints": 2}},
+       "selectors": ["random"], "budgets": [0.2], "seeds": [0],
+       "targets": [{"name": "t", "model": "gym-proxy", "train": TRAIN}],
+       "evaluation": {"tasks": ["gym"], "limit": 5, "generation": {"backend": "transformers", "max_new_tokens": 24}}}
+
+
+def test_a_gym_dry_run_sizes_the_pool_and_every_test_set_it_will_generate_for(tmp_path):
+    runner = Runner(parse_experiment(json.loads(json.dumps(GYM))), tmp_path / "out")
+    report = preflight(runner)
+    assert report.ok, report.problems
+    pool = runner.pool
+    assert report.pool_rows == 300 and report.pool_chars == pytest.approx(
+        sum(len(r.instruction) + len(r.input) + len(r.output) for r in pool) / 300)
+    built = json.loads((runner._gym_dir / "gym.json").read_text())["test_sets"]
+    assert len(built) >= 6 and [t.name for t in report.tasks] == [f"gym-{s['name']}" for s in built]
+    assert {t.items for t in report.tasks} == {5} and all(t.prompt_chars > 10 for t in report.tasks)
+    stages = {s.stage: s for s in estimate(runner, report).stages}
+    n_cells = 2  # random at 20 % and the full reference
+    prompt_tokens = sum(t.prompt_chars for t in report.tasks) / 4 * 5
+    assert stages["generation t"].tokens == pytest.approx((prompt_tokens + len(report.tasks) * 5 * 24) * n_cells)
+    assert "not readable here" not in " ".join(estimate(runner, report).assumptions)
+
+
+def test_a_gym_dry_run_names_an_unknown_gym_set_or_option(tmp_path):
+    data = json.loads(json.dumps(GYM))
+    data["evaluation"]["tasks"] = ["gym-nope"]
+    report = preflight(Runner(parse_experiment(data), tmp_path / "a"))
+    assert any("gym-nope" in p and "gym-gym_arith" in p for p in report.problems), report.problems
+    data["evaluation"]["tasks"] = ["gym"]
+    data["evaluation"]["task_options"] = {"gym": {"grading": "nope"}}
+    report = preflight(Runner(parse_experiment(data), tmp_path / "b"))
+    assert any("task_options.gym" in p and "'nope' is not one of" in p for p in report.problems), report.problems
