@@ -172,7 +172,7 @@ def _selector_name(obj: Any) -> str:
     requires = obj.requires
     if not isinstance(requires, (tuple, list, frozenset, set)) or not all(isinstance(r, str) for r in requires):
         raise TypeError(f"its requires must be a tuple of signal names, got {requires!r}")
-    version = getattr(obj, "version", 1)
+    version = obj.version
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise TypeError(f"its version must be an integer >= 1 (bumped when its picks change), got {version!r}")
     return name

@@ -159,8 +159,7 @@ def _check_pool(runner: Any, report: PreflightReport) -> None:
         except S2LBenchError as e:
             report.problems.append(f"pool.gym: {e}")
             return
-        report.pool_rows = len(pool)
-        report.pool_chars = sum(len(r.instruction) + len(r.input) + len(r.output) for r in pool) / max(1, len(pool))
+        _count_pool(pool, report)
         report.notes.append(f"pool: the gym, {len(pool):,} rows, built into the run folder's stage cache "
                             "(the run reuses it)")
         return
@@ -186,6 +185,10 @@ def _check_pool(runner: Any, report: PreflightReport) -> None:
     except OSError as e:
         report.problems.append(f"pool: {path}: {e.strerror or e}")
         return
+    _count_pool(pool, report)
+
+
+def _count_pool(pool: Any, report: PreflightReport) -> None:
     report.pool_rows = len(pool)
     report.pool_chars = sum(len(r.instruction) + len(r.input) + len(r.output) for r in pool) / max(1, len(pool))
 
@@ -208,8 +211,16 @@ def _check_tasks(runner: Any, report: PreflightReport) -> None:
         if task == "gym" or task.startswith("gym-"):
             if config.pool.path != "gym":
                 report.problems.append(f"evaluation.tasks: {task!r} needs the gym pool (pool.path: gym)")
-                continue
-            _check_gym_task(runner, task, report)
+            elif runner._gym_dir is None:  # the gym did not build: _check_pool said why
+                report.tasks.append(TaskInfo(task, max_new_tokens=256))
+            else:  # the build _check_pool made: one line per test set, with its size
+                try:
+                    chosen = runner.gym_task_sets(task)
+                except S2LBenchError as e:  # names its key
+                    report.problems.append(str(e))
+                    continue
+                for name, (evaluator, _) in chosen.items():
+                    _add_task(runner, name, evaluator, runner._gym_dir, report)
             continue
         try:
             cls = runner.hooks.evaluator(task)
@@ -218,53 +229,32 @@ def _check_tasks(runner: Any, report: PreflightReport) -> None:
         except S2LBenchError as e:
             report.problems.append(f"evaluation.tasks: {e}")
             continue
-        passes = 2 if getattr(evaluator.options, "prompting", "") == "hybrid" else 1
-        info = TaskInfo(task, max_new_tokens=int(config.evaluation.generation.get("max_new_tokens",
-                                                                                  evaluator.max_new_tokens)),
-                        passes=passes)
-        report.tasks.append(info)
-        data = runner._task_data(task, cls)
-        if str(data).startswith("hf://"):
-            report.notes.append(f"{task}: test data from the hub at run time")
-            continue
-        try:
-            items = evaluator.load(data)
-        except S2LBenchError as e:
-            report.problems.append(f"evaluation data for {task}: {e}")
-            continue
-        except OSError as e:
-            report.problems.append(f"evaluation data for {task}: {data}: {e.strerror or e}")
-            continue
-        if config.evaluation.limit:
-            items = items[: config.evaluation.limit]
-        info.items = len(items)
-        info.prompt_chars = sum(len(evaluator.prompt(it)) for it in items) / max(1, len(items))
+        _add_task(runner, task, evaluator, runner._task_data(task, cls), report)
 
 
-def _check_gym_task(runner: Any, task: str, report: PreflightReport) -> None:
-    """The gym's test sets, read from the build ``_check_pool`` made: one TaskInfo per set, with its size."""
+def _add_task(runner: Any, task: str, evaluator: Any, data: Any, report: PreflightReport) -> None:
+    """One task's line in the report, sized from its test data where that is readable here."""
     config = runner.config
-    if runner._gym_dir is None:  # the gym did not build: _check_pool said why
-        report.tasks.append(TaskInfo(task, max_new_tokens=256))
+    passes = 2 if getattr(evaluator.options, "prompting", "") == "hybrid" else 1
+    info = TaskInfo(task, max_new_tokens=int(config.evaluation.generation.get("max_new_tokens",
+                                                                              evaluator.max_new_tokens)),
+                    passes=passes)
+    report.tasks.append(info)
+    if str(data).startswith("hf://"):
+        report.notes.append(f"{task}: test data from the hub at run time")
         return
-    from s2lbench.evaluators.gym_tasks import gym_evaluators
-
     try:
-        family = gym_evaluators(runner._gym_dir, **config.evaluation.task_options.get(task, {}))
+        items = evaluator.load(data)
     except S2LBenchError as e:
-        report.problems.append(f"evaluation.task_options.{task}: {e}")
+        report.problems.append(f"evaluation data for {task}: {e}")
         return
-    chosen = family if task == "gym" else {task: family[task]} if task in family else None
-    if chosen is None:
-        report.problems.append(f"evaluation.tasks: no gym test set {task!r}; the gym has {', '.join(family)}")
+    except OSError as e:
+        report.problems.append(f"evaluation data for {task}: {data}: {e.strerror or e}")
         return
-    for name, (evaluator, _) in chosen.items():
-        items = evaluator.load(runner._gym_dir)
-        if config.evaluation.limit:
-            items = items[: config.evaluation.limit]
-        max_new = int(config.evaluation.generation.get("max_new_tokens", evaluator.max_new_tokens))
-        report.tasks.append(TaskInfo(name, max_new_tokens=max_new, items=len(items),
-                                     prompt_chars=sum(len(evaluator.prompt(it)) for it in items) / max(1, len(items))))
+    if config.evaluation.limit:
+        items = items[: config.evaluation.limit]
+    info.items = len(items)
+    info.prompt_chars = sum(len(evaluator.prompt(it)) for it in items) / max(1, len(items))
 
 
 def _check_models(config: Any, report: PreflightReport) -> None:

@@ -405,6 +405,23 @@ class Runner:
                         out.append(CellSpec(cell_id, spec.row, spec, count, count / n, seed, target))
         return out
 
+    def gym_task_sets(self, task: str) -> dict[str, tuple[Any, bool]]:
+        """The built gym's evaluators a task names: every set for ``gym``, one for ``gym-<set>``
+        (``{"gym-<set>": (evaluator, in_domain)}``)."""
+        if self._gym_dir is None:
+            raise S2LBenchError(f"evaluation task {task!r} needs the gym pool (pool.path: gym)")
+        from s2lbench.evaluators.gym_tasks import gym_evaluators
+
+        try:
+            family = gym_evaluators(self._gym_dir, **self.config.evaluation.task_options.get(task, {}))
+        except ConfigError as e:
+            raise ConfigError(f"evaluation.task_options.{task}: {e}") from None
+        if task == "gym":
+            return family
+        if task not in family:
+            raise S2LBenchError(f"evaluation.tasks: no gym test set {task!r}; the gym has {', '.join(family)}")
+        return {task: family[task]}
+
     def tasks(self) -> list[TaskPlan]:
         if self._tasks is not None:
             return self._tasks
@@ -413,16 +430,8 @@ class Runner:
         for task in self.config.evaluation.tasks:
             options = self.config.evaluation.task_options.get(task, {})
             if task == "gym" or task.startswith("gym-"):
-                if self._gym_dir is None:
-                    raise S2LBenchError(f"evaluation task {task!r} needs the gym pool (pool.path: gym)")
-                from s2lbench.evaluators.gym_tasks import gym_evaluators
-
-                family = gym_evaluators(self._gym_dir, **options)
-                chosen = family if task == "gym" else {task: family[task]} if task in family else None
-                if chosen is None:
-                    raise S2LBenchError(f"no gym test set {task!r}; the gym has {', '.join(family)}")
                 plans += [TaskPlan(name, ev, self._gym_dir, self.config.evaluation.in_domain.get(name, in_domain))
-                          for name, (ev, in_domain) in chosen.items()]
+                          for name, (ev, in_domain) in self.gym_task_sets(task).items()]
             else:
                 cls = self.hooks.evaluator(task)
                 evaluator = cls(from_dict(cls.Options, options, where=f"evaluation.task_options.{task}"))
@@ -566,7 +575,7 @@ class Runner:
     def _selector_version(self, spec: SelectorSpec) -> dict[str, int]:
         """``{"selector_version": N}`` for a selector whose picks changed (Selector.version), else nothing, so
         the keys of every unchanged selector's selections and cells stay what they were."""
-        version = int(getattr(self.hooks.selector(spec.name), "version", 1))
+        version = self.hooks.selector(spec.name).version  # checked at registration: an int >= 1
         return {"selector_version": version} if version != 1 else {}
 
     def _cell_hash(self, cell: CellSpec) -> str:

@@ -15,6 +15,11 @@ from s2lbench.signalset import PROXY_EMBEDDING
 DISTANCE_DIGITS = 12
 
 
+def on_grid(values: np.ndarray, scale: float) -> np.ndarray:
+    """``values`` in units of ``scale`` x 10^-DISTANCE_DIGITS, rounded: what the greedy compares."""
+    return np.round(values / (max(scale, 1e-300) * 10.0 ** -DISTANCE_DIGITS))
+
+
 def k_center_greedy(x: np.ndarray, budget: int, first: int) -> tuple[np.ndarray, np.ndarray]:
     """Sener & Savarese's greedy 2-approximation: start at ``first``, then repeatedly add the point farthest
     (Euclidean) from the chosen centres. Returns the picks in order and the covering radius after each pick
@@ -26,7 +31,7 @@ def k_center_greedy(x: np.ndarray, budget: int, first: int) -> tuple[np.ndarray,
     x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[0]
     norms = np.einsum("ij,ij->i", x, x)
-    grid = max(float(norms.max(initial=0.0)), 1e-300) * 10.0 ** -DISTANCE_DIGITS
+    scale = float(norms.max(initial=0.0))
     order = np.empty(budget, dtype=np.int64)
     radius = np.empty(budget, dtype=np.float64)
     nearest = np.full(n, np.inf, dtype=np.float64)  # squared distance to the nearest chosen centre
@@ -37,7 +42,7 @@ def k_center_greedy(x: np.ndarray, budget: int, first: int) -> tuple[np.ndarray,
         d2 = np.maximum(norms - 2.0 * (x @ x[centre]) + norms[centre], 0.0)
         np.minimum(nearest, d2, out=nearest)
         nearest[order[: k + 1]] = 0.0  # rounding must never make a chosen centre look far from itself
-        centre = int(np.argmax(np.round(nearest / grid)))  # first maximum: the lowest position on ties
+        centre = int(np.argmax(on_grid(nearest, scale)))  # first maximum: the lowest position on ties
         radius[k] = float(np.sqrt(nearest[centre]))
     return order, radius
 
@@ -79,7 +84,7 @@ class KCenterSelector(Selector):
             first = int(ctx.rng().integers(len(ctx.pool)))
         else:
             d2 = ((x - x.mean(axis=0)) ** 2).sum(axis=1)
-            first = int(np.argmin(np.round(d2 / max(float(d2.max()), 1e-300) * 10.0 ** DISTANCE_DIGITS)))
+            first = int(np.argmin(on_grid(d2, float(d2.max()))))
         order, radius = k_center_greedy(x, ctx.budget, first)
         return Selection(order, {"signal": self.options.embedding, "first_centre": first,
                                  "covering_radius": float(radius[-1]), "radius_after_first": float(radius[0])})
