@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--group-by-length", action="store_true")
     parser.add_argument("--base", type=int, default=0, metavar="STEPS",
                         help="pre-train the target on the gym corpus for STEPS first (SFT then starts from it)")
+    parser.add_argument("--base-documents", type=int, default=None, metavar="N",
+                        help="pre-training corpus documents for the base (default: CorpusConfig's)")
+    parser.add_argument("--base-lr", type=float, default=None, help="base pre-training learning rate")
     parser.add_argument("--proxy-steps", type=int, default=None)
     parser.add_argument("--subset-fraction", type=float, default=0.1)
     parser.add_argument("--seeds", type=int, default=1, help="training seeds FIRST..FIRST+N-1 for each run")
@@ -66,6 +69,7 @@ def main() -> None:
     from s2lbench.data import load_local
     from s2lbench.gym import GYM_TRAINING, GymConfig, build_gym
     from s2lbench.gym.bases import BaseRecipe, pretrain_base
+    from s2lbench.gym.corpus import CorpusConfig
     from s2lbench.gym.score import exact_match, read_test_set
     from s2lbench.training import TrainConfig, train
 
@@ -101,8 +105,13 @@ def main() -> None:
     model = args.target
     if args.base:
         t = time.perf_counter()
-        base_dir = pretrain_base(args.target, paths.tokenizer, work / f"base-{args.target}-{args.base}",
-                                 BaseRecipe(steps=args.base))
+        base_recipe = BaseRecipe(steps=args.base)
+        if args.base_documents:
+            base_recipe = replace(base_recipe, corpus=CorpusConfig(documents=args.base_documents))
+        if args.base_lr:
+            base_recipe = replace(base_recipe, learning_rate=args.base_lr)
+        base_dir = pretrain_base(args.target, paths.tokenizer,
+                                 work / f"base-{args.target}-{args.base}-{base_recipe.corpus.documents}", base_recipe)
         figures["base"] = {**json.loads((base_dir / "base.json").read_text()),
                            "seconds_here": round(time.perf_counter() - t, 1)}
         print(json.dumps({"base": figures["base"]}, indent=2), flush=True)

@@ -70,16 +70,20 @@ def test_a_bad_input_is_one_line_naming_it(tmp_path, content, says):
 
 
 def test_the_bench_writes_figures_the_plot_reads(tmp_path):
-    """A tiny end-to-end calibration (a few steps): --json holds the runs, seeds and test-set domains."""
+    """A tiny end-to-end calibration (a few steps, from a base pre-trained on a chosen corpus size and learning
+    rate): --json holds the runs, seeds, test-set domains and the base's recipe."""
     out = tmp_path / "calibration.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gym_calibration.py"), "--version", "2",
                     "--small", "--pool-size", "200", "--target", "gym-proxy", "--steps", "4", "--batch-size", "8",
                     "--eval-n", "2", "--seeds", "2", "--first-seed", "0", "--no-subset", "--skip-proxy",
-                    "--threads", "1", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                    "--base", "2", "--base-documents", "30", "--base-lr", "1e-3", "--threads", "1", "--workdir", str(tmp_path / "work"), "--json", str(out)],
                    check=True, capture_output=True, cwd=tmp_path, timeout=600)
     figures = json.loads(out.read_text())
     assert {"target_full_seed0", "target_full_seed1"} <= set(figures)
     assert figures["test_sets"]["gym_arith"] is True and figures["test_sets"]["ood_story"] is False
+    recipe = figures["base"]["recipe"]
+    assert (recipe["steps"], recipe["corpus"]["documents"], recipe["learning_rate"]) == (2, 30, 1e-3)
+    assert figures["base"]["corpus"]["documents"] == 30 and figures["target_full_seed0"]["from_base"]
     summary = _load("plot_gym_calibration").summarise(figures, out)
     assert len(summary.seconds) == 2 and len(summary.scores["in-domain"]) == 2
     assert summary.in_domain == figures["test_sets"]

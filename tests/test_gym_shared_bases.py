@@ -45,10 +45,10 @@ def test_an_unset_tokenizer_keeps_older_stage_keys_and_a_bad_one_is_named():
         GymConfig(tokenizer="shared")
 
 
-def _fake_committed(root, model, tokenizer_dir, recipe):
+def _fake_committed(root, model, tokenizer_dir, recipe, folder_name=None):
     from s2lbench.fingerprint import config_hash, file_fingerprint
 
-    folder = root / model
+    folder = root / (folder_name or model)
     folder.mkdir(parents=True)
     (folder / "base.json").write_text(json.dumps({
         "model": model, "recipe_hash": config_hash(asdict(recipe)),
@@ -69,14 +69,43 @@ def test_a_committed_base_is_used_only_for_its_recipe_corpus_and_tokenizer(share
     assert committed_base("gym-proxy", own.tokenizer, TINY_RECIPE, root=tmp_path / "pretrained") is None
 
 
-def test_every_committed_base_fits_the_shared_v2_tokenizer_and_default_recipe(tmp_path):
-    committed = sorted(p.name for p in gym_bases.PRETRAINED_DIR.iterdir() if (p / "base.json").is_file())
-    assert {"gym-proxy", "gym-target-l"} <= set(committed)
+def test_one_model_can_have_a_committed_base_per_recipe_and_each_recipe_finds_its_own(shared_gym, tmp_path):
+    root = tmp_path / "pretrained"
+    longer = replace(TINY_RECIPE, steps=3, corpus=CorpusConfig(documents=40))
+    short = _fake_committed(root, "gym-proxy", shared_gym.tokenizer, TINY_RECIPE)
+    long = _fake_committed(root, "gym-proxy", shared_gym.tokenizer, longer, folder_name="gym-proxy-long")
+    _fake_committed(root, "gym-target-l", shared_gym.tokenizer, longer, folder_name="a-target")
+    assert committed_base("gym-proxy", shared_gym.tokenizer, TINY_RECIPE, root=root) == short
+    assert committed_base("gym-proxy", shared_gym.tokenizer, longer, root=root) == long
+    assert committed_base("gym-proxy", shared_gym.tokenizer, replace(longer, steps=4), root=root) is None
+
+
+def _committed_config_recipes() -> list[dict]:
+    """The base recipes the committed v2 configs with a shared tokenizer ask for (the demo's, the grids')."""
+    from conftest import REPO
+
+    from s2lbench.experiment import load_experiment
+    from s2lbench.typed import from_dict
+
+    recipes = []
+    for path in [REPO / "s2lbench" / "demo.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        gym = load_experiment(path).pool.gym
+        if gym and gym.get("version") == 2 and gym.get("tokenizer") == "shared":
+            recipes.append(asdict(from_dict(GymConfig, gym, where=str(path)).base))
+    return recipes
+
+
+def test_every_committed_base_fits_the_shared_v2_tokenizer_and_a_recipe_a_committed_config_uses(tmp_path):
+    committed = sorted(p for p in gym_bases.PRETRAINED_DIR.iterdir() if (p / "base.json").is_file())
+    metas = {folder.name: json.loads((folder / "base.json").read_text()) for folder in committed}
+    assert {"gym-proxy", "gym-target-l"} <= {meta["model"] for meta in metas.values()}
+    used = _committed_config_recipes()
     gym = build_gym(tmp_path / "g", replace(SHARED, level_weights=(0.5, 0.5, 0.0)))
-    for name in committed:
-        assert committed_base(name, gym.tokenizer, SHARED.base) is not None, name
-        meta = json.loads((gym_bases.PRETRAINED_DIR / name / "base.json").read_text())
-        assert meta["model"] == name and meta["recipe"] == asdict(SHARED.base)
+    for folder in committed:
+        meta = metas[folder.name]
+        recipe = BaseRecipe(**{**meta["recipe"], "corpus": CorpusConfig(**meta["recipe"]["corpus"])})
+        assert committed_base(meta["model"], gym.tokenizer, recipe) == folder, folder.name
+        assert meta["recipe"] in used, f"{folder.name}: no committed config pre-trains with its recipe"
 
 
 @pytest.mark.integration

@@ -3,6 +3,7 @@ recompute nothing; a failing cell is recorded while the grid goes on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -288,6 +289,8 @@ def _write_cells(folder: str, worker: int) -> None:
 # runs are tested with those inputs in tests/test_preflight.py
 @pytest.mark.parametrize("config", ["configs/gym.yaml", "configs/gym-large.yaml", "configs/gym-transfer.yaml",
                                     "leaderboards/archive/gym-v1/gym.yaml",
+                                    "leaderboards/archive/gym-v2-900/gym.yaml",
+                                    "leaderboards/archive/gym-v2-900/gym-transfer.yaml",
                                     "leaderboards/archive/gym-v1/s2l-sources/gym-s2l-sources.yaml"])
 def test_shipped_configs_pass_a_dry_run_offline(config, tmp_path, capsys, monkeypatch):
     from conftest import REPO
@@ -319,23 +322,25 @@ def test_the_embedded_demo_config_is_the_grid_the_issue_names():
     assert config.full_reference and config.pool.path == "gym" and config.evaluation.tasks == ["gym"]
 
 
-def test_the_demo_never_pretrains_a_base_on_a_cold_machine(tmp_path):
-    """Every ``gym-base:`` model the demo names has a committed base that fits its gym (shared tokenizer,
-    recipe, corpus), so a newcomer's first run copies bases instead of spending minutes pre-training them."""
-    from importlib.resources import files
+@pytest.mark.parametrize("config_path", ["s2lbench/demo.yaml", "configs/gym.yaml", "configs/gym-transfer.yaml",
+                                         "configs/gym-large.yaml"])
+def test_the_demo_and_the_gym_grids_never_pretrain_a_base_on_a_cold_machine(config_path, tmp_path):
+    """Every ``gym-base:`` model the demo and the v2 grids name has a committed base that fits its gym (shared
+    tokenizer, recipe, corpus), so a newcomer's first run copies bases instead of spending minutes pre-training
+    them, and a grid's wall time is its fine-tunes."""
+    from conftest import REPO
 
     from s2lbench.gym import GymConfig, build_gym
     from s2lbench.gym.bases import base_model_name, committed_base
     from s2lbench.typed import from_dict
 
-    data = yaml.safe_load(files("s2lbench").joinpath("demo.yaml").read_text())
-    config = parse_experiment(data, origin="demo")
+    config = parse_experiment(yaml.safe_load((REPO / config_path).read_text()), origin=config_path)
     gym_config = from_dict(GymConfig, config.pool.gym, where="pool.gym")
     assert gym_config.version == 2 and gym_config.tokenizer == "shared"
     models = [config.proxy.model] + [t.model for t in config.targets]
     bases = [base_model_name(m) for m in models]
     assert all(bases), models
-    gym = build_gym(tmp_path / "g", gym_config)
+    gym = build_gym(tmp_path / "g", dataclasses.replace(gym_config, pool_size=200, test_size=2, dev_size=0))
     for name in bases:
         assert committed_base(name, gym.tokenizer, gym_config.base) is not None, name
 

@@ -8,8 +8,8 @@ fingerprints, figures), written whole or not at all. The runner caches it as the
 all of that, so every run of one gym shares one base per model; ``s2lbench gym pretrain`` writes one by hand.
 
 A gym built with ``tokenizer: shared`` has the same tokenizer whatever its pool, so its bases are keyed on the
-tokenizer rather than the gym, and the ones committed in ``s2lbench/gym/pretrained/<model>/`` (written by the
-command in that folder's README) are copied in instead of pre-trained when their recipe, corpus and tokenizer
+tokenizer rather than the gym, and the ones committed in ``s2lbench/gym/pretrained/<folder>/`` (one per
+model and recipe, written by the commands in that folder's README) are copied in instead of pre-trained when their recipe, corpus and tokenizer
 match what this run would train; otherwise the base is pre-trained as usual.
 """
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: prefix that names a base in a model field: ``model: gym-base:gym-target-l``
 BASE_PREFIX = "gym-base:"
 
-#: the committed bases, one folder per tiny config (for gyms with ``tokenizer: shared``)
+#: the committed bases, one folder per tiny config and recipe (for gyms with ``tokenizer: shared``)
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 
@@ -77,23 +77,30 @@ def corpus_fingerprint(corpus: list[str]) -> str:
 
 def committed_base(model_name: str, tokenizer_dir: str | Path, recipe: BaseRecipe,
                    root: str | Path | None = None) -> Path | None:
-    """``root/<model_name>`` (default root: PRETRAINED_DIR) when it holds a base pre-trained with ``recipe`` on
-    this corpus and this tokenizer (base.json's recipe hash, corpus and tokenizer fingerprints); None, with the
-    reason logged, otherwise."""
+    """The folder under ``root`` (default: PRETRAINED_DIR) whose base is ``model_name`` pre-trained with
+    ``recipe`` on this corpus and this tokenizer (base.json's model, recipe hash, corpus and tokenizer
+    fingerprints); None, with the reason logged, when no folder holds one. Folders are named freely (one per
+    model and recipe: ``gym-target-l``, ``gym-target-l-long``), so several recipes can be committed at once."""
     from s2lbench.fingerprint import file_fingerprint
 
-    folder = Path(PRETRAINED_DIR if root is None else root) / model_name
-    if not (folder / "base.json").is_file():
+    root = Path(PRETRAINED_DIR if root is None else root)
+    candidates = []
+    for meta_path in sorted(root.glob("*/base.json")):
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("model") == model_name:
+            candidates.append((meta_path.parent, meta))
+    if not candidates:
         return None
-    meta = json.loads((folder / "base.json").read_text(encoding="utf-8"))
     wanted = {"recipe_hash": config_hash(asdict(recipe)),
               "tokenizer_fingerprint": file_fingerprint(Path(tokenizer_dir) / "tokenizer.json"),
               "corpus_fingerprint": corpus_fingerprint(pretraining_corpus(recipe.corpus))}
-    differ = [key for key, value in wanted.items() if meta.get(key) != value]
-    if differ:
+    for folder, meta in candidates:
+        if all(meta.get(key) == value for key, value in wanted.items()):
+            return folder
+    for folder, meta in candidates:
+        differ = [key for key, value in wanted.items() if meta.get(key) != value]
         log.info("committed base %s not used: its %s differ from this run's", folder, ", ".join(differ))
-        return None
-    return folder
+    return None
 
 
 def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Path,
