@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s2lbench.atomic import write_jsonl
+from s2lbench.atomic import output_lock, write_jsonl
 from s2lbench.errors import DataError
 
 DB_NAME = "results.sqlite"
@@ -142,7 +142,9 @@ class ResultsStore:
         if self.path.exists() and self.path.stat().st_size and not _has_sqlite_header(self.path):
             raise DataError("not an SQLite database; move it away or choose another output folder", path=self.path)
         try:
-            with self._connect() as con:
+            # one process at a time: inside executescript SQLite answers a second writer's lock upgrade with
+            # SQLITE_BUSY at once, without the busy wait, so runs opening one new store together could fail
+            with output_lock(self.path), self._connect() as con:
                 con.executescript(SCHEMA)
                 self._add_missing_columns(con)
                 self._check_schema(con)
