@@ -23,7 +23,7 @@ import logging
 import random
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 
@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=None)
     parser.add_argument("--level-weights", default=None, help="e.g. 0.3,0.4,0.3")
     parser.add_argument("--template", help="pool.gym.template (default: the version's)")
+    parser.add_argument("--tokenizer", choices=("pool", "shared"), default=None,
+                        help="pool.gym.tokenizer (default: the version's, i.e. trained on this pool); with 'shared' "
+                             "a --base recipe that matches a committed base uses it instead of pre-training")
     parser.add_argument("--target", default="gym-target-l")
     parser.add_argument("--shape", metavar="LAYERS,HIDDEN,HEADS",
                         help="probe a model size that is not a registered tiny config: --target then names it, "
@@ -42,12 +45,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="fixed schedule steps (default GYM_TRAINING)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--weight-decay", type=float, default=None, help="SFT weight decay (default TrainConfig's, 0)")
     parser.add_argument("--group-by-length", action="store_true")
     parser.add_argument("--base", type=int, default=0, metavar="STEPS",
                         help="pre-train the target on the gym corpus for STEPS first (SFT then starts from it)")
     parser.add_argument("--base-documents", type=int, default=None, metavar="N",
                         help="pre-training corpus documents for the base (default: CorpusConfig's)")
     parser.add_argument("--base-lr", type=float, default=None, help="base pre-training learning rate")
+    parser.add_argument("--compact-facts", action="store_true",
+                        help="the base's corpus also writes digit facts compactly (CorpusConfig.compact_facts)")
     parser.add_argument("--proxy-steps", type=int, default=None)
     parser.add_argument("--subset-fraction", type=float, default=0.1)
     parser.add_argument("--seeds", type=int, default=1, help="training seeds FIRST..FIRST+N-1 for each run")
@@ -67,8 +73,9 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from s2lbench.data import load_local
+    from s2lbench.fingerprint import config_hash
     from s2lbench.gym import GYM_TRAINING, GymConfig, build_gym
-    from s2lbench.gym.bases import BaseRecipe, pretrain_base
+    from s2lbench.gym.bases import BaseRecipe, committed_base, pretrain_base
     from s2lbench.gym.corpus import CorpusConfig
     from s2lbench.gym.score import exact_match, read_test_set
     from s2lbench.training import TrainConfig, train
@@ -91,6 +98,8 @@ def main() -> None:
         overrides["pool_size"] = args.pool_size
     if args.template:
         overrides["template"] = args.template
+    if args.tokenizer:
+        overrides["tokenizer"] = args.tokenizer
     if args.level_weights:
         overrides["level_weights"] = tuple(float(w) for w in args.level_weights.split(","))
     gym_config = GymConfig.small(**overrides) if args.small else GymConfig(**overrides)
@@ -99,20 +108,25 @@ def main() -> None:
     figures["build_seconds"] = round(time.perf_counter() - t0, 1)
     pool = load_local(paths.pool)
     recipe = dict(GYM_TRAINING)
-    for key, value in (("total_steps", args.steps), ("batch_size", args.batch_size), ("learning_rate", args.lr)):
+    for key, value in (("total_steps", args.steps), ("batch_size", args.batch_size), ("learning_rate", args.lr),
+                       ("weight_decay", args.weight_decay)):
         if value is not None:
             recipe[key] = value
     model = args.target
     if args.base:
         t = time.perf_counter()
         base_recipe = BaseRecipe(steps=args.base)
-        if args.base_documents:
-            base_recipe = replace(base_recipe, corpus=CorpusConfig(documents=args.base_documents))
+        if args.base_documents or args.compact_facts:
+            corpus = CorpusConfig(compact_facts=args.compact_facts)
+            if args.base_documents:
+                corpus = replace(corpus, documents=args.base_documents)
+            base_recipe = replace(base_recipe, corpus=corpus)
         if args.base_lr:
             base_recipe = replace(base_recipe, learning_rate=args.base_lr)
-        base_dir = pretrain_base(args.target, paths.tokenizer,
-                                 work / f"base-{args.target}-{args.base}-{base_recipe.corpus.documents}", base_recipe)
-        figures["base"] = {**json.loads((base_dir / "base.json").read_text()),
+        # named by the whole recipe, so a reused workdir never hands one recipe's base to another
+        base_dir = committed_base(args.target, paths.tokenizer, base_recipe) or pretrain_base(
+            args.target, paths.tokenizer, work / f"base-{args.target}-{base_recipe.key}", base_recipe)
+        figures["base"] = {**json.loads((base_dir / "base.json").read_text()), "folder": str(base_dir),
                            "seconds_here": round(time.perf_counter() - t, 1)}
         print(json.dumps({"base": figures["base"]}, indent=2), flush=True)
         model = str(base_dir)
@@ -141,7 +155,10 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for label, data in runs:
             label = f"{label}_seed{seed}"
-            result = train(data, replace(base, seed=seed), work / label)
+            run_config = replace(base, seed=seed)
+            # named by the whole training config too: a reused workdir adds runs of another recipe or base
+            run_dir = work / f"{label}-{config_hash(asdict(run_config))}"
+            result = train(data, run_config, run_dir)
             curve = []
             for step, ckpt in result.checkpoints:
                 net = AutoModelForCausalLM.from_pretrained(ckpt)
@@ -154,7 +171,7 @@ def main() -> None:
             figures[label] = {"model": args.target, "from_base": bool(args.base), "params": result.n_params,
                               "examples": len(data), "steps": result.total_steps, "epochs": round(result.epochs, 2),
                               "train_tokens": result.train_tokens, "wall_seconds": round(result.wall_seconds, 1),
-                              "final_loss": result.final_loss, "curve": curve}
+                              "final_loss": result.final_loss, "run_dir": str(run_dir), "curve": curve}
             print(json.dumps({label: figures[label]}), flush=True)
     print("CALIBRATION", json.dumps(figures, indent=2))
     if args.json:

@@ -78,6 +78,14 @@ def summarise(figures: dict, path: Path, prefix: str = "target_full_seed") -> Ru
     label = (f"{args.get('target', '?')} ({params / 1e6:.1f}M)" if isinstance(params, (int, float))
              else str(args.get("target", "?")))
     label += f", lr {args.get('lr') or 'default'}, {figures.get('steps', '?')} steps"
+    base = figures.get("base")
+    if isinstance(base, dict) and isinstance(base.get("recipe"), dict):
+        corpus = base["recipe"].get("corpus", {})
+        label += (f", base {base['recipe'].get('steps', '?')} steps on {corpus.get('documents', '?')} docs"
+                  + (" with compact facts" if corpus.get("compact_facts") else ""))
+    seeds = sorted(int(name.rsplit("seed", 1)[1]) for name in runs if name.rsplit("seed", 1)[1].isdigit())
+    if seeds:
+        label += f", seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f", seed {seeds[0]}"
     declared = figures.get("test_sets") if isinstance(figures.get("test_sets"), dict) else {}
     in_domain = {s: bool(declared.get(s, not s.startswith("ood_"))) for s in scores if s != IN_DOMAIN}
     return RunSummary(label, scores, seconds, in_domain)

@@ -226,7 +226,7 @@ class Runner:
             return None
         if self.pool is None or self._gym_dir is None:
             raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
-        recipe = dataclasses.asdict(self._gym_config.base)
+        recipe = self._gym_config.base.spec()
         if self._gym_config.tokenizer == "shared":  # one tokenizer for every such gym: one base per model
             return {"tokenizer": file_fingerprint(self._gym_dir / "tokenizer" / "tokenizer.json"), "model": name,
                     "recipe": recipe}

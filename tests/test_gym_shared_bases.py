@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +14,7 @@ from s2lbench.gym import GymConfig, build_gym
 from s2lbench.gym import bases as gym_bases
 from s2lbench.gym.bases import BaseRecipe, committed_base, corpus_fingerprint, pretrain_base
 from s2lbench.gym.corpus import CorpusConfig, pretraining_corpus
+from s2lbench.typed import from_dict
 
 SHARED = GymConfig(version=2, pool_size=200, test_size=5, dev_size=0, tokenizer="shared")
 TINY_RECIPE = BaseRecipe(steps=2, batch_size=2, block_size=32, corpus=CorpusConfig(documents=30))
@@ -46,12 +47,12 @@ def test_an_unset_tokenizer_keeps_older_stage_keys_and_a_bad_one_is_named():
 
 
 def _fake_committed(root, model, tokenizer_dir, recipe, folder_name=None):
-    from s2lbench.fingerprint import config_hash, file_fingerprint
+    from s2lbench.fingerprint import file_fingerprint
 
     folder = root / (folder_name or model)
     folder.mkdir(parents=True)
     (folder / "base.json").write_text(json.dumps({
-        "model": model, "recipe_hash": config_hash(asdict(recipe)),
+        "model": model, "recipe_hash": recipe.key,
         "tokenizer_fingerprint": file_fingerprint(tokenizer_dir / "tokenizer.json"),
         "corpus_fingerprint": corpus_fingerprint(pretraining_corpus(recipe.corpus))}))
     return folder
@@ -65,6 +66,8 @@ def test_a_committed_base_is_used_only_for_its_recipe_corpus_and_tokenizer(share
     assert committed_base("gym-proxy", shared_gym.tokenizer, longer, root=tmp_path / "pretrained") is None
     other_corpus = replace(TINY_RECIPE, corpus=CorpusConfig(documents=31))
     assert committed_base("gym-proxy", shared_gym.tokenizer, other_corpus, root=tmp_path / "pretrained") is None
+    compact = replace(TINY_RECIPE, corpus=CorpusConfig(documents=30, compact_facts=True))
+    assert committed_base("gym-proxy", shared_gym.tokenizer, compact, root=tmp_path / "pretrained") is None
     own = build_gym(tmp_path / "own", replace(SHARED, tokenizer=None))
     assert committed_base("gym-proxy", own.tokenizer, TINY_RECIPE, root=tmp_path / "pretrained") is None
 
@@ -81,17 +84,19 @@ def test_one_model_can_have_a_committed_base_per_recipe_and_each_recipe_finds_it
 
 
 def _committed_config_recipes() -> list[dict]:
-    """The base recipes the committed v2 configs with a shared tokenizer ask for (the demo's, the grids')."""
+    """The base recipes the committed v2 configs with a shared tokenizer ask for (the demo's, the grids', and the
+    archived grids', whose committed bases keep them reproducible without pre-training)."""
     from conftest import REPO
 
     from s2lbench.experiment import load_experiment
-    from s2lbench.typed import from_dict
 
     recipes = []
-    for path in [REPO / "s2lbench" / "demo.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+    configs = [REPO / "s2lbench" / "demo.yaml", *sorted((REPO / "configs").glob("*.yaml")),
+               *sorted((REPO / "leaderboards" / "archive").glob("*/*.yaml"))]
+    for path in configs:
         gym = load_experiment(path).pool.gym
         if gym and gym.get("version") == 2 and gym.get("tokenizer") == "shared":
-            recipes.append(asdict(from_dict(GymConfig, gym, where=str(path)).base))
+            recipes.append(from_dict(GymConfig, gym, where=str(path)).base.spec())
     return recipes
 
 
@@ -103,7 +108,7 @@ def test_every_committed_base_fits_the_shared_v2_tokenizer_and_a_recipe_a_commit
     gym = build_gym(tmp_path / "g", replace(SHARED, level_weights=(0.5, 0.5, 0.0)))
     for folder in committed:
         meta = metas[folder.name]
-        recipe = BaseRecipe(**{**meta["recipe"], "corpus": CorpusConfig(**meta["recipe"]["corpus"])})
+        recipe = from_dict(BaseRecipe, meta["recipe"], where=f"{folder.name}/base.json")
         assert committed_base(meta["model"], gym.tokenizer, recipe) == folder, folder.name
         assert meta["recipe"] in used, f"{folder.name}: no committed config pre-trains with its recipe"
 

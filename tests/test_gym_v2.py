@@ -146,6 +146,32 @@ def test_corpus_is_deterministic_and_never_shows_templates_steps_or_test_items(v
     assert "train" in text and "sheep" in text and "def " in text
 
 
+def test_compact_facts_add_compact_digit_facts_and_nothing_of_the_steps_or_tests(v2_pool):
+    """compact_facts writes every kind of digit fact the worked steps compose (a+b, a+b+1, teen minus digit,
+    a*b) as lines of their own, and still no step format or test item; off, the corpus is the one every earlier
+    base was pre-trained on, so their recipe keys stay as they were."""
+    from s2lbench.gym.bases import BaseRecipe
+
+    plain = pretraining_corpus(CorpusConfig(documents=3000))
+    compact = pretraining_corpus(CorpusConfig(documents=3000, compact_facts=True))
+    assert not re.search(r"\d[+\-*]\d", "\n".join(plain))
+    lines = {line for doc in compact for line in doc.split("\n")}
+    facts = {line for line in lines if re.fullmatch(r"\d+[+\-*]\d(\+1)?=\d+\.", line)}
+    for fact in facts:
+        left, value = fact[:-1].split("=")
+        assert eval(left) == int(value), fact  # noqa: S307 - digits and operators only (matched above)
+    assert {"9+4=13.", "17-8=9.", "7+3+1=11.", "6*7=42."} <= facts
+    text = "\n".join(compact)
+    for pattern in STEP_FORMATS:
+        assert not pattern.search(text), pattern.search(text)[0]
+    pool, _ = v2_pool
+    normalized = " " + " ".join(normalize_instruction(d) for d in compact) + " "
+    items = [r["instruction"] for rows in generate_test_sets(V2, pool).values() for r in rows]
+    assert not [i for i in items if f" {normalize_instruction(i)} " in normalized]
+    assert "compact_facts" not in BaseRecipe().spec()["corpus"]
+    assert BaseRecipe(corpus=CorpusConfig(compact_facts=True)).key != BaseRecipe().key
+
+
 def test_v2_tokenizer_learns_the_corpus_words_v1_does_not_change(v2_pool):
     pool, _ = v2_pool
     assert len(tokenizer_corpus(pool, 2)) > len(tokenizer_corpus(pool, 1))

@@ -308,3 +308,15 @@ def test_a_gym_dry_run_names_an_unknown_gym_set_or_option(tmp_path):
     data["evaluation"]["task_options"] = {"gym": {"grading": "nope"}}
     report = preflight(Runner(parse_experiment(data), tmp_path / "b"))
     assert any("task_options.gym" in p and "'nope' is not one of" in p for p in report.problems), report.problems
+
+
+def test_a_dry_run_with_only_lists_the_cells_a_real_run_would_run(tmp_path, capsys):
+    """--only in a dry run names the cells it picks (here the full reference, not random's cell) and says the
+    estimate is still the whole grid's, so nobody reads it as the cost of the picked cells."""
+    config = tmp_path / "gym.yaml"
+    config.write_text(yaml.safe_dump(GYM))
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--only", "full", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    picked = re.search(r"--only full: (\d+) of them would run: (.*)", out)
+    assert picked and picked.group(1) == "1" and "full" in picked.group(2) and "random" not in picked.group(2)
+    assert "whole grid's" in out

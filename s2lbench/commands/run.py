@@ -25,7 +25,7 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     runner = Runner(config, out)
     report = preflight(runner, only)
     if dry_run:
-        return dry_run_report(runner, report, cost_options or {})
+        return dry_run_report(runner, report, cost_options or {}, only)
     report.raise_if_failed()  # before the first stage: nothing trains on a run that would fail later
     start = time.perf_counter()
     summary = runner.run(only=only)
@@ -39,8 +39,9 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     return 0 if summary.ok else 1
 
 
-def dry_run_report(runner, report, cost_options: dict) -> int:
-    """Validate everything a real run would (the preflight), list the grid, print the cost estimate."""
+def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = None) -> int:
+    """Validate everything a real run would (the preflight), list the grid, print the cost estimate. With
+    ``only``, also list the cells a real run with the same --only would run (the estimate stays the grid's)."""
     from s2lbench.cost import estimate, render
 
     config = runner.config
@@ -53,6 +54,10 @@ def dry_run_report(runner, report, cost_options: dict) -> int:
     for note in report.notes:
         print(f"  note: {note}")
     print(f"  {len(report.cell_ids)} cells")
+    if only:
+        chosen = [c for c in report.cell_ids if any(pattern in c for pattern in only)]
+        print(f"  --only {' '.join(only)}: {len(chosen)} of them would run: {', '.join(chosen) or 'none'}")
+        print("  (the estimate below is the whole grid's, whatever --only picks)")
     print(render(estimate(runner, report, **cost_options)))
     if not report.ok:
         print(f"dry run FAILED: {len(report.problems)} problem(s); a real run would stop before its first stage:",

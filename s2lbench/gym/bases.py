@@ -55,6 +55,19 @@ class BaseRecipe:
         if self.learning_rate <= 0:
             raise ConfigError(f"base recipe: learning_rate {self.learning_rate} must be positive")
 
+    def spec(self) -> dict[str, Any]:
+        """The recipe as bases are keyed on it: every field, but corpus fields added later left out at their
+        defaults, so bases pre-trained before a field existed (the committed ones, cached stages) keep their keys."""
+        spec = asdict(self)
+        if not self.corpus.compact_facts:
+            spec["corpus"].pop("compact_facts")
+        return spec
+
+    @property
+    def key(self) -> str:
+        """The recipe hash a base.json records (``recipe_hash``)."""
+        return config_hash(self.spec())
+
 
 def base_model_name(model: str) -> str | None:
     """``gym-target-l`` for ``gym-base:gym-target-l``; None for any other model field."""
@@ -91,15 +104,16 @@ def committed_base(model_name: str, tokenizer_dir: str | Path, recipe: BaseRecip
             candidates.append((meta_path.parent, meta))
     if not candidates:
         return None
-    wanted = {"recipe_hash": config_hash(asdict(recipe)),
+    wanted = {"recipe_hash": recipe.key,
               "tokenizer_fingerprint": file_fingerprint(Path(tokenizer_dir) / "tokenizer.json"),
               "corpus_fingerprint": corpus_fingerprint(pretraining_corpus(recipe.corpus))}
-    for folder, meta in candidates:
-        if all(meta.get(key) == value for key, value in wanted.items()):
-            return folder
+    reasons = []
     for folder, meta in candidates:
         differ = [key for key, value in wanted.items() if meta.get(key) != value]
-        log.info("committed base %s not used: its %s differ from this run's", folder, ", ".join(differ))
+        if not differ:
+            return folder
+        reasons.append(f"{folder.name} ({', '.join(differ)})")
+    log.info("no committed base of %s used; these differ from this run's: %s", model_name, "; ".join(reasons))
     return None
 
 
@@ -136,7 +150,7 @@ def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Pat
         tokenizer.save_pretrained(tmp)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         write_json(tmp / "base.json", {
-            "model": model_name, "recipe": asdict(recipe), "recipe_hash": config_hash(asdict(recipe)),
+            "model": model_name, "recipe": recipe.spec(), "recipe_hash": recipe.key,
             "corpus": {"documents": len(corpus), "blocks": len(blocks), "tokens": len(blocks) * recipe.block_size},
             "corpus_fingerprint": corpus_fingerprint(corpus),
             "tokenizer_fingerprint": file_fingerprint(Path(tokenizer_dir) / "tokenizer.json"),

@@ -1,7 +1,8 @@
 """The gym's pre-training corpus: what a pre-trained LM knows before SFT, generated in code.
 
 Numbers and their words (up to the out-of-domain sets' 4 digits), digits by place, counting, successors, single-digit
-arithmetic facts in plain notation and in words, comparisons, plain sentences in the stories' vocabulary
+arithmetic facts in plain notation and in words (and, with ``compact_facts``, in compact notation too: ``9+4=13.``,
+``7+3+1=11.``, as arithmetic is usually written), comparisons, plain sentences in the stories' vocabulary
 (the pool's and the unseen stories' nouns and verbs), and short code. It never uses the pool's instruction
 templates ("What is ...?", the story templates), its worked-step formats ("7+5=12, write 2, carry 1.",
 "Digits ...", "The answer is ...") or its program-of-thought layout; ``tests/test_gym_corpus.py`` checks
@@ -33,6 +34,11 @@ class CorpusConfig:
     min_lines: int = 4
     max_lines: int = 10
     seed: int = 0
+    #: also write the single-digit facts in compact notation (``9+4=13.``, ``17-8=9.``, ``6*7=42.``) and sums of two
+    #: digits plus one (``7+3+1=11.``). The worked steps compose exactly these facts; a base that saw them only
+    #: spaced (``9 + 4 = 13.``: other tokens) knew ~90 % of them that way and none compactly, so SFT had to learn
+    #: them again (docs/gym.md, "The compact-facts corpus"). Off by default: every earlier base keeps its recipe.
+    compact_facts: bool = False
 
     def __post_init__(self):
         if self.documents < 1 or not 1 <= self.min_lines <= self.max_lines:
@@ -85,6 +91,19 @@ def _fact(rng: random.Random) -> str:
     return f"{number_words(x)} {rng.choice(WORD_OPS[op])} {number_words(y)} is {number_words(value)}."
 
 
+def _compact_fact(rng: random.Random) -> str:
+    """A single-digit fact in compact notation, or a sum of two digits plus one; a line of its own, never
+    followed by the worked steps' ``, write`` (tests/test_gym_v2.py checks the corpus for those)."""
+    op = rng.choice("+++--*")
+    x, y = rng.randint(0, 9), rng.randint(0, 9)
+    if op == "+" and rng.random() < 1 / 3:
+        return f"{x}+{y}+1={x + y + 1}."
+    if op == "-":
+        x = x + y
+    value = {"+": x + y, "-": x - y, "*": x * y}[op]
+    return f"{x}{op}{y}={value}."
+
+
 def _comparison(rng: random.Random) -> str:
     a, b = _num(rng), _num(rng)
     if a == b:
@@ -126,7 +145,8 @@ def pretraining_corpus(config: CorpusConfig | None = None) -> list[str]:
     """``config.documents`` texts of mixed lines; deterministic in ``config``."""
     config = config or CorpusConfig()
     rng = random.Random(f"gym-corpus-{config.seed}")
-    makers, weights = zip(*KINDS, strict=True)
+    kinds = KINDS + (((_compact_fact, 0.15),) if config.compact_facts else ())
+    makers, weights = zip(*kinds, strict=True)
     docs = []
     for _ in range(config.documents):
         lines = [rng.choices(makers, weights=weights)[0](rng)
