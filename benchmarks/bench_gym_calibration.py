@@ -23,7 +23,7 @@ import logging
 import random
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -73,12 +73,11 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from s2lbench.data import load_local
-    from s2lbench.fingerprint import config_hash
     from s2lbench.gym import GYM_TRAINING, GymConfig, build_gym
     from s2lbench.gym.bases import BaseRecipe, committed_base, pretrain_base
     from s2lbench.gym.corpus import CorpusConfig
     from s2lbench.gym.score import exact_match, read_test_set
-    from s2lbench.training import TrainConfig, train
+    from s2lbench.training import TrainConfig, config_key, train
 
     torch.set_num_threads(args.threads)
     if args.shape:
@@ -115,12 +114,10 @@ def main() -> None:
     model = args.target
     if args.base:
         t = time.perf_counter()
-        base_recipe = BaseRecipe(steps=args.base)
-        if args.base_documents or args.compact_facts:
-            corpus = CorpusConfig(compact_facts=args.compact_facts)
-            if args.base_documents:
-                corpus = replace(corpus, documents=args.base_documents)
-            base_recipe = replace(base_recipe, corpus=corpus)
+        corpus = CorpusConfig(compact_facts=args.compact_facts)
+        if args.base_documents:
+            corpus = replace(corpus, documents=args.base_documents)
+        base_recipe = BaseRecipe(steps=args.base, corpus=corpus)
         if args.base_lr:
             base_recipe = replace(base_recipe, learning_rate=args.base_lr)
         # named by the whole recipe, so a reused workdir never hands one recipe's base to another
@@ -157,7 +154,7 @@ def main() -> None:
             label = f"{label}_seed{seed}"
             run_config = replace(base, seed=seed)
             # named by the whole training config too: a reused workdir adds runs of another recipe or base
-            run_dir = work / f"{label}-{config_hash(asdict(run_config))}"
+            run_dir = work / f"{label}-{config_key(run_config)}"
             result = train(data, run_config, run_dir)
             curve = []
             for step, ckpt in result.checkpoints:

@@ -83,7 +83,7 @@ def summarise(figures: dict, path: Path, prefix: str = "target_full_seed") -> Ru
         corpus = base["recipe"].get("corpus", {})
         label += (f", base {base['recipe'].get('steps', '?')} steps on {corpus.get('documents', '?')} docs"
                   + (" with compact facts" if corpus.get("compact_facts") else ""))
-    seeds = sorted(int(name.rsplit("seed", 1)[1]) for name in runs if name.rsplit("seed", 1)[1].isdigit())
+    seeds = sorted(int(tail) for tail in (name[len(prefix):] for name in runs) if tail.isdigit())
     if seeds:
         label += f", seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f", seed {seeds[0]}"
     declared = figures.get("test_sets") if isinstance(figures.get("test_sets"), dict) else {}

@@ -37,19 +37,6 @@ NOTATIONS = {"spaced": "{a} {op} {b} = ", "compact": "{a}{op}{b}="}
 PROBLEM = re.compile(r"(\d+) (\+|-|plus|minus) (\d+)")
 
 
-def _complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 4) -> list[str]:
-    import torch
-
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    enc = tokenizer(prompts, return_tensors="pt", padding=True)
-    with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-
-
 def answered(completion: str, gold: int) -> bool:
     """The completion starts with the gold number and no further digit (``13.`` yes, ``134`` no)."""
     text = completion.strip()
@@ -58,6 +45,8 @@ def answered(completion: str, gold: int) -> bool:
 
 def fact_recall(model, tokenizer) -> dict[str, dict[str, float]]:
     """kind -> notation -> share of facts completed correctly."""
+    from s2lbench.gym.score import greedy_completions
+
     table: dict[str, dict[str, float]] = {}
     for kind, (operands, answer) in FACTS.items():
         plus_one = kind.startswith("a+b+1")
@@ -68,7 +57,7 @@ def fact_recall(model, tokenizer) -> dict[str, dict[str, float]]:
                 prompts = [p.replace(" = ", " + 1 = ") if notation == "spaced" else p.replace("=", "+1=")
                            for p in prompts]
             golds = [answer(a, b) for a, _, b in operands]
-            completions = _complete(model, tokenizer, prompts)
+            completions = greedy_completions(model, tokenizer, prompts, max_new_tokens=4, desc=kind)
             table[kind][notation] = sum(answered(c, g) for c, g in zip(completions, golds, strict=True)) / len(golds)
     return table
 
@@ -86,14 +75,10 @@ def problem_kind(instruction: str) -> str:
 
 
 def accuracy_by_kind(model, tokenizer, rows: list[dict], template: str) -> tuple[dict[str, tuple[int, int]], list]:
-    from s2lbench.generation.config import GenerationConfig
-    from s2lbench.generation.hf_backend import greedy_texts
-    from s2lbench.gym.score import final_answer
-    from s2lbench.prompts import NEXT_PROMPT, render_prompt
+    """gym_arith rows right per problem kind (as ``exact_match`` grades them) and the wrong ones."""
+    from s2lbench.gym.score import final_answer, greedy_answers
 
-    config = GenerationConfig(backend="transformers", batch_size=256, max_new_tokens=160,
-                              stop=(NEXT_PROMPT[template],))
-    texts, _ = greedy_texts(model, tokenizer, [render_prompt(template, r["instruction"]) for r in rows], config)
+    texts = greedy_answers(model, tokenizer, rows, template=template)
     counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     wrong = []
     for text, row in zip(texts, rows, strict=True):

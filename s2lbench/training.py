@@ -415,6 +415,11 @@ def _identity(config: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
 
 
+def config_key(config: TrainConfig) -> str:
+    """The hash a run folder's manifest keys its training config on (resumes check it)."""
+    return config_hash(_identity(config))
+
+
 class _Manifest:
     """``run.json``, rewritten atomically after every change."""
 
@@ -426,7 +431,7 @@ class _Manifest:
     def open(cls, out_dir: Path, config: TrainConfig, pool: Pool) -> _Manifest:
         path = out_dir / "run.json"
         fingerprint = pool.fingerprint()
-        identity = config_hash(_identity(config))
+        identity = config_key(config)
         if path.exists():
             import json
 

@@ -80,12 +80,18 @@ def _counting(rng: random.Random) -> str:
                        f"Before {n + 1} comes {n}.", ", ".join(number_words(min(n, 99) + i) for i in range(k)) + "."))
 
 
-def _fact(rng: random.Random) -> str:
-    op = rng.choice("++--*")
+def _digit_fact(rng: random.Random, ops: str) -> tuple[int, str, int, int]:
+    """(x, op, y, value) of a single-digit fact, op drawn from ``ops``; a difference is the inverse of a sum fact
+    (0-18 minus 0-9, never negative: what a borrow step needs)."""
+    op = rng.choice(ops)
     x, y = rng.randint(0, 9), rng.randint(0, 9)
     if op == "-":
-        x = x + y  # the inverse of a sum fact: 0-18 minus 0-9, never negative (what a borrow step needs)
-    value = {"+": x + y, "-": x - y, "*": x * y}[op]
+        x = x + y
+    return x, op, y, {"+": x + y, "-": x - y, "*": x * y}[op]
+
+
+def _fact(rng: random.Random) -> str:
+    x, op, y, value = _digit_fact(rng, "++--*")
     if rng.random() < 0.5:
         return rng.choice((f"{x} {op} {y} = {value}.", f"{x} {rng.choice(WORD_OPS[op])} {y} is {value}."))
     return f"{number_words(x)} {rng.choice(WORD_OPS[op])} {number_words(y)} is {number_words(value)}."
@@ -94,13 +100,9 @@ def _fact(rng: random.Random) -> str:
 def _compact_fact(rng: random.Random) -> str:
     """A single-digit fact in compact notation, or a sum of two digits plus one; a line of its own, never
     followed by the worked steps' ``, write`` (tests/test_gym_v2.py checks the corpus for those)."""
-    op = rng.choice("+++--*")
-    x, y = rng.randint(0, 9), rng.randint(0, 9)
+    x, op, y, value = _digit_fact(rng, "+++--*")
     if op == "+" and rng.random() < 1 / 3:
-        return f"{x}+{y}+1={x + y + 1}."
-    if op == "-":
-        x = x + y
-    value = {"+": x + y, "-": x - y, "*": x * y}[op]
+        return f"{x}+{y}+1={value + 1}."
     return f"{x}{op}{y}={value}."
 
 

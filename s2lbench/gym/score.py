@@ -29,9 +29,10 @@ def read_test_set(path: str | Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, str]], *, batch_size: int = 256,
-                max_new_tokens: int = 160, template: str = "alpaca") -> float:
-    """Share of rows whose greedy answer (cut at the template's next prompt) ends in the gold answer."""
+def greedy_completions(model: Any, tokenizer: Any, prompts: list[str], *, batch_size: int = 256,
+                       max_new_tokens: int = 160, stop: tuple[str, ...] = (), desc: str = "decoding") -> list[str]:
+    """Each prompt's greedy continuation, decoded as the runner's transformers backend decodes (``greedy_texts``,
+    left-padded batches of ``batch_size``), cut at ``stop``."""
     from s2lbench.generation.config import GenerationConfig
     from s2lbench.generation.hf_backend import greedy_texts
 
@@ -40,11 +41,28 @@ def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, str]], *, batch
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     config = GenerationConfig(backend="transformers", batch_size=batch_size, max_new_tokens=max_new_tokens,
-                              stop=(NEXT_PROMPT[check_template(template)],))
-    correct, compacting = 0, True
-    for start in tqdm(range(0, len(rows), batch_size), desc="exact match", unit="batch", leave=False):
-        batch = rows[start:start + batch_size]
-        prompts = [render_prompt(template, r["instruction"]) for r in batch]
-        texts, compacting = greedy_texts(model, tokenizer, prompts, config, compacting=compacting)
-        correct += sum(final_answer(t) == r["answer"] for t, r in zip(texts, batch, strict=True))
-    return correct / max(1, len(rows))
+                              stop=stop)
+    texts: list[str] = []
+    compacting = True
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", leave=False):
+        batch, compacting = greedy_texts(model, tokenizer, prompts[start:start + batch_size], config,
+                                         compacting=compacting)
+        texts.extend(batch)
+    return texts
+
+
+def greedy_answers(model: Any, tokenizer: Any, rows: list[dict[str, str]], *, batch_size: int = 256,
+                   max_new_tokens: int = 160, template: str = "alpaca") -> list[str]:
+    """Each row's greedy answer to its instruction under ``template``, cut where the template's next prompt
+    would begin."""
+    return greedy_completions(model, tokenizer, [render_prompt(template, r["instruction"]) for r in rows],
+                              batch_size=batch_size, max_new_tokens=max_new_tokens,
+                              stop=(NEXT_PROMPT[check_template(template)],), desc="exact match")
+
+
+def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, str]], *, batch_size: int = 256,
+                max_new_tokens: int = 160, template: str = "alpaca") -> float:
+    """Share of rows whose greedy answer (cut at the template's next prompt) ends in the gold answer."""
+    texts = greedy_answers(model, tokenizer, rows, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                           template=template)
+    return sum(final_answer(t) == r["answer"] for t, r in zip(texts, rows, strict=True)) / max(1, len(rows))
