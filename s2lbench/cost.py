@@ -148,12 +148,26 @@ def _train_tokens(train: Any, rows: int, tokens_per_example: float) -> tuple[flo
     return steps * train.batch_size * train.grad_accum * min(tokens_per_example, train.max_length), steps
 
 
-def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU,
-             generation_mfu: float = DEFAULT_GENERATION_MFU) -> CostEstimate:
-    """The grid's cost from its config and the preflight report (pool rows, test set sizes)."""
-    from s2lbench.errors import ConfigError, DataError
-    from s2lbench.runner import PROXY_SIGNALS
+def _subset_rows(budget: float | None, rows: int) -> int:
+    """A cell's training rows: the whole pool for the reference (None) or a budget that does not resolve."""
     from s2lbench.selection import resolve_budget
+
+    if budget is None:
+        return rows
+    try:
+        return resolve_budget(budget, rows)
+    except Exception:
+        return rows
+
+
+def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU,
+             generation_mfu: float = DEFAULT_GENERATION_MFU, only: list[str] | None = None) -> CostEstimate:
+    """The cost of a run from its config and the preflight report (pool rows, test set sizes): the stages
+    every cell shares, which a run computes whatever ``only`` picks, and the fine-tunes and generations of
+    the cells ``only`` picks (all of them without it)."""
+    from s2lbench.errors import ConfigError, DataError
+    from s2lbench.experiment import chosen_by, grid_cells
+    from s2lbench.runner import PROXY_SIGNALS
     from s2lbench.signalset import TEXT_EMBEDDING
     from s2lbench.training import checkpoint_schedule
 
@@ -212,28 +226,23 @@ def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFA
         flops = 2 * m.params * tokens
         est.stages.append(StageCost("text embeddings", 1, tokens, flops, _hours(flops, peak, mfu), rows * 384 * 4,
                                     config.signals.text_encoder))
-    counts = []
-    for budget in config.budgets:
-        try:
-            counts.append(resolve_budget(budget, rows))
-        except Exception:
-            counts.append(rows)
-    subsets = [c for _ in config.selectors for c in counts] + ([rows] if config.full_reference else [])
+    chosen = [cell for cell in grid_cells(config) if chosen_by(cell.cell_id, only)]
     for target in config.targets:
-        m = size(target.model)
+        cells = [cell for cell in chosen if cell.target.name == target.name]
+        m = size(target.model) if cells else None
         if m is None:
             continue
         train = runner._train_config(target.model, target.tokenizer, target.train)
         factor = 8 if train.gradient_checkpointing else 6
-        n_cells = len(subsets) * len(config.seeds)
+        n_cells = len(cells)
         tokens = flops = disk = 0.0
-        for subset in subsets:
-            t, steps = _train_tokens(train, subset, per_example)
+        for cell in cells:
+            t, steps = _train_tokens(train, _subset_rows(cell.budget, rows), per_example)
             n_ckpt = max(1, len(checkpoint_schedule(steps, save_every=train.save_every,
                                                     n_checkpoints=train.n_checkpoints)))
-            tokens += t * len(config.seeds)
-            flops += factor * m.params * t * len(config.seeds)
-            disk += n_ckpt * m.params * BYTES_PER_PARAM * len(config.seeds)
+            tokens += t
+            flops += factor * m.params * t
+            disk += n_ckpt * m.params * BYTES_PER_PARAM
         est.stages.append(StageCost(f"fine-tune {target.name}", n_cells, tokens, flops, _hours(flops, peak, mfu),
                                     disk, f"{target.model}, {n_cells} cells"))
         gen_tokens = written = 0.0

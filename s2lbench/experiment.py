@@ -148,6 +148,40 @@ def budget_label(budget: float) -> str:
     return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
 
 
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of a grid as its config spells it, before the pool is loaded (budgets as written)."""
+    cell_id: str
+    target: TargetConfig
+    seed: int
+    selector: SelectorSpec | None  # None: the full-data reference
+    budget: float | None  # None: the whole pool
+
+    @property
+    def row(self) -> str:
+        return self.selector.row if self.selector else FULL
+
+
+def grid_cells(config: ExperimentConfig) -> list[GridCell]:
+    """Every cell of the grid, in the order a run computes them: per target, seed by seed, the full reference
+    first, then each selector at each budget (so a grid stopped part-way has whole seeds, reference included)."""
+    out = []
+    for target in config.targets:
+        for seed in config.seeds:
+            if config.full_reference:
+                out.append(GridCell(f"{target.name}__{FULL}__100%__s{seed}", target, seed, None, None))
+            for spec in config.selectors:
+                for budget in config.budgets:
+                    out.append(GridCell(f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}", target,
+                                        seed, spec, budget))
+    return out
+
+
+def chosen_by(cell_id: str, only: list[str] | None) -> bool:
+    """``--only``: a cell is run when its id contains one of the patterns (every cell when there are none)."""
+    return not only or any(pattern in cell_id for pattern in only)
+
+
 def _check_name_part(where: str, name: str) -> None:
     """Target names and selector rows make up cell ids (``target__row__budget__sSEED``), which name files."""
     if not name.strip():

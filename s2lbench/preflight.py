@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.errors import S2LBenchError
+from s2lbench.experiment import chosen_by
 
 log = logging.getLogger(__name__)
 
@@ -132,18 +133,9 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
 
 def cell_ids(config: Any) -> list[str]:
     """Every cell id the grid has, without loading the pool (ids name budgets as written, not as counts)."""
-    from s2lbench.experiment import budget_label
-    from s2lbench.store import FULL
+    from s2lbench.experiment import grid_cells
 
-    ids = []
-    for target in config.targets:
-        for seed in config.seeds:
-            if config.full_reference:
-                ids.append(f"{target.name}__{FULL}__100%__s{seed}")
-            for spec in config.selectors:
-                for budget in config.budgets:
-                    ids.append(f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}")
-    return ids
+    return [cell.cell_id for cell in grid_cells(config)]
 
 
 def _check_pool(runner: Any, report: PreflightReport) -> None:
@@ -324,7 +316,7 @@ def _check_grid(runner: Any, only: list[str] | None, report: PreflightReport) ->
         seen.add(seed)
     report.cell_ids = cell_ids(config)
     for pattern in only or []:
-        if not any(pattern in c for c in report.cell_ids):
+        if not any(chosen_by(c, [pattern]) for c in report.cell_ids):
             example = report.cell_ids[0] if report.cell_ids else "(none)"
             report.problems.append(f"--only {pattern!r} matches no cell (ids look like {example})")
 

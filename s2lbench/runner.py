@@ -30,7 +30,7 @@ from s2lbench import settings
 from s2lbench.atomic import atomic_dir, save_npy, write_json, write_jsonl
 from s2lbench.data import load_local, load_pool
 from s2lbench.errors import ConfigError, S2LBenchError
-from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig, budget_label
+from s2lbench.experiment import ExperimentConfig, SelectorSpec, TargetConfig, chosen_by, grid_cells
 from s2lbench.fingerprint import config_hash, file_fingerprint, ids_hash
 from s2lbench.plugins import Hooks, get_hooks
 from s2lbench.provenance import git_commit, package_versions
@@ -394,15 +394,9 @@ class Runner:
     def cells(self) -> list[CellSpec]:
         n = len(self.pool)
         out: list[CellSpec] = []
-        for target in self.config.targets:
-            for seed in self.config.seeds:
-                if self.config.full_reference:
-                    out.append(CellSpec(f"{target.name}__{FULL}__100%__s{seed}", FULL, None, n, 1.0, seed, target))
-                for spec in self.config.selectors:
-                    for budget in self.config.budgets:
-                        count = resolve_budget(budget, n)
-                        cell_id = f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}"
-                        out.append(CellSpec(cell_id, spec.row, spec, count, count / n, seed, target))
+        for cell in grid_cells(self.config):
+            count = n if cell.budget is None else resolve_budget(cell.budget, n)
+            out.append(CellSpec(cell.cell_id, cell.row, cell.selector, count, count / n, cell.seed, cell.target))
         return out
 
     def gym_task_sets(self, task: str) -> dict[str, tuple[Any, bool]]:
@@ -594,9 +588,7 @@ class Runner:
         from s2lbench.executors import CellTask, Grid
 
         started = time.time()
-        cells = self.cells()
-        if only:
-            cells = [c for c in cells if any(o in c.cell_id for o in only)]
+        cells = [c for c in self.cells() if chosen_by(c.cell_id, only)]
         for cell in cells:
             self.store.add_pending(Cell(cell.cell_id, self.config.name, cell.row, cell.budget, cell.fraction,
                                         cell.seed, cell.target.name, config_hash=self._cell_hash(cell)))
@@ -605,27 +597,35 @@ class Runner:
         executor = executor_cls(executor_cls.parse_options(self.config.executor_options), self.out)
         grid = Grid([CellTask(cell.cell_id, cell) for cell in cells], self._run_one,
                     shared=self._shared_stages, cpu_stages=self._select_only)
-        for cell_id, error in executor.run(grid):
-            if error:
-                summary.failed[cell_id] = error
-                stored = self.store.get_cell(cell_id)
-                if stored is None or stored.status != "failed":  # its process died before recording it
-                    self.store.set_status(cell_id, "failed", error)
-            elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
-                summary.done.append(cell_id)
-            else:  # another process holds it
-                summary.skipped.append(cell_id)
-        self._record_invocation(started, len(cells), summary, only)
+        stopped_by = None
+        try:
+            for cell_id, error in executor.run(grid):
+                if error:
+                    summary.failed[cell_id] = error
+                    stored = self.store.get_cell(cell_id)
+                    if stored is None or stored.status != "failed":  # its process died before recording it
+                        self.store.set_status(cell_id, "failed", error)
+                elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
+                    summary.done.append(cell_id)
+                else:  # another process holds it
+                    summary.skipped.append(cell_id)
+        except BaseException as e:  # Ctrl-C, SIGTERM (a scheduler's time limit), a crash: the time still counts
+            stopped_by = type(e).__name__
+            raise
+        finally:
+            self._record_invocation(started, len(cells), summary, only, stopped_by)
         return summary
 
-    def _record_invocation(self, started: float, n_cells: int, summary: RunSummary, only: list[str] | None) -> None:
+    def _record_invocation(self, started: float, n_cells: int, summary: RunSummary, only: list[str] | None,
+                           stopped_by: str | None = None) -> None:
         """One line per ``run`` in ``invocations.jsonl``: the leaderboard's provenance sums them into the
-        grid's wall time (a resumed grid counts each of its parts)."""
+        grid's wall time (a resumed grid counts each of its parts, an interrupted one included: its line names
+        what stopped it in ``stopped_by``)."""
         finished = time.time()
         line = json.dumps({"started": started, "finished": finished, "wall_seconds": round(finished - started, 1),
                            "cells": n_cells, "done": len(summary.done), "failed": len(summary.failed),
                            "skipped": len(summary.skipped), "only": only, "executor": self.config.executor,
-                           "cpu_count": os.cpu_count()}) + "\n"
+                           "cpu_count": os.cpu_count(), "stopped_by": stopped_by}) + "\n"
         fd = os.open(self.out / INVOCATIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())  # one small O_APPEND write: concurrent runs never interleave lines

@@ -310,13 +310,26 @@ def test_a_gym_dry_run_names_an_unknown_gym_set_or_option(tmp_path):
     assert any("task_options.gym" in p and "'nope' is not one of" in p for p in report.problems), report.problems
 
 
-def test_a_dry_run_with_only_lists_the_cells_a_real_run_would_run(tmp_path, capsys):
-    """--only in a dry run names the cells it picks (here the full reference, not random's cell) and says the
-    estimate is still the whole grid's, so nobody reads it as the cost of the picked cells."""
+def test_a_dry_run_with_only_lists_and_estimates_the_cells_a_real_run_would_run(tmp_path, capsys):
+    """--only in a dry run names the cells it picks (here the full reference, not random's cell) and the
+    estimate counts their fine-tunes and generations only."""
     config = tmp_path / "gym.yaml"
     config.write_text(yaml.safe_dump(GYM))
     assert main(["run", str(config), "--out", str(tmp_path / "out"), "--only", "full", "--dry-run"]) == 0
     out = capsys.readouterr().out
     picked = re.search(r"--only full: (\d+) of them would run: (.*)", out)
     assert picked and picked.group(1) == "1" and "full" in picked.group(2) and "random" not in picked.group(2)
-    assert "whole grid's" in out
+    assert re.search(r"fine-tune \S+\s+1\s", out) and re.search(r"generation \S+\s+1\s", out), out
+
+
+def test_the_estimate_under_only_is_the_chosen_cells_share_of_the_grid(tmp_path):
+    runner = Runner(parse_experiment(_config(tmp_path)), tmp_path / "out")
+    report = preflight(runner)
+    whole = {s.stage: s for s in estimate(runner, report).stages}
+    some = {s.stage: s for s in estimate(runner, report, only=["full"]).stages}
+    assert whole["fine-tune t"].count == 3 and some["fine-tune t"].count == 1
+    assert some["fine-tune t"].flops == pytest.approx(whole["fine-tune t"].flops / 3)  # fixed steps per cell
+    assert some["generation t"].tokens == pytest.approx(whole["generation t"].tokens / 3)
+    assert some["proxy training"] == whole["proxy training"]  # shared stages run whatever --only picks
+    none = {s.stage for s in estimate(runner, report, only=["nothing-matches"]).stages}
+    assert not {"fine-tune t", "generation t"} & none

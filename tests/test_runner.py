@@ -370,3 +370,43 @@ def _package_entry_points():
     from importlib.metadata import entry_points
 
     return [ep for ep in entry_points(group="s2lbench") if ep.value.startswith("s2lbench.")]
+
+
+def test_an_interrupted_run_still_records_its_wall_time(tmp_path):
+    """Ctrl-C (or a scheduler's SIGTERM) part-way through a grid: the invocation line is still written, with
+    what stopped it, so a grid finished by resuming sums every part of its wall time."""
+    from s2lbench.leaderboard import read_invocations
+
+    runner = Runner(parse_experiment(tiny_config(selectors=["random"])), tmp_path)
+    calls = []
+
+    def first_cell_then_ctrl_c(cell):
+        calls.append(cell.cell_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return None
+
+    runner._run_one = first_cell_then_ctrl_c  # the grid's cells, without training anything
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    (line,) = read_invocations(tmp_path)
+    assert line["stopped_by"] == "KeyboardInterrupt" and line["cells"] == 2 and line["wall_seconds"] >= 0
+    assert calls == ["t__full__100%__s0", "t__random__20%__s0"]
+
+
+def test_sigterm_ends_a_run_through_its_finally_blocks():
+    import os
+    import signal
+
+    from s2lbench.commands.run import sigterm_as_exit
+
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+    with pytest.raises(SystemExit) as stopped:
+        with sigterm_as_exit():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+            finally:
+                cleaned.append(True)
+    assert stopped.value.code == 128 + signal.SIGTERM and cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back

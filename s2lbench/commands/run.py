@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -28,7 +31,8 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
         return dry_run_report(runner, report, cost_options or {}, only)
     report.raise_if_failed()  # before the first stage: nothing trains on a run that would fail later
     start = time.perf_counter()
-    summary = runner.run(only=only)
+    with sigterm_as_exit():
+        summary = runner.run(only=only)
     elapsed = time.perf_counter() - start
     skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
     print(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
@@ -39,10 +43,29 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     return 0 if summary.ok else 1
 
 
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """A SIGTERM (a scheduler's time limit, ``kill``) ends the run as Ctrl-C does, through its ``finally``
+    blocks, so the run's invocation line, with its wall time, is still written; exit status 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = None) -> int:
     """Validate everything a real run would (the preflight), list the grid, print the cost estimate. With
-    ``only``, also list the cells a real run with the same --only would run (the estimate stays the grid's)."""
+    ``only``, list the cells a real run with the same --only would run and estimate those."""
     from s2lbench.cost import estimate, render
+    from s2lbench.experiment import chosen_by
 
     config = runner.config
     print(f"experiment {config.name!r} (config hash {runner.config_hash})")
@@ -55,10 +78,10 @@ def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = 
         print(f"  note: {note}")
     print(f"  {len(report.cell_ids)} cells")
     if only:
-        chosen = [c for c in report.cell_ids if any(pattern in c for pattern in only)]
+        chosen = [c for c in report.cell_ids if chosen_by(c, only)]
         print(f"  --only {' '.join(only)}: {len(chosen)} of them would run: {', '.join(chosen) or 'none'}")
-        print("  (the estimate below is the whole grid's, whatever --only picks)")
-    print(render(estimate(runner, report, **cost_options)))
+        print("  (the estimate below is theirs, plus the stages every cell shares)")
+    print(render(estimate(runner, report, only=only, **cost_options)))
     if not report.ok:
         print(f"dry run FAILED: {len(report.problems)} problem(s); a real run would stop before its first stage:",
               file=sys.stderr)
