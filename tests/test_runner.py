@@ -293,7 +293,8 @@ def _write_cells(folder: str, worker: int) -> None:
                                     "leaderboards/archive/gym-v2-900/gym-transfer.yaml",
                                     "leaderboards/archive/gym-v2-long/gym.yaml",
                                     "leaderboards/archive/gym-v2-long/gym-transfer.yaml",
-                                    "leaderboards/archive/gym-v1/s2l-sources/gym-s2l-sources.yaml"])
+                                    "leaderboards/archive/gym-v1/s2l-sources/gym-s2l-sources.yaml",
+                                    "leaderboards/archive/regression-v1/regression.yaml", "configs/regression.yaml"])
 def test_shipped_configs_pass_a_dry_run_offline(config, tmp_path, capsys, monkeypatch):
     from conftest import REPO
 
@@ -364,6 +365,19 @@ def test_the_gym_grids_hold_what_issue_15_asks():
     shipped = {name for name, r in get_hooks().selectors().items()
                if r.plugin in {ep.name for ep in _package_entry_points()}}
     assert len(shipped) >= 13 and shipped <= {s.name for s in load("gym-large.yaml").selectors}, shipped
+
+
+@pytest.mark.parametrize("config_path", ["configs/gym.yaml", "configs/gym-transfer.yaml", "configs/gym-large.yaml",
+                                         "configs/regression.yaml"])
+def test_the_gym_grids_train_in_the_precision_they_were_calibrated_in(config_path):
+    """The grids' recipe was calibrated in fp32; with ``bf16: auto`` a CPU with AMX autocasts to bf16, and there
+    the full reference spread 4.7 points over three seeds instead of 1.6 (docs/gym.md, "Precision"). Every
+    training run of a grid, the proxy's included, pins fp32, so every CPU trains the recipe that was calibrated."""
+    from conftest import REPO
+
+    config = parse_experiment(yaml.safe_load((REPO / config_path).read_text()), origin=config_path)
+    precisions = [config.proxy.train.get("bf16")] + [t.train.get("bf16") for t in config.targets]
+    assert precisions and all(p is False for p in precisions), precisions
 
 
 def _package_entry_points():
