@@ -372,7 +372,7 @@ def test_the_gym_grids_hold_what_issue_15_asks():
                                          "configs/regression.yaml"])
 def test_the_gym_grids_train_in_the_precision_they_were_calibrated_in(config_path):
     """The grids' recipe was calibrated in fp32; with ``bf16: auto`` a CPU with AMX autocasts to bf16, and there
-    the full reference spread 4.7 points over three seeds instead of 1.6 (docs/gym.md, "Precision"). Every
+    the full reference spread 4.7 points over three seeds instead of 1.6 (docs/gym.md, "The compact-facts grid"). Every
     training run of a grid, the proxy's included, pins fp32, so every CPU trains the recipe that was calibrated."""
     from conftest import REPO
 
