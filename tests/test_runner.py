@@ -293,6 +293,8 @@ def _write_cells(folder: str, worker: int) -> None:
                                     "leaderboards/archive/gym-v2-900/gym-transfer.yaml",
                                     "leaderboards/archive/gym-v2-long/gym.yaml",
                                     "leaderboards/archive/gym-v2-long/gym-transfer.yaml",
+                                    "leaderboards/archive/gym-v2-compact-8000/gym.yaml",
+                                    "leaderboards/archive/gym-v2-compact-8000/gym-transfer.yaml",
                                     "leaderboards/archive/gym-v1/s2l-sources/gym-s2l-sources.yaml",
                                     "leaderboards/archive/regression-v1/regression.yaml", "configs/regression.yaml",
                                     "leaderboards/archive/demo-v2-default/demo.yaml"])
