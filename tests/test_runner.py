@@ -383,6 +383,27 @@ def test_the_gym_grids_train_in_the_precision_they_were_calibrated_in(config_pat
     assert precisions and all(p is False for p in precisions), precisions
 
 
+def test_the_transfer_and_large_grids_train_the_grids_pool_and_recipe():
+    """configs/gym-transfer.yaml shares configs/gym.yaml's caches and gym-large.yaml extends it: both must build the
+    same gym and fine-tune every target, and the proxy, with the recipe the grid was calibrated with. A change to one
+    config alone (a pool size, a learning rate) would silently retrain everything and mix two recipes in one board."""
+    from conftest import REPO
+
+    def load(name):
+        return parse_experiment(yaml.safe_load((REPO / "configs" / name).read_text()), origin=name)
+
+    grid = load("gym.yaml")
+    (recipe,) = [t.train for t in grid.targets]
+    for other in (load("gym-transfer.yaml"), load("gym-large.yaml")):
+        assert other.pool.gym == grid.pool.gym, other.name
+        assert {t.name for t in grid.targets} <= {t.name for t in other.targets}, other.name
+        for target in other.targets:
+            assert target.train == recipe, (other.name, target.name)
+        ignore = {"n_checkpoints"}  # gym-large keeps 12 proxy checkpoints, as the paper
+        assert ({k: v for k, v in other.proxy.train.items() if k not in ignore}
+                == {k: v for k, v in grid.proxy.train.items() if k not in ignore}), other.name
+
+
 def _package_entry_points():
     from importlib.metadata import entry_points
 
