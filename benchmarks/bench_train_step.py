@@ -2,10 +2,11 @@
 
 The #15 goal is one grid fine-tune in <= 90 s; the calibrated recipe (900 steps of 32, packed rows of 256,
 bf16 autocast where the CPU has native bf16) takes ~170 s. This measures whether a kernel choice, rather than
-a recipe change, closes that gap. The gym v2 pool the grids used until 2026-12-06 (8,000 rows, 1-2 digit operands,
-the ``qa`` template; ``configs/gym.yaml`` now draws 6,000 rows from the same generator, and a step's cost depends
-on the 32 rows of its batch, not on the pool's size), the same model config (``gym-target-l``, freshly initialised: a step's cost does not
-depend on the weights), the same batches for every variant; one process, variants one after another:
+a recipe change, closes that gap. The gym v2 pool the grids used until 2026-12-06 (8,000 rows, 1-2 digit
+operands, the ``qa`` template; ``configs/gym.yaml`` now draws 6,000 rows from the same generator, and a step's
+cost depends on the 32 rows of its batch, not on the pool's size), the same model config (``gym-target-l``,
+freshly initialised: a step's cost does not depend on the weights), the same batches for every variant; one
+process, variants one after another:
 
 - ``fp32``: no autocast
 - ``bf16``: autocast to bf16 (what ``bf16: auto`` picks on a CPU with AVX512-BF16 or AMX)

@@ -12,7 +12,7 @@ import yaml
 
 import s2lbench
 from s2lbench.cli import main
-from s2lbench.experiment import parse_experiment
+from s2lbench.experiment import load_experiment, parse_experiment
 from s2lbench.plugins import Hooks, make_plugin_manager
 from s2lbench.provenance import training_environment
 from s2lbench.runner import Runner
@@ -340,7 +340,7 @@ def test_the_demo_and_the_gym_grids_never_pretrain_a_base_on_a_cold_machine(conf
     from s2lbench.gym.bases import base_model_name, committed_base
     from s2lbench.typed import from_dict
 
-    config = parse_experiment(yaml.safe_load((REPO / config_path).read_text()), origin=config_path)
+    config = load_experiment(REPO / config_path)
     gym_config = from_dict(GymConfig, config.pool.gym, where="pool.gym")
     assert gym_config.version == 2 and gym_config.tokenizer == "shared"
     models = [config.proxy.model] + [t.model for t in config.targets]
@@ -358,27 +358,26 @@ def test_the_gym_grids_hold_what_issue_15_asks():
 
     from s2lbench.plugins import get_hooks
 
-    def load(name):
-        return parse_experiment(yaml.safe_load((REPO / "configs" / name).read_text()), origin=name)
-
-    grid = load("gym.yaml")
+    grid = load_experiment(REPO / "configs" / "gym.yaml")
     rows = {s.name for s in grid.selectors}
     assert {"s2l", "random"} <= rows and len(rows) >= 8
     assert len(grid.budgets) == 2 and len(grid.seeds) == 3 and grid.full_reference
     shipped = {name for name, r in get_hooks().selectors().items()
                if r.plugin in {ep.name for ep in _package_entry_points()}}
-    assert len(shipped) >= 13 and shipped <= {s.name for s in load("gym-large.yaml").selectors}, shipped
+    large = load_experiment(REPO / "configs" / "gym-large.yaml")
+    assert len(shipped) >= 13 and shipped <= {s.name for s in large.selectors}, shipped
 
 
 @pytest.mark.parametrize("config_path", ["configs/gym.yaml", "configs/gym-transfer.yaml", "configs/gym-large.yaml",
                                          "configs/regression.yaml"])
 def test_the_gym_grids_train_in_the_precision_they_were_calibrated_in(config_path):
-    """The grids' recipe was calibrated in fp32; with ``bf16: auto`` a CPU with AMX autocasts to bf16, and there
-    the full reference spread 4.7 points over three seeds instead of 1.6 (docs/gym.md, "The compact-facts grid"). Every
-    training run of a grid, the proxy's included, pins fp32, so every CPU trains the recipe that was calibrated."""
+    """The grids' recipe was calibrated in fp32; with ``bf16: auto`` a CPU with native bf16 (AMX, AVX512-BF16)
+    autocasts to bf16 and one without trains in fp32, so one config would train two precisions across machines
+    (docs/gym.md, "The compact-facts grid"). Every training run of a grid, the proxy's included, pins fp32, so every
+    CPU trains the recipe that was calibrated and boards from different machines stay comparable."""
     from conftest import REPO
 
-    config = parse_experiment(yaml.safe_load((REPO / config_path).read_text()), origin=config_path)
+    config = load_experiment(REPO / config_path)
     precisions = [config.proxy.train.get("bf16")] + [t.train.get("bf16") for t in config.targets]
     assert precisions and all(p is False for p in precisions), precisions
 
@@ -389,12 +388,9 @@ def test_the_transfer_and_large_grids_train_the_grids_pool_and_recipe():
     config alone (a pool size, a learning rate) would silently retrain everything and mix two recipes in one board."""
     from conftest import REPO
 
-    def load(name):
-        return parse_experiment(yaml.safe_load((REPO / "configs" / name).read_text()), origin=name)
-
-    grid = load("gym.yaml")
+    grid = load_experiment(REPO / "configs" / "gym.yaml")
     (recipe,) = [t.train for t in grid.targets]
-    for other in (load("gym-transfer.yaml"), load("gym-large.yaml")):
+    for other in (load_experiment(REPO / "configs" / name) for name in ("gym-transfer.yaml", "gym-large.yaml")):
         assert other.pool.gym == grid.pool.gym, other.name
         assert {t.name for t in grid.targets} <= {t.name for t in other.targets}, other.name
         for target in other.targets:
