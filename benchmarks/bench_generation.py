@@ -28,12 +28,12 @@ def fine_tuned_demo_model(work: Path, steps: int) -> tuple[Path, Path]:
     """(model folder, tests folder): the demo's gym and first target (``s2lbench/demo.yaml``), fine-tuned from
     the committed base with the demo's recipe for ``steps`` steps instead of its own."""
     import s2lbench
-    from s2lbench.data import load_local
-    from s2lbench.experiment import load_experiment
+    from s2lbench.common.typed import from_dict
+    from s2lbench.grid.experiment import load_experiment
     from s2lbench.gym import GymConfig, build_gym
     from s2lbench.gym.bases import base_model_name, committed_base
-    from s2lbench.training import TrainConfig, train
-    from s2lbench.typed import from_dict
+    from s2lbench.pool.loaders import load_local
+    from s2lbench.training.trainer import TrainConfig, train
 
     demo = load_experiment(Path(s2lbench.__file__).parent / "demo.yaml")
     config = from_dict(GymConfig, demo.pool.gym, where="pool.gym")
@@ -65,11 +65,11 @@ def main() -> int:
         parser.error("--model and --tests go together")
 
     import torch
-    from s2lbench.evaluators.gym_tasks import gym_template
 
     from s2lbench.generation.config import GenerationConfig
     from s2lbench.generation.hf_backend import TransformersBackend
-    from s2lbench.prompts import NEXT_PROMPT, render_prompt
+    from s2lbench.gym.evaluators import gym_template
+    from s2lbench.pool.prompts import NEXT_PROMPT, render_prompt
 
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)

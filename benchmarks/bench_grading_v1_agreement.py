@@ -75,8 +75,8 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_grading_fuzz import _outputs
 
-    from s2lbench.grading import extract_answer, grade
-    from s2lbench.plugins import get_hooks
+    from s2lbench.evaluation.grading import extract_answer, grade
+    from s2lbench.plugin_manager import get_hooks
 
     v1 = load_v1(args.v1)
     rng = random.Random(args.seed)

@@ -72,16 +72,17 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s2lbench.data import load_local
-    from s2lbench.gym import GYM_TRAINING, GymConfig, build_gym
+    from s2lbench.gym import GymConfig, build_gym
     from s2lbench.gym.bases import BaseRecipe, committed_base, pretrain_base
     from s2lbench.gym.corpus import CorpusConfig
     from s2lbench.gym.score import exact_match, read_test_set
-    from s2lbench.training import TrainConfig, config_key, train
+    from s2lbench.pool.loaders import load_local
+    from s2lbench.training.models import GYM_TRAINING
+    from s2lbench.training.trainer import TrainConfig, config_key, train
 
     torch.set_num_threads(args.threads)
     if args.shape:
-        from s2lbench.gym.models import _COMMON, TINY_CONFIGS
+        from s2lbench.training.models import _COMMON, TINY_CONFIGS
 
         layers, hidden, heads = (int(v) for v in args.shape.split(","))
         if args.target in TINY_CONFIGS:
@@ -172,7 +173,7 @@ def main() -> None:
             print(json.dumps({label: figures[label]}), flush=True)
     print("CALIBRATION", json.dumps(figures, indent=2))
     if args.json:
-        from s2lbench.atomic import write_json
+        from s2lbench.common.atomic import write_json
 
         write_json(args.json, figures)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from s2lbench.leaderboard import build_leaderboard, render
-from s2lbench.plots import plot_scaling
-from s2lbench.store import Cell, ResultRow, ResultsStore
+from s2lbench.report.leaderboard import build_leaderboard, render
+from s2lbench.report.plots import plot_scaling
+from s2lbench.results.store import Cell, ResultRow, ResultsStore
 
 SELECTORS = ["random"] + [f"selector_{i:02d}" for i in range(12)]
 BUDGETS = [750, 1500, 4500]

@@ -40,7 +40,7 @@ def skewed_sources(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_pool(sources: np.ndarray):
-    from s2lbench.records import Pool, SFTExample
+    from s2lbench.pool.records import Pool, SFTExample
 
     return Pool([SFTExample(id=str(i), instruction="", output="", source=str(s)) for i, s in enumerate(sources)])
 
@@ -55,7 +55,7 @@ def planted_source(rng: np.random.Generator, sizes=(30, 60, 120, 250, 500, 1000,
 
 def planted_table(seeds: int = 3, sources: int = 3, fraction: float = 0.1) -> list[tuple[str, float]]:
     """Share of picks in the 3 smallest planted clusters, divided by their share under random sampling."""
-    from s2lbench.selection_utils import ClusteringChoice, clustered_selection
+    from s2lbench.selection.helpers import ClusteringChoice, clustered_selection
 
     choices = {
         "paper (random init, K=8)": ClusteringChoice(n_clusters=8),
@@ -103,9 +103,9 @@ def main() -> None:
         for label, uplift in planted_table():
             print(f"  {label:<40} {uplift:5.2f}x")
 
-    from s2lbench.plugins import get_hooks
+    from s2lbench.plugin_manager import get_hooks
     from s2lbench.selection import run_selector
-    from s2lbench.signalset import SignalSet
+    from s2lbench.signals.signalset import SignalSet
 
     rng = np.random.default_rng(0)
     trajectories = synthetic_trajectories(N_EXAMPLES, N_CHECKPOINTS, rng)

@@ -52,7 +52,7 @@ def find_gsm8k() -> Path | None:
 
 
 def synthetic_pool(n: int, seed: int):
-    from s2lbench.records import Pool, SFTExample
+    from s2lbench.pool.records import Pool, SFTExample
 
     rng = np.random.default_rng(seed)
     names = ["Ann", "Bob", "Carla", "Dev", "Eli", "Fay"]
@@ -85,7 +85,7 @@ def load_bench_pool(n: int, seed: int, synthetic: bool = False):
     if path is None:
         why = "forced by --synthetic" if synthetic else "shared data folder absent"
         return synthetic_pool(n, seed), f"synthetic arithmetic ({why})"
-    from s2lbench.data import load_pool
+    from s2lbench.pool.loaders import load_pool
 
     pool = load_pool(path, preset="gsm8k")
     if n < len(pool):
@@ -97,7 +97,7 @@ def train_tokenizer(pool, vocab_size: int = 8192):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from s2lbench.prompts import render_prompt
+    from s2lbench.pool.prompts import render_prompt
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -153,7 +153,7 @@ def naive_losses(model_dir: Path, pool, positions, max_length: int, device: str)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s2lbench.encoding import encode_example
+    from s2lbench.pool.encoding import encode_example
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from s2lbench.signals import compute_signals, encode_pool
+    from s2lbench.signals.scoring import encode_pool
+    from s2lbench.signals.signal_pass import compute_signals
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -268,11 +269,11 @@ def gym_extras(args: argparse.Namespace) -> int:
     """The optional signals' cost on the gym pool, from one signal pass's manifest (base vs each extra)."""
     import torch
 
-    from s2lbench.devsets import DevConfig, build_dev_set
     from s2lbench.gym import GymConfig, build_gym
-    from s2lbench.gym.models import tiny_model
-    from s2lbench.records import Pool
-    from s2lbench.signals import compute_signals
+    from s2lbench.pool.records import Pool
+    from s2lbench.signals.devsets import DevConfig, build_dev_set
+    from s2lbench.signals.signal_pass import compute_signals
+    from s2lbench.training.models import tiny_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -282,7 +283,7 @@ def gym_extras(args: argparse.Namespace) -> int:
         paths = build_gym(root / "gym", config)
         from transformers import AutoTokenizer
 
-        from s2lbench.data import load_local
+        from s2lbench.pool.loaders import load_local
 
         full = load_local(paths.pool, preset="s2lbench", name="gym")
         pool = Pool(list(full)[: args.n], name="gym")

@@ -193,10 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_training import profile_step
 
-    from s2lbench.data import load_local
     from s2lbench.gym import GymConfig, build_gym
-    from s2lbench.gym.models import tiny_config
-    from s2lbench.training import EncodedPool, PackCollator
+    from s2lbench.pool.loaders import load_local
+    from s2lbench.training.models import tiny_config
+    from s2lbench.training.trainer import EncodedPool, PackCollator
 
     register_fp32_attention()
     with tempfile.TemporaryDirectory(prefix="bench-train-step-") as tmp:

@@ -93,9 +93,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoTokenizer
 
-    from s2lbench.data import load_local
-    from s2lbench.gym import GYM_TRAINING, GymConfig, build_gym, tiny_model
-    from s2lbench.training import EncodedPool, PackCollator, PadCollator, TrainConfig, resolve_bf16, train
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.pool.loaders import load_local
+    from s2lbench.training.models import GYM_TRAINING, tiny_model
+    from s2lbench.training.trainer import (
+        EncodedPool,
+        PackCollator,
+        PadCollator,
+        TrainConfig,
+        resolve_bf16,
+        train,
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         tmp = Path(tmp)

@@ -26,7 +26,7 @@ import numpy as np
 CHILD = """
 import hashlib, json, sys, time
 import numpy as np
-from s2lbench.selection_utils import facility_location_greedy
+from s2lbench.selection.helpers import facility_location_greedy
 from s2lbench.selectors.k_center import k_center_greedy
 x = np.load(sys.argv[1]); budget = int(sys.argv[3])
 if sys.argv[4] == "permuted":

@@ -85,7 +85,7 @@ def signal_speedup(shape: str, sizes: Sizes, device: str) -> str:
     import torch
     from bench_signals import build_checkpoint, naive_losses
 
-    from s2lbench.signals import compute_signals
+    from s2lbench.signals.signal_pass import compute_signals
 
     pool, tokenizer = _pool_and_tokenizer(sizes.signal_n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +112,7 @@ def training_throughput(sizes: Sizes, device: str) -> str:
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from s2lbench.training import TrainConfig, train
+    from s2lbench.training.trainer import TrainConfig, train
 
     pool, tokenizer = _pool_and_tokenizer(max(64, sizes.train_batch * 4))
     hidden, layers, heads, inter = sizes.train_shape
@@ -169,9 +169,9 @@ def demo_grid(sizes: Sizes) -> str:
     import faiss  # noqa: F401  (S2L's k-means; say so up front rather than after the proxy trained)
     import yaml
 
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.runner import Runner
-    from s2lbench.typed import apply_overrides
+    from s2lbench.common.typed import apply_overrides
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
 
     data = yaml.safe_load(files("s2lbench").joinpath("demo.yaml").read_text(encoding="utf-8"))
     config = parse_experiment(apply_overrides(data, list(sizes.demo_overrides)), origin="demo")

@@ -118,7 +118,7 @@ def plot(runs: list[RunSummary], sets: list[str], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from s2lbench.atomic import atomic_path
+    from s2lbench.common.atomic import atomic_path
 
     width = 0.8 / len(runs)
     fig, ax = plt.subplots(figsize=(1.3 * len(sets) + 2, 4.2))

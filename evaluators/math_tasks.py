@@ -3,12 +3,11 @@
 ``load(data_dir)`` reads MAmmoTH's files from ``data_dir`` or ``data_dir/eval`` (``gsm8k.jsonl``,
 ``math.jsonl`` or ``MATH.json``, ``numglue.json``, ``svamp.json`` or ``SVAMP.json``, ``deepmind.json``,
 ``simuleq.json``). ``load("hf://")`` loads the set from its Hugging Face hub id instead, where one exists
-(GSM8K, MATH, SVAMP). Grading is exact match as MAmmoTH v1 defines it (``s2lbench.grading``).
+(GSM8K, MATH, SVAMP). Grading is exact match as MAmmoTH v1 defines it (``s2lbench.evaluation.grading``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,18 +15,24 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from s2lbench import hookimpl
+from s2lbench.common.files import read_json_rows
 from s2lbench.errors import DataError
-from s2lbench.evaluation import EvalItem, Evaluator, Metric, SampleResult
-from s2lbench.grading import DEFAULT_GRADING, delete_extra_zero, grade, math_gold
-from s2lbench.grading.sandbox import pot_to_text
+from s2lbench.evaluation import ACCURACY, EvalItem, Evaluator, SampleResult
+from s2lbench.evaluation.grading import (
+    DEFAULT_GRADING,
+    MathGold,
+    delete_extra_zero,
+    grade,
+    last_boxed,
+    math_gold,
+)
+from s2lbench.evaluation.grading.sandbox import pot_to_text
 
 log = logging.getLogger(__name__)
 
 #: MAmmoTH v1's stop strings for open-ended math generation
 MAMMOTH_STOP = ("### Instruction", "Instruction", "Response", "Question", "USER", "ASSISTANT")
 POT_SUFFIX = " Let's write a program."
-ACCURACY = Metric("accuracy", higher_is_better=True, aggregation="mean",
-                  description="exact match of the extracted final answer")
 HUB_PREFIX = "hf://"
 
 
@@ -47,27 +52,6 @@ class MathOptions:
 @lru_cache(maxsize=8192)
 def _program_text(output: str, strip_fences: bool, module_name: str) -> str:
     return pot_to_text(output, strip_fences=strip_fences, module_name=module_name)
-
-
-def read_json_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON list or JSON Lines file; errors (missing, undecodable, malformed) name the file and line."""
-    from s2lbench.data import iter_lines, read_json
-
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        rows = []
-        for lineno, line in iter_lines(path, "test file"):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from None
-        return rows
-    data = read_json(path, "test file")
-    if not isinstance(data, list):
-        raise DataError("expected a JSON list of objects", path=path)
-    return data
 
 
 #: what a test file's fields may hold: questions are text, golds text or a number (SVAMP, NumGLUE, SimulEq)
@@ -197,8 +181,6 @@ class MATH(MathEvaluator):
         if "problem" in row:  # the Hendrycks layout: raw boxed answer (or the solution to take it from)
             raw = row.get("answer")
             if raw is None:
-                from s2lbench.grading import last_boxed
-
                 raw = last_boxed(_field(row, "solution", path, index, TEXT))
             question = _field(row, "problem", path, index, TEXT)
             meta = {k: row[k] for k in ("subject", "level", "type", "unique_id") if k in row}
@@ -206,8 +188,6 @@ class MATH(MathEvaluator):
         answer = _field(row, "answer", path, index, (list, *GOLD))  # MAmmoTH's MATH.json: [normalised string, number or null]
         if not isinstance(answer, list) or len(answer) != 2:
             raise DataError(f"item {index}: MATH gold must be a [string, number] pair", path=path, field="answer")
-        from s2lbench.grading import MathGold
-
         number = answer[1] if isinstance(answer[1], (int, float)) and not isinstance(answer[1], bool) else None
         return EvalItem(index, _field(row, "question", path, index, TEXT), MathGold(str(answer[0]), number))
 

@@ -42,7 +42,7 @@ def command_hooks():
     plugin's. The command line owns its commands: the plugin manager itself never imports them (commands ask
     it for selectors and evaluators, so registering them there would make an import circle)."""
     from s2lbench import commands
-    from s2lbench.plugins import get_hooks
+    from s2lbench.plugin_manager import get_hooks
 
     hooks = get_hooks()
     if hooks.pm.get_plugin("core") is None:

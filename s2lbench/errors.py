@@ -79,7 +79,7 @@ def describe_expected(e: BaseException) -> str | None:
     if isinstance(e, UnicodeEncodeError):
         return f"{culprit(e)}cannot encode text as {e.encoding} ({e.object[e.start:e.end]!r} at position " \
                f"{e.start}; a lone surrogate?)"
-    if _is_hub_unreachable(e):
+    if is_hub_unreachable(e):
         return f"{hub_hint()} ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
     if isinstance(e, OSError):
         reason = e.strerror or str(e) or type(e).__name__
@@ -122,7 +122,7 @@ def culprit(e: BaseException) -> str:
     return ""
 
 
-def _is_hub_unreachable(e: BaseException) -> bool:
+def is_hub_unreachable(e: BaseException) -> bool:
     names = {cls.__name__ for cls in type(e).__mro__}
     hub_errors = {"ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "Timeout",
                   "ConnectTimeout", "ReadTimeout", "MaxRetryError", "NewConnectionError", "NameResolutionError"}

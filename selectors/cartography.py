@@ -11,8 +11,8 @@ import numpy as np
 from s2lbench import hookimpl
 from s2lbench.errors import DataError
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import rank_select
-from s2lbench.signalset import CONFIDENCE
+from s2lbench.selection.helpers import rank_select
+from s2lbench.signals.signalset import CONFIDENCE
 
 
 def cartography_coordinates(confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import ClusteringChoice, clean_matrix, clustered_selection
-from s2lbench.signalset import PROXY_EMBEDDING
+from s2lbench.selection.helpers import ClusteringChoice, clean_matrix, clustered_selection
+from s2lbench.signals.signalset import PROXY_EMBEDDING
 
 
 class EmbeddingClusteringSelector(Selector):

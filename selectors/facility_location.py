@@ -9,8 +9,8 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import facility_location_greedy
-from s2lbench.signalset import PROXY_EMBEDDING
+from s2lbench.selection.helpers import facility_location_greedy
+from s2lbench.signals.signalset import PROXY_EMBEDDING
 
 
 class FacilityLocationSelector(Selector):

@@ -8,8 +8,8 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import column
-from s2lbench.signalset import LOSS, LOSS_ALONE
+from s2lbench.selection.helpers import column
+from s2lbench.signals.signalset import LOSS, LOSS_ALONE
 
 
 def ifd_scores(conditioned: np.ndarray, alone: np.ndarray) -> np.ndarray:

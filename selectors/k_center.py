@@ -9,7 +9,7 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.signalset import PROXY_EMBEDDING
+from s2lbench.signals.signalset import PROXY_EMBEDDING
 
 #: see k_center_greedy: float64's rounding error is ~1e-15 of the largest squared norm, far below this grid
 DISTANCE_DIGITS = 12

@@ -10,7 +10,7 @@ import numpy as np
 from s2lbench import hookimpl
 from s2lbench.errors import DataError
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.signalset import CHECKPOINT_LR, DEV_GRADIENTS, DEV_TASKS, GRADIENTS
+from s2lbench.signals.signalset import CHECKPOINT_LR, DEV_GRADIENTS, DEV_TASKS, GRADIENTS
 
 
 def less_scores(features: np.ndarray, dev_features: np.ndarray, dev_tasks: np.ndarray, lrs: np.ndarray,

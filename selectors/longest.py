@@ -9,8 +9,8 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import rank_select
-from s2lbench.signalset import RESPONSE_TOKENS
+from s2lbench.selection.helpers import rank_select
+from s2lbench.signals.signalset import RESPONSE_TOKENS
 
 
 class LongestSelector(Selector):

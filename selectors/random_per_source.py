@@ -6,7 +6,7 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import balanced_quotas, source_groups
+from s2lbench.selection.helpers import balanced_quotas, source_groups
 
 
 class RandomPerSourceSelector(Selector):

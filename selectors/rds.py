@@ -9,7 +9,7 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.signalset import DEV_EMBEDDING, DEV_TASKS, PROXY_EMBEDDING
+from s2lbench.signals.signalset import DEV_EMBEDDING, DEV_TASKS, PROXY_EMBEDDING
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

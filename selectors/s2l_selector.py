@@ -13,13 +13,13 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import (
+from s2lbench.selection.helpers import (
     ClusteringChoice,
     clean_matrix,
     clustered_selection,
     subsample_checkpoints,
 )
-from s2lbench.signalset import LOSS
+from s2lbench.signals.signalset import LOSS
 
 
 class S2LSelector(Selector):

@@ -15,8 +15,8 @@ import numpy as np
 
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
-from s2lbench.selection_utils import column, rank_select
-from s2lbench.signalset import CONFIDENCE, EL2N, LOSS
+from s2lbench.selection.helpers import column, rank_select
+from s2lbench.signals.signalset import CONFIDENCE, EL2N, LOSS
 
 
 def _step(ctx: SelectionContext, signal: str, index: int) -> dict[str, Any]:

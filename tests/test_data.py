@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from s2lbench.data import load_local, load_pool, parse_columns
 from s2lbench.errors import DataError
+from s2lbench.pool.loaders import load_local, load_pool, parse_columns
 
 MATHINSTRUCT_ROWS = [
     {"source": "data/CoT/gsm_rft.json", "instruction": "Tom has 3 apples and buys 2. How many?",

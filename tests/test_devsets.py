@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from s2lbench.devsets import DevConfig, build_dev_set, read_dev_file
 from s2lbench.errors import DataError
+from s2lbench.signals.devsets import DevConfig, build_dev_set, read_dev_file
 
 
 def gsm8k_file(folder, n=10):

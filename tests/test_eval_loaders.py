@@ -7,8 +7,8 @@ import json
 import pytest
 
 from s2lbench.errors import ConfigError, DataError
-from s2lbench.grading import MathGold
-from s2lbench.plugins import Hooks, make_plugin_manager
+from s2lbench.evaluation.grading import MathGold
+from s2lbench.plugin_manager import Hooks, make_plugin_manager
 
 EXPECTED = {  # name: (rows, in_domain, first question starts, first gold)
     "gsm8k": (1319, True, "Janet\u2019s ducks lay 16 eggs", "18"),
@@ -112,7 +112,7 @@ def _gym(tmp_path):
 
 
 def test_gym_family(hooks, tmp_path):
-    from s2lbench.evaluators.gym_tasks import GymOptions, gym_evaluators, gym_test_sets
+    from s2lbench.gym.evaluators import GymOptions, gym_evaluators, gym_test_sets
 
     gym = _gym(tmp_path)
     assert [(s.name, s.in_domain) for s in gym_test_sets(gym)] == [("add_in", True), ("big_out", False)]
@@ -136,7 +136,9 @@ def test_gym_family(hooks, tmp_path):
 
 
 def test_indiana_split_is_seeded_disjoint_and_matches_the_training_pool(hooks, shared_data):
-    from s2lbench.evaluators.radiology import RadiologyOptions, radiology_train_pool
+    from s2lbench.evaluators.radiology import RadiologyOptions
+
+    from s2lbench.pool.radiology import radiology_train_pool
 
     cls = hooks.evaluator("radiology-indiana")
     items = cls(RadiologyOptions(seed=3, test_size=200)).load(shared_data)
@@ -193,7 +195,8 @@ def test_radiology_metrics_with_the_offline_bertscore_model(hooks):
 def test_hub_loading_code_paths_offline(hooks, shared_data, monkeypatch):
     """The hub loaders parse what ``datasets.load_dataset`` returns; here it is fed the local rows."""
     import datasets
-    from s2lbench.evaluators.math_tasks import read_json_rows
+
+    from s2lbench.common.files import read_json_rows
 
     local = {"openai/gsm8k": read_json_rows(shared_data / "eval" / "gsm8k.jsonl"),
              "ChilleD/SVAMP": read_json_rows(shared_data / "eval" / "svamp.json")}

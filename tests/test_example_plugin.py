@@ -52,7 +52,7 @@ def test_example_selector_picks_longest_responses(plugin_site, monkeypatch):
     monkeypatch.syspath_prepend(str(plugin_site))
     import s2lbench_example_plugin as plugin
 
-    from s2lbench.records import Pool, SFTExample
+    from s2lbench.pool.records import Pool, SFTExample
     from s2lbench.selection import run_selector
 
     pool = Pool([SFTExample(id=str(i), instruction="q", output="x" * (i * 3 % 10 + 1)) for i in range(10)])

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from s2lbench.errors import ConfigError
-from s2lbench.executors import CellTask, Grid, LocalExecutor, check_shared_folder, sees_token
-from s2lbench.stages import StageStore, read_events
+from s2lbench.executors.base import CellTask, Grid, check_shared_folder, sees_token
+from s2lbench.executors.local import LocalExecutor
+from s2lbench.grid.stages import StageStore, read_events
 
 # the grids below run functions of this module in other processes, which cannot import a test module
 cloudpickle = pytest.importorskip("cloudpickle")
@@ -33,7 +34,7 @@ def test_ray_and_slurm_are_registered_through_entry_points_like_any_plugin():
 def test_executor_options_are_checked_against_the_executor(tmp_path):
     from test_runner import tiny_config
 
-    from s2lbench.experiment import parse_experiment
+    from s2lbench.grid.experiment import parse_experiment
 
     ok = parse_experiment(tiny_config(executor="ray", executor_options={"address": "auto", "gpus_per_cell": 1}))
     assert ok.executor_options["address"] == "auto"
@@ -48,8 +49,8 @@ def test_executor_options_are_checked_against_the_executor(tmp_path):
 def test_the_runner_pickles_without_its_caches_and_rebuilds_its_plugins(tmp_path):
     from test_runner import tiny_config
 
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.runner import Runner
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
 
     runner = Runner(parse_experiment(tiny_config()), tmp_path)
     _ = runner.pool
@@ -187,7 +188,7 @@ def ray_cluster():
 
 
 def test_ray_runs_shared_stages_once_first_and_records_each_failure(ray_cluster, tmp_path):
-    from s2lbench.ray_executor import RayExecutor, RayOptions
+    from s2lbench.executors.ray_executor import RayExecutor, RayOptions
 
     fake = FakeGrid(tmp_path)
     ids = ["a", "b", "fail-c", "die-d"]
@@ -204,7 +205,7 @@ def test_ctrl_c_cancels_the_unfinished_ray_tasks(ray_cluster, tmp_path):
     import _thread
     import signal
 
-    from s2lbench.ray_executor import RayExecutor
+    from s2lbench.executors.ray_executor import RayExecutor
 
     fake = FakeGrid(tmp_path)
     finished = []
@@ -227,7 +228,7 @@ def test_ctrl_c_cancels_the_unfinished_ray_tasks(ray_cluster, tmp_path):
 
 def test_slurm_executor_under_submitits_local_backend(tmp_path):
     pytest.importorskip("submitit")
-    from s2lbench.slurm_executor import SlurmExecutor, SlurmOptions
+    from s2lbench.executors.slurm_executor import SlurmExecutor, SlurmOptions
 
     fake = FakeGrid(tmp_path)
     ids = ["a", "fail-b", "die-c"]
@@ -243,7 +244,7 @@ def test_slurm_executor_under_submitits_local_backend(tmp_path):
 
 def test_slurm_without_sbatch_says_how_to_run_locally(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
-    from s2lbench.slurm_executor import SlurmExecutor
+    from s2lbench.executors.slurm_executor import SlurmExecutor
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="cluster: local"):
@@ -263,9 +264,9 @@ def test_a_grid_under_ray_matches_local_and_status_watches_it(tmp_path):
     from test_runner import tiny_config
 
     from s2lbench.cli import main
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.regression import snapshot
-    from s2lbench.runner import Runner
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
+    from s2lbench.report.regression import snapshot
 
     data = tiny_config()
     data["targets"][0]["train"]["total_steps"] = 4
@@ -287,7 +288,7 @@ def test_a_grid_under_ray_matches_local_and_status_watches_it(tmp_path):
                         assert main(["status", str(out)]) == 0
                     finally:
                         sys.stdout = stdout
-                from s2lbench.store import ResultsStore
+                from s2lbench.results.store import ResultsStore
 
                 store = ResultsStore(out)
                 seen |= {store.shown_status(c) for c in store.cells()}
@@ -331,9 +332,9 @@ class _LostPlugin:
 def test_a_cell_whose_worker_died_is_recorded_as_failed(tmp_path):
     from test_runner import tiny_config
 
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.plugins import Hooks, make_plugin_manager
-    from s2lbench.runner import Runner
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
+    from s2lbench.plugin_manager import Hooks, make_plugin_manager
 
     pm = make_plugin_manager()
     pm.register(_LostPlugin(), name="lost-plugin")
@@ -341,7 +342,7 @@ def test_a_cell_whose_worker_died_is_recorded_as_failed(tmp_path):
     config = parse_experiment(tiny_config(executor="lost", selectors=["random"]), hooks=hooks)
     summary = Runner(config, tmp_path, hooks=hooks).run()
     assert len(summary.failed) == 2 and not summary.done
-    from s2lbench.store import ResultsStore
+    from s2lbench.results.store import ResultsStore
 
     cells = ResultsStore(tmp_path).cells()
     assert {c.status for c in cells} == {"failed"} and all("worker died" in c.error for c in cells)

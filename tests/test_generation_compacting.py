@@ -102,7 +102,7 @@ def test_bad_decoding_settings_are_named_when_the_config_loads(key, value):
 
     import s2lbench
     from s2lbench.errors import ConfigError
-    from s2lbench.experiment import load_experiment
+    from s2lbench.grid.experiment import load_experiment
 
     demo = Path(s2lbench.__file__).parent / "demo.yaml"
     with pytest.raises(ConfigError, match=rf"demo\.yaml: evaluation\.generation\.{key}: {value} must be"):

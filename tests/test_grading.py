@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s2lbench.grading import (
+from s2lbench.evaluation.grading import (
     MathGold,
     compare_numbers,
     delete_extra_zero,

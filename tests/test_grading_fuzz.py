@@ -6,12 +6,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from s2lbench.evaluators.gym_tasks import GymEvaluator, GymOptions
 from s2lbench.evaluators.math_tasks import MATH_TASKS, MathOptions
 from s2lbench.evaluators.radiology import IndianaRadiology, RadiologyOptions
 
 from s2lbench.evaluation import EvalItem
-from s2lbench.grading import math_gold
+from s2lbench.evaluation.grading import math_gold
+from s2lbench.gym.evaluators import GymEvaluator, GymOptions
 
 PIECES = ["The answer is", "the answer is ", "####", "\\boxed{", "\\boxed", "}", "{", "$", "\\frac", "\\frac{1}{",
           "\\dfrac12", "\\sqrt", "\\text{ cm}", "\\left(", "\\right)", "=", "/", ".", ",", "-", "^", "**", "e",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from s2lbench.grading.sandbox import SandboxLimits, pot_to_text, program_from_output, run_program
+from s2lbench.evaluation.grading.sandbox import SandboxLimits, pot_to_text, program_from_output, run_program
 
 FAST = SandboxLimits(timeout_s=3.0)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from s2lbench.grading import MathGold, delete_extra_zero, extract_answer, grade, math_gold
-from s2lbench.grading.answers import number_it
-from s2lbench.grading.normalize import strip_latex, strip_string_v1
+from s2lbench.evaluation.grading import MathGold, delete_extra_zero, extract_answer, grade, math_gold
+from s2lbench.evaluation.grading.answers import number_it
+from s2lbench.evaluation.grading.normalize import strip_latex, strip_string_v1
 
 V1, FIXED = "mammoth-v1", "s2lbench"
 

@@ -12,7 +12,6 @@ from conftest import REPO
 from s2lbench.errors import ConfigError
 from s2lbench.gym import (
     TEST_SETS,
-    TINY_CONFIGS,
     DefectRates,
     GymConfig,
     build_gym,
@@ -20,6 +19,7 @@ from s2lbench.gym import (
     generate_test_sets,
 )
 from s2lbench.gym.build import DEFECT_KINDS, normalize_instruction
+from s2lbench.training.models import TINY_CONFIGS
 
 SMALL = GymConfig.small()
 FINAL = re.compile(r"The answer is (-?\d+)\.$")
@@ -149,7 +149,7 @@ def test_test_sets_follow_the_six_set_protocol_and_miss_the_pool(small_pool):
 def test_build_writes_pool_tests_tokenizer_and_manifest(built):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from s2lbench.data import load_local
+    from s2lbench.pool.loaders import load_local
 
     pool = load_local(built.pool)
     assert len(pool) == SMALL.pool_size
@@ -169,7 +169,7 @@ def test_build_writes_pool_tests_tokenizer_and_manifest(built):
 def test_tiny_configs_proxy_is_ten_times_smaller(built):
     from transformers import AutoTokenizer, GPTNeoXForCausalLM
 
-    from s2lbench.gym import tiny_model
+    from s2lbench.training.models import tiny_model
 
     tok = AutoTokenizer.from_pretrained(built.tokenizer)
     sizes = {name: sum(p.numel() for p in tiny_model(name, tok).parameters()) for name in TINY_CONFIGS}
@@ -196,9 +196,9 @@ def test_cli_gym_build(tmp_path, capsys):
 
 def test_cli_gym_build_from_an_experiment_config_builds_the_gym_its_runs_train_on(tmp_path, capsys):
     from s2lbench.cli import main
-    from s2lbench.experiment import load_experiment
+    from s2lbench.common.typed import from_dict
+    from s2lbench.grid.experiment import load_experiment
     from s2lbench.gym import GymConfig, build_gym
-    from s2lbench.typed import from_dict
 
     config = REPO / "configs" / "gym.yaml"
     small = {"pool_size": 300, "test_size": 20, "dev_size": 10}

@@ -156,7 +156,8 @@ def test_the_fact_probe_reads_a_model_and_names_a_folder_that_is_not_one(tmp_pat
     """End to end on a tiny untrained model: one recall row per fact kind; a folder without a model is one line."""
     from transformers import AutoTokenizer
 
-    from s2lbench.gym import GymConfig, build_gym, tiny_model
+    from s2lbench.gym import GymConfig, build_gym
+    from s2lbench.training.models import tiny_model
 
     gym = build_gym(tmp_path / "gym", GymConfig.small(version=2, pool_size=100, test_size=4, dev_size=0))
     tokenizer = AutoTokenizer.from_pretrained(gym.tokenizer)

@@ -7,7 +7,7 @@ import pytest
 from s2lbench.generation import GenerationConfig
 from s2lbench.generation.config import cut_at_stop
 from s2lbench.gym import score
-from s2lbench.prompts import render_prompt
+from s2lbench.pool.prompts import render_prompt
 
 RAMBLING = "3+4=7, write 7. The answer is 7.\nQ: What is 2 + 2?\nA: 2+2=4, write 4. The answer is 4."
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 
+from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError
 from s2lbench.gym import GymConfig, build_gym
 from s2lbench.gym import bases as gym_bases
 from s2lbench.gym.bases import BaseRecipe, committed_base, corpus_fingerprint, pretrain_base
 from s2lbench.gym.corpus import CorpusConfig, pretraining_corpus
-from s2lbench.typed import from_dict
 
 SHARED = GymConfig(version=2, pool_size=200, test_size=5, dev_size=0, tokenizer="shared")
 TINY_RECIPE = BaseRecipe(steps=2, batch_size=2, block_size=32, corpus=CorpusConfig(documents=30))
@@ -47,7 +47,7 @@ def test_an_unset_tokenizer_keeps_older_stage_keys_and_a_bad_one_is_named():
 
 
 def _fake_committed(root, model, tokenizer_dir, recipe, folder_name=None):
-    from s2lbench.fingerprint import file_fingerprint
+    from s2lbench.common.fingerprint import file_fingerprint
 
     folder = root / (folder_name or model)
     folder.mkdir(parents=True)
@@ -88,7 +88,7 @@ def _committed_config_recipes() -> list[dict]:
     archived grids', whose committed bases keep them reproducible without pre-training)."""
     from conftest import REPO
 
-    from s2lbench.experiment import load_experiment
+    from s2lbench.grid.experiment import load_experiment
 
     recipes = []
     configs = [REPO / "s2lbench" / "demo.yaml", *sorted((REPO / "configs").glob("*.yaml")),
@@ -115,9 +115,9 @@ def test_every_committed_base_fits_the_shared_v2_tokenizer_and_a_recipe_a_commit
 
 @pytest.mark.integration
 def test_runs_of_different_shared_gyms_copy_one_committed_base_and_never_pretrain(shared_gym, tmp_path, monkeypatch):
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.runner import Runner
-    from s2lbench.stages import read_events
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
+    from s2lbench.grid.stages import read_events
 
     root = tmp_path / "pretrained"
     made = pretrain_base("gym-proxy", shared_gym.tokenizer, root / "gym-proxy", TINY_RECIPE)

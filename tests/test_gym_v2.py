@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from s2lbench.common.fingerprint import config_hash
 from s2lbench.errors import ConfigError
-from s2lbench.fingerprint import config_hash
 from s2lbench.gym import GymConfig, build_gym, generate_pool, generate_test_sets
 from s2lbench.gym import tasks_v2 as t
 from s2lbench.gym.build import generate_dev_sets, normalize_instruction, tokenizer_corpus
@@ -212,9 +212,9 @@ def test_pretrain_base_writes_a_loadable_model_with_its_recipe(tmp_path):
 
 @pytest.mark.integration
 def test_runner_trains_targets_from_one_cached_base_per_model(tmp_path):
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.runner import Runner
-    from s2lbench.stages import read_events
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
+    from s2lbench.grid.stages import read_events
 
     train = {"schedule": "steps", "batch_size": 8, "learning_rate": 1e-3, "max_length": 128, "logging_steps": 5}
     base = {"steps": 2, "batch_size": 2, "block_size": 32, "corpus": {"documents": 30}}

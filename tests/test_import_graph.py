@@ -2,9 +2,17 @@
 ``importlib.import_module("s2lbench...")``) has no cycle.
 
 Two circles existed: ``clustering`` <-> ``selection_utils`` (``single_threaded_blas`` now lives in
-``s2lbench/blas.py``) and ``plugins`` -> ``commands`` -> (runner, experiment, preflight) -> ``plugins``: the
+``s2lbench/common/blas.py``) and ``plugins`` -> ``commands`` -> (runner, experiment, preflight) -> ``plugins``: the
 plugin manager registered the CLI's commands as its core plugin while commands ask it for selectors and
 evaluators. The CLI now registers its own commands (``s2lbench.cli.command_hooks``).
+
+Imports of s2lbench modules are made at module level, except where deferring one pays: the command line
+imports every command module to build its parser, so ``s2lbench --help`` and ``s2lbench plugins`` stay fast
+only if ``cli.py`` and the commands leave the heavy parts of s2lbench (the grid, the signal pass, the trainer,
+generation, plots) to the command that runs; and a module that wraps an optional extra may defer what only
+that extra needs. Anywhere else an import inside a function is a cycle dodged or a layout that is wrong
+(issue #35). Heavy third-party libraries (torch, transformers, datasets, ...) are the other way round: only
+inside functions, so that importing s2lbench never loads them (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -103,5 +111,74 @@ def test_the_graph_finds_a_planted_cycle():
 
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
-    assert "s2lbench.commands" in graph["s2lbench.cli"] and "s2lbench.plugins" in graph["s2lbench.runner"]
+    assert "s2lbench.commands" in graph["s2lbench.cli"] and "s2lbench.plugin_manager" in graph["s2lbench.grid.runner"]
     assert cycles(graph) == []
+
+
+#: where an s2lbench module may be imported inside a function (a module, or a package and all it holds), and why
+IN_FUNCTION_IMPORTS_ALLOWED = {
+    "s2lbench.cli": "builds the parser: imports the commands and the plugin manager when main runs",
+    "s2lbench.commands": "every command module is imported to build the parser; a command's run() defers the "
+                         "heavy parts (grid, signal pass, trainer, generation, plots) so --help stays fast",
+    # optional extras: a module that wraps one may defer what only the extra needs
+    "s2lbench.executors.ray_executor": "the ray extra",
+    "s2lbench.executors.slurm_executor": "the slurm extra (submitit)",
+    "s2lbench.generation.vllm_backend": "the vllm extra",
+}
+
+
+def in_function_imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every s2lbench import made inside a function body (``import``, ``from ... import``,
+    ``importlib.import_module("s2lbench...")``); module level, class bodies and ``if`` blocks do not count."""
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if in_function:
+                if isinstance(child, ast.ImportFrom) and child.level == 0 and \
+                        (child.module or "").split(".")[0] == "s2lbench":
+                    found.append((child.lineno, child.module))
+                elif isinstance(child, ast.Import):
+                    found.extend((child.lineno, a.name) for a in child.names if a.name.split(".")[0] == "s2lbench")
+                elif (isinstance(child, ast.Call) and getattr(child.func, "attr", None) == "import_module"
+                      and child.args and isinstance(child.args[0], ast.Constant)
+                      and str(child.args[0].value).split(".")[0] == "s2lbench"):
+                    found.append((child.lineno, child.args[0].value))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source), False)
+    return sorted(found)
+
+
+def test_in_function_imports_are_found():
+    source = (
+        "from s2lbench.errors import DataError\n"
+        "import s2lbench.common\n"
+        "class A:\n"
+        "    from s2lbench.pool import records\n"
+        "    def f(self):\n"
+        "        from s2lbench.common.atomic import write_json\n"
+        "        import json\n"
+        "        import s2lbench\n"
+        "def g():\n"
+        "    def h():\n"
+        "        return importlib.import_module('s2lbench.grid.runner')\n"
+        "    from os import path\n"
+    )
+    assert in_function_imports(source) == [(6, "s2lbench.common.atomic"), (8, "s2lbench"),
+                                           (11, "s2lbench.grid.runner")]
+
+
+def test_s2lbench_modules_are_imported_at_module_level_except_where_deferring_pays():
+    mods = modules()
+    for name in IN_FUNCTION_IMPORTS_ALLOWED:  # a stale entry would allow a module that is not there
+        assert name in mods, f"IN_FUNCTION_IMPORTS_ALLOWED names {name}, which is not a module"
+
+    def allowed(module: str) -> bool:
+        return any(module == a or module.startswith(a + ".") for a in IN_FUNCTION_IMPORTS_ALLOWED)
+
+    violations = [f"{path.relative_to(ROOT)}:{line}: {target}"
+                  for module, path in sorted(mods.items()) if not allowed(module)
+                  for line, target in in_function_imports(path.read_text(encoding="utf-8"))]
+    assert not violations, "imports of s2lbench inside functions (move them to the top of the module):\n" + \
+        "\n".join(violations)

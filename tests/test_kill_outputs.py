@@ -57,7 +57,7 @@ def selection_state(out: str) -> str | None:
 
 def signals_state(out: str) -> str | None:
     """"old" or "new" for a complete signals folder holding that matrix, or None if refused."""
-    from s2lbench.signalset import SignalSet
+    from s2lbench.signals.signalset import SignalSet
 
     try:
         loss = np.asarray(SignalSet.from_dir(out).get("loss"))
@@ -71,7 +71,7 @@ def signals_state(out: str) -> str | None:
 
 def gym_state(out: str) -> int | None:
     """The pool size of a complete gym folder (every listed file present and the right size), or None."""
-    from s2lbench.evaluators.gym_tasks import gym_test_sets
+    from s2lbench.gym.evaluators import gym_test_sets
 
     try:
         sets = gym_test_sets(out)
@@ -116,7 +116,7 @@ class Interrupt:
 
 def interrupt_everywhere(monkeypatch, argv: list[str], check, max_points: int = 60) -> set:
     """Run ``argv`` once per file operation, interrupted at that operation; collect the states seen."""
-    import s2lbench.atomic as atomic
+    import s2lbench.common.atomic as atomic
 
     seen = set()
     for n in range(1, max_points):

@@ -11,9 +11,9 @@ from test_leaderboard_store import BUDGET, N_EXAMPLES, POOL, add_cell, make_stor
 
 from s2lbench.cli import main
 from s2lbench.errors import DataError
-from s2lbench.leaderboard import build_leaderboard, render
-from s2lbench.stats import holm_adjust, paired_bootstrap
-from s2lbench.store import ResultsStore
+from s2lbench.report.leaderboard import build_leaderboard, render
+from s2lbench.report.stats import holm_adjust, paired_bootstrap
+from s2lbench.results.store import ResultsStore
 
 RESAMPLES = 400
 
@@ -181,7 +181,7 @@ def test_unfinished_cells_are_left_out_and_counted(tmp_path):
 
 
 def test_one_seed_pair_intervals_carry_the_caveat_and_only_then(board, tmp_path):
-    from s2lbench.leaderboard import ONE_PAIR_CAVEAT
+    from s2lbench.report.leaderboard import ONE_PAIR_CAVEAT
 
     assert board.tables[0].row("solo").cells["gsm8k"].test.n_seed_pairs == 1
     assert ONE_PAIR_CAVEAT in render(board, "md")

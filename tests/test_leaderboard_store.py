@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s2lbench.store import Cell, ResultRow, ResultsStore
+from s2lbench.results.store import Cell, ResultRow, ResultsStore
 
 N_EXAMPLES = 40
 TARGET = "tiny"

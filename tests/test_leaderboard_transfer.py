@@ -9,8 +9,8 @@ from test_leaderboard_store import add_cell
 
 from s2lbench.cli import main
 from s2lbench.errors import DataError
-from s2lbench.store import ResultsStore
-from s2lbench.transfer import render_transfer_markdown, transfer_table
+from s2lbench.report.transfer import render_transfer_markdown, transfer_table
+from s2lbench.results.store import ResultsStore
 
 # accuracy per seed on one task. Budget 100: small ranks a > b > c > d, large a > c > b > d (one discordant
 # pair of six: tau = (5 - 1) / 6). Budget 200: large reverses small's order (tau = -1), best disagrees.

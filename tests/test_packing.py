@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from s2lbench.encoding import IGNORE_INDEX
 from s2lbench.errors import ConfigError
-from s2lbench.gym import GymConfig, build_gym, tiny_model
-from s2lbench.records import Pool
-from s2lbench.training import (
+from s2lbench.gym import GymConfig, build_gym
+from s2lbench.pool.encoding import IGNORE_INDEX
+from s2lbench.pool.records import Pool
+from s2lbench.training.models import tiny_model
+from s2lbench.training.trainer import (
     EncodedPool,
     PackCollator,
     PadCollator,
@@ -31,7 +32,7 @@ CAPACITY = 200
 
 @pytest.fixture(scope="module")
 def gym(tmp_path_factory):
-    from s2lbench.data import load_local
+    from s2lbench.pool.loaders import load_local
 
     paths = build_gym(tmp_path_factory.mktemp("gym"), GymConfig.small(pool_size=300, test_size=5))
     return load_local(paths.pool), str(paths.tokenizer)
@@ -188,10 +189,10 @@ def test_the_probe_accepts_the_gym_models_and_rejects_a_model_that_leaks(gym, to
 
 
 def test_a_model_without_packing_falls_back_to_padding_or_errors_when_required(gym, monkeypatch, tmp_path, caplog):
-    import s2lbench.training as training
+    import s2lbench.training.trainer as training
 
     monkeypatch.setattr(training, "packing_problem", lambda *a: "its forward rejects packed inputs (test)")
-    with caplog.at_level(logging.WARNING, logger="s2lbench.training"):
+    with caplog.at_level(logging.WARNING, logger="s2lbench.training.trainer"):
         train(gym[0].subset(range(20)), tiny_config(gym, total_steps=2), tmp_path / "auto")
     assert "padding-free training is off for gym-proxy" in caplog.text
     assert json.loads((tmp_path / "auto" / "run.json").read_text())["padding_free"] is False

@@ -10,7 +10,7 @@ from matplotlib.image import imread
 from test_leaderboard_store import make_store
 
 from s2lbench.errors import DataError
-from s2lbench.plots import (
+from s2lbench.report.plots import (
     load_clusters,
     load_source_mixes,
     plot_scaling,

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 import s2lbench
-from s2lbench import plugins
+from s2lbench import plugin_manager as plugins
 from s2lbench.errors import PluginError
 from s2lbench.evaluation import Evaluator, Metric
-from s2lbench.plugins import Hooks, make_plugin_manager
+from s2lbench.plugin_manager import Hooks, make_plugin_manager
 from s2lbench.selection import Selector
 
 #: the installed console script; `python -m` would import s2lbench from the working folder

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from s2lbench.cli import main
-from s2lbench.cost import GPUS, KNOWN_MODELS, estimate, model_size
-from s2lbench.experiment import parse_experiment
-from s2lbench.preflight import PreflightError, check_model_name, preflight
-from s2lbench.runner import Runner
+from s2lbench.grid.cost import GPUS, KNOWN_MODELS, estimate, model_size
+from s2lbench.grid.experiment import parse_experiment
+from s2lbench.grid.preflight import PreflightError, check_model_name, preflight
+from s2lbench.grid.runner import Runner
 
 TRAIN = {"schedule": "steps", "total_steps": 10, "batch_size": 4, "grad_accum": 2, "max_length": 64,
          "n_checkpoints": 1}
@@ -266,7 +266,7 @@ def test_hybrid_runs_through_the_runner_with_one_cache_variant_per_pass(tmp_path
 def test_the_in_domain_key_leaves_existing_hashes_alone(tmp_path):
     import dataclasses
 
-    from s2lbench.fingerprint import config_hash
+    from s2lbench.common.fingerprint import config_hash
 
     runner = Runner(parse_experiment(_config(tmp_path)), tmp_path / "out")
     as_dict = dataclasses.asdict(runner.config)
@@ -289,7 +289,7 @@ def test_a_gym_dry_run_sizes_the_pool_and_every_test_set_it_will_generate_for(tm
     pool = runner.pool
     assert report.pool_rows == 300 and report.pool_chars == pytest.approx(
         sum(len(r.instruction) + len(r.input) + len(r.output) for r in pool) / 300)
-    built = json.loads((runner._gym_dir / "gym.json").read_text())["test_sets"]
+    built = json.loads((runner.gym_dir / "gym.json").read_text())["test_sets"]
     assert len(built) >= 6 and [t.name for t in report.tasks] == [f"gym-{s['name']}" for s in built]
     assert {t.items for t in report.tasks} == {5} and all(t.prompt_chars > 10 for t in report.tasks)
     stages = {s.stage: s for s in estimate(runner, report).stages}

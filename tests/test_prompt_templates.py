@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from s2lbench.evaluators.gym_tasks import gym_evaluators
 
 from s2lbench.errors import ConfigError
 from s2lbench.gym import GymConfig, build_gym
-from s2lbench.prompts import NEXT_PROMPT, RESPONSE_HEADERS, TEMPLATES, render_prompt
+from s2lbench.gym.evaluators import gym_evaluators
+from s2lbench.pool.prompts import NEXT_PROMPT, RESPONSE_HEADERS, TEMPLATES, render_prompt
 
 TINY_V2 = GymConfig.small(version=2, pool_size=200, test_size=4, dev_size=0)
 
@@ -36,8 +36,9 @@ def test_gym_template_is_validated_and_part_of_the_stage_key():
 
 @pytest.mark.parametrize("version, template, stop", [(2, "qa", "\nQ:"), (1, "alpaca", "### Instruction")])
 def test_built_gym_declares_its_template_and_its_evaluators_prompt_with_it(tmp_path, version, template, stop):
-    from s2lbench.evaluators.gym_tasks import GymEvaluator, GymOptions
     from transformers import AutoTokenizer
+
+    from s2lbench.gym.evaluators import GymEvaluator, GymOptions
 
     config = TINY_V2 if version == 2 else GymConfig.small(pool_size=200, test_size=4)
     paths = build_gym(tmp_path / "g", config)
@@ -66,8 +67,8 @@ def test_a_gym_manifest_naming_an_unknown_template_is_refused(tmp_path):
 
 
 def test_runner_gives_training_the_gyms_template_and_refuses_another(tmp_path):
-    from s2lbench.experiment import parse_experiment
-    from s2lbench.runner import Runner
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
 
     data = {
         "name": "templates", "pool": {"path": "gym", "gym": {"version": 2, "pool_size": 200, "test_size": 4}},
@@ -77,16 +78,16 @@ def test_runner_gives_training_the_gyms_template_and_refuses_another(tmp_path):
         "evaluation": {"tasks": ["gym"]},
     }
     runner = Runner(parse_experiment(data), tmp_path)
-    assert runner._train_config("gym-proxy", None, {"total_steps": 2}).template == "qa"
+    assert runner.train_config("gym-proxy", None, {"total_steps": 2}).template == "qa"
     with pytest.raises(ConfigError, match="pool.gym.template"):
-        runner._train_config("gym-proxy", None, {"template": "alpaca"})
+        runner.train_config("gym-proxy", None, {"template": "alpaca"})
 
 
 def test_ifd_response_alone_keeps_the_qa_header():
-    from s2lbench.encoding import encode_example
     from s2lbench.gym.tokenizer import train_tokenizer
-    from s2lbench.records import SFTExample
-    from s2lbench.signals import encode_response_alone
+    from s2lbench.pool.encoding import encode_example
+    from s2lbench.pool.records import SFTExample
+    from s2lbench.signals.scoring import encode_response_alone
 
     tokenizer = train_tokenizer([render_prompt("qa", "What is 2 + 3?"), "Add 2 and 3. The answer is 5."], 300)
     example = SFTExample(id="a", instruction="What is 2 + 3?", output="The answer is 5.")

@@ -7,7 +7,7 @@ import re
 
 from conftest import REPO
 
-from s2lbench.plugins import get_hooks
+from s2lbench.plugin_manager import get_hooks
 
 README = (REPO / "README.md").read_text()
 

@@ -9,10 +9,10 @@ import pytest
 from test_leaderboard_store import BUDGET, add_cell, cell_id, make_store
 
 from s2lbench.cli import main
+from s2lbench.common.fingerprint import ids_hash
 from s2lbench.errors import DataError
-from s2lbench.fingerprint import ids_hash
-from s2lbench.records import Pool, SFTExample
-from s2lbench.regression import (
+from s2lbench.pool.records import Pool, SFTExample
+from s2lbench.report.regression import (
     DEFAULT_SCORE_TOLERANCE,
     Tolerances,
     compare,
@@ -22,8 +22,8 @@ from s2lbench.regression import (
     snapshot,
     write_reference,
 )
+from s2lbench.results.store import ResultRow, ResultsStore
 from s2lbench.selection import run_selector
-from s2lbench.store import ResultRow, ResultsStore
 
 S2L_SEED1 = f"tiny|s2l|{BUDGET}|1"
 

@@ -21,7 +21,7 @@ from test_leaderboard_store import make_store
 
 from s2lbench.cli import main
 from s2lbench.errors import S2LBenchError
-from s2lbench.records import Pool, SFTExample
+from s2lbench.pool.records import Pool, SFTExample
 
 N = 40
 
@@ -203,7 +203,7 @@ def test_bad_output_path_is_one_line_and_damages_nothing(work, capsys, writer, f
 @pytest.mark.parametrize("writer", ["select --out", "leaderboard --out", "regress --update", "signals import",
                                     "evaluate --out"])
 def test_full_or_read_only_filesystem_is_one_line_and_leaves_no_temp(work, capsys, monkeypatch, writer, code):
-    import s2lbench.atomic as atomic
+    import s2lbench.common.atomic as atomic
 
     argv, kind = WRITERS[writer]
     _gym_for_evaluate(work)
@@ -384,8 +384,8 @@ evaluation: {tasks: []}
 
 
 def test_set_indexes_lists_and_reports_bad_values(work):
+    from s2lbench.common.typed import apply_overrides, load_yaml
     from s2lbench.errors import ConfigError
-    from s2lbench.typed import apply_overrides, load_yaml
 
     Path("c.yaml").write_text(CONFIG)
     data = apply_overrides(load_yaml("c.yaml"), ["targets.0.train.total_steps=50", "budgets=[0.2, 0.3]"])
@@ -405,7 +405,7 @@ def test_set_errors_reach_the_user_as_one_line(work, capsys):
 
 def test_run_help_example_of_set_works(work):
     """`run --help` shows --set targets.0.train.total_steps=50; it must parse."""
-    from s2lbench.experiment import load_experiment
+    from s2lbench.grid.experiment import load_experiment
 
     Path("c.yaml").write_text(CONFIG)
     config = load_experiment("c.yaml", ["targets.0.train.total_steps=50"])
@@ -449,7 +449,7 @@ def test_negative_seeds_are_refused_in_configs_too(work, capsys):
 
 
 def test_run_selector_refuses_a_negative_seed(work):
-    from s2lbench.plugins import get_hooks
+    from s2lbench.plugin_manager import get_hooks
     from s2lbench.selection import run_selector
 
     pool = Pool([SFTExample(f"{i}", "q", "", "a") for i in range(10)])
@@ -484,7 +484,7 @@ def test_leaderboard_names_are_checked_with_did_you_mean(work, capsys, flag, val
 @pytest.mark.parametrize("variable", ["S2LBENCH_PLUGINS", "S2LBENCH_DISABLE_PLUGINS"])
 def test_unknown_plugin_names_in_the_environment_are_errors(work, monkeypatch, variable):
     from s2lbench.errors import PluginError
-    from s2lbench.plugins import make_plugin_manager
+    from s2lbench.plugin_manager import make_plugin_manager
 
     monkeypatch.setenv(variable, "does-not-exist")
     with pytest.raises(PluginError, match="does-not-exist"):
@@ -492,7 +492,7 @@ def test_unknown_plugin_names_in_the_environment_are_errors(work, monkeypatch, v
 
 
 def test_unknown_plugin_names_reach_the_user_as_one_line(work, capsys, monkeypatch):
-    from s2lbench.plugins import get_hooks
+    from s2lbench.plugin_manager import get_hooks
 
     get_hooks.cache_clear()
     monkeypatch.setenv("S2LBENCH_PLUGINS", "does-not-exist")
@@ -649,7 +649,7 @@ def test_run_selector_catches_a_selector_using_the_global_random(work):
 
 
 def test_select_check_catches_a_third_party_plugin_using_the_global_random(work, capsys, monkeypatch):
-    from s2lbench import plugins
+    from s2lbench import plugin_manager as plugins
 
     cls = _global_random_selector()
     real = plugins.Hooks.selector
@@ -837,7 +837,7 @@ def third_party_plugin(monkeypatch):
     """Install one fake entry point beside the real ones; yields a setter taking the module it loads."""
     from importlib.metadata import entry_points as installed
 
-    from s2lbench import plugins
+    from s2lbench import plugin_manager as plugins
 
     class EntryPoint:
         name, value, target = "third", "third_mod", None

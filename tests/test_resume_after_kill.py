@@ -16,8 +16,8 @@ import pytest
 import yaml
 from test_runner import tiny_config
 
-from s2lbench.stages import read_events
-from s2lbench.store import ResultsStore
+from s2lbench.grid.stages import read_events
+from s2lbench.results.store import ResultsStore
 
 S2LBENCH = str(Path(sys.executable).with_name("s2lbench"))
 

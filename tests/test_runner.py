@@ -12,14 +12,14 @@ import yaml
 
 import s2lbench
 from s2lbench.cli import main
-from s2lbench.experiment import load_experiment, parse_experiment
-from s2lbench.plugins import Hooks, make_plugin_manager
-from s2lbench.provenance import training_environment
-from s2lbench.runner import Runner
+from s2lbench.common.provenance import training_environment
+from s2lbench.grid.experiment import load_experiment, parse_experiment
+from s2lbench.grid.runner import Runner
+from s2lbench.grid.stages import read_events
+from s2lbench.plugin_manager import Hooks, make_plugin_manager
+from s2lbench.results.store import Cell, ResultsStore
 from s2lbench.selection import Selector
-from s2lbench.stages import read_events
-from s2lbench.store import Cell, ResultsStore
-from s2lbench.training import resolve_bf16
+from s2lbench.training.trainer import resolve_bf16
 
 TRAIN = {"schedule": "steps", "batch_size": 16, "learning_rate": 3.0e-3, "max_length": 128, "logging_steps": 5}
 
@@ -100,7 +100,7 @@ def test_rerun_recomputes_nothing(finished_run):
 @pytest.mark.integration
 def test_each_run_is_recorded_and_the_board_sums_them_into_the_grid_wall_time(finished_run, tmp_path):
     from s2lbench.errors import DataError
-    from s2lbench.leaderboard import read_invocations
+    from s2lbench.report.leaderboard import read_invocations
 
     runs = read_invocations(finished_run)
     assert runs and runs[0]["cells"] == 3 and runs[0]["done"] == 3 and runs[0]["failed"] == 0
@@ -275,7 +275,7 @@ def test_store_survives_concurrent_writers(tmp_path):
 
 
 def _write_cells(folder: str, worker: int) -> None:
-    from s2lbench.store import Cell, ResultRow, ResultsStore
+    from s2lbench.results.store import Cell, ResultRow, ResultsStore
 
     store = ResultsStore(folder)
     for i in range(50):
@@ -336,9 +336,9 @@ def test_the_demo_and_the_gym_grids_never_pretrain_a_base_on_a_cold_machine(conf
     them, and a grid's wall time is its fine-tunes."""
     from conftest import REPO
 
+    from s2lbench.common.typed import from_dict
     from s2lbench.gym import GymConfig, build_gym
     from s2lbench.gym.bases import base_model_name, committed_base
-    from s2lbench.typed import from_dict
 
     config = load_experiment(REPO / config_path)
     gym_config = from_dict(GymConfig, config.pool.gym, where="pool.gym")
@@ -356,7 +356,7 @@ def test_the_gym_grids_hold_what_issue_15_asks():
     full reference on its largest target; configs/gym-large.yaml: every selector the package registers."""
     from conftest import REPO
 
-    from s2lbench.plugins import get_hooks
+    from s2lbench.plugin_manager import get_hooks
 
     grid = load_experiment(REPO / "configs" / "gym.yaml")
     rows = {s.name for s in grid.selectors}
@@ -409,7 +409,7 @@ def _package_entry_points():
 def test_an_interrupted_run_still_records_its_wall_time(tmp_path):
     """Ctrl-C (or a scheduler's SIGTERM) part-way through a grid: the invocation line is still written, with
     what stopped it, so a grid finished by resuming sums every part of its wall time."""
-    from s2lbench.leaderboard import read_invocations
+    from s2lbench.report.leaderboard import read_invocations
 
     runner = Runner(parse_experiment(tiny_config(selectors=["random"])), tmp_path)
     calls = []

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from test_runner import tiny_config
 
-from s2lbench.experiment import parse_experiment
+from s2lbench.grid.experiment import parse_experiment
+from s2lbench.grid.runner import Runner
 from s2lbench.gym.build import normalize_instruction
-from s2lbench.runner import Runner
-from s2lbench.store import ResultsStore
+from s2lbench.results.store import ResultsStore
 
 NEW = ["random-per-source", "longest", "k-center", "cartography", "ifd", "less", "rds"]
 
@@ -64,7 +64,7 @@ def test_the_gym_dev_split_is_disjoint_from_pool_and_tests(finished):
     tasks = sorted(set(dev.sources))
     assert tasks == sorted(plan.name for plan in runner.tasks()) and len(dev) == 3 * len(tasks)
     taken = {normalize_instruction(ex.instruction) for ex in runner.pool}
-    gym_tests = runner._gym_dir / "tests"
+    gym_tests = runner.gym_dir / "tests"
     for path in gym_tests.glob("*.jsonl"):
         taken |= {normalize_instruction(json.loads(line)["instruction"]) for line in path.read_text().splitlines()}
     assert not {normalize_instruction(ex.instruction) for ex in dev} & taken

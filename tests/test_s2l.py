@@ -7,12 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from s2lbench.clustering import kmeans
 from s2lbench.errors import BudgetError, ConfigError
-from s2lbench.plugins import get_hooks
-from s2lbench.records import Pool, SFTExample
+from s2lbench.plugin_manager import get_hooks
+from s2lbench.pool.records import Pool, SFTExample
 from s2lbench.selection import run_selector
-from s2lbench.selection_utils import (
+from s2lbench.selection.clustering import kmeans
+from s2lbench.selection.helpers import (
     ClusteringChoice,
     balance_report,
     balanced_quotas,
@@ -21,7 +21,7 @@ from s2lbench.selection_utils import (
     clustered_selection,
     subsample_checkpoints,
 )
-from s2lbench.signalset import SignalSet
+from s2lbench.signals.signalset import SignalSet
 
 S2L = get_hooks().selector("s2l")
 S2L_PP = get_hooks().selector("s2l-kmeanspp")

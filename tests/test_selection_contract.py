@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from s2lbench.errors import BudgetError, MissingSignalError, S2LBenchError
-from s2lbench.records import Pool, SFTExample
+from s2lbench.pool.records import Pool, SFTExample
 from s2lbench.selection import Selector, resolve_budget, run_selector
-from s2lbench.signalset import SignalSet
+from s2lbench.signals.signalset import SignalSet
 
 
 def make_pool(n=20):

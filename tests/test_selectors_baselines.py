@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from s2lbench.errors import DataError, MissingSignalError
-from s2lbench.plugins import get_hooks
-from s2lbench.records import Pool, SFTExample
+from s2lbench.plugin_manager import get_hooks
+from s2lbench.pool.records import Pool, SFTExample
 from s2lbench.selection import run_selector
-from s2lbench.selection_utils import facility_location_greedy, rank_select
-from s2lbench.signalset import SignalSet
+from s2lbench.selection.helpers import facility_location_greedy, rank_select
+from s2lbench.signals.signalset import SignalSet
 
 HOOKS = get_hooks()
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from s2lbench.errors import BudgetError, MissingSignalError
-from s2lbench.plugins import get_hooks
-from s2lbench.records import Pool, SFTExample
+from s2lbench.plugin_manager import get_hooks
+from s2lbench.pool.records import Pool, SFTExample
 from s2lbench.selection import run_selector
-from s2lbench.signalset import (
+from s2lbench.signals.signalset import (
     CHECKPOINT_LR,
     CONFIDENCE,
     DEV_EMBEDDING,

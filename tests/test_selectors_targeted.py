@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from s2lbench.errors import DataError
-from s2lbench.plugins import get_hooks
-from s2lbench.records import Pool, SFTExample
+from s2lbench.plugin_manager import get_hooks
+from s2lbench.pool.records import Pool, SFTExample
 from s2lbench.selection import run_selector
-from s2lbench.selection_utils import balanced_quotas
-from s2lbench.signalset import SignalSet
+from s2lbench.selection.helpers import balanced_quotas
+from s2lbench.signals.signalset import SignalSet
 
 HOOKS = get_hooks()
 
@@ -125,7 +125,7 @@ def test_each_new_selector_through_s2lbench_select(name, tmp_path):
     from test_selectors_contract import all_signals
 
     from s2lbench.cli import main
-    from s2lbench.signalset import FILES
+    from s2lbench.signals.signalset import FILES
 
     n = 300
     pool_file = tmp_path / "pool.jsonl"

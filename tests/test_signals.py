@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from s2lbench import signals as signals_mod
-from s2lbench.encoding import IGNORE_INDEX, encode_example
 from s2lbench.errors import ConfigError, DataError
-from s2lbench.records import Pool, SFTExample
-from s2lbench.signals import compute_signals, find_checkpoints, import_trajectories, length_grouped_batches
-from s2lbench.signalset import SignalSet
+from s2lbench.pool.encoding import IGNORE_INDEX, encode_example
+from s2lbench.pool.records import Pool, SFTExample
+from s2lbench.signals import signal_pass as signals_mod
+from s2lbench.signals.checkpoints import find_checkpoints
+from s2lbench.signals.importing import import_trajectories
+from s2lbench.signals.scoring import length_grouped_batches
+from s2lbench.signals.signal_pass import compute_signals
+from s2lbench.signals.signalset import SignalSet, nan_to_zero
 
 CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?#'\"()+-*/=<>$%\n"
 
@@ -240,7 +243,7 @@ def test_import_matrix_with_nan_npy_and_pt(tmp_path):
     assert loaded.dtype == np.float32 and np.isnan(loaded[1, 2]) and loaded[4, 0] == 12
     assert sig.steps == [100, 200, 300] and sig.manifest["nan_entries"] == 1
     assert sig.manifest["pool_fingerprint"] == pool.fingerprint()
-    assert signals_mod.nan_to_zero(loaded)[1, 2] == 0
+    assert nan_to_zero(loaded)[1, 2] == 0
 
     torch.save({"losses": torch.tensor(matrix)}, tmp_path / "m.pt")
     sig = import_trajectories(tmp_path / "m.pt", tmp_path / "b", pool=pool)
@@ -253,7 +256,7 @@ def test_import_matrix_with_nan_npy_and_pt(tmp_path):
 
 def test_cli_signals_and_import(run_dir, tmp_path, capsys):
     from s2lbench.cli import main
-    from s2lbench.data import write_pool
+    from s2lbench.pool.loaders import write_pool
 
     pool = make_pool(6)
     pool_file = write_pool(tmp_path / "pool.jsonl", pool)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from s2lbench.embeddings import compute_text_embeddings, embed_texts, example_text
 from s2lbench.errors import ConfigError
-from s2lbench.records import Pool, SFTExample
-from s2lbench.signalset import SignalSet
+from s2lbench.pool.records import Pool, SFTExample
+from s2lbench.signals.embeddings import compute_text_embeddings, embed_texts, example_text
+from s2lbench.signals.signalset import SignalSet
 
 
 def tiny_encoder_dir(tmp_path):
@@ -54,7 +54,7 @@ def test_any_encoder_folder_rows_in_input_order(tmp_path):
 def test_text_embedding_joins_an_existing_signals_folder(tmp_path):
     from test_signals import make_pool, make_run
 
-    from s2lbench.signals import compute_signals
+    from s2lbench.signals.signal_pass import compute_signals
 
     pool = make_pool(5)
     out = tmp_path / "sig"
@@ -81,7 +81,7 @@ def test_example_text_covers_instruction_input_and_output():
 
 def test_cli_embed(tmp_path, capsys):
     from s2lbench.cli import main
-    from s2lbench.data import write_pool
+    from s2lbench.pool.loaders import write_pool
 
     pool = Pool([SFTExample(id=str(i), instruction=f"q{i}", output=f"a{i}") for i in range(4)])
     pool_file = write_pool(tmp_path / "pool.jsonl", pool)

@@ -10,9 +10,10 @@ import pytest
 import torch
 from test_signals import make_pool, make_run, tiny_model
 
-from s2lbench.encoding import IGNORE_INDEX, encode_example
 from s2lbench.errors import ConfigError
-from s2lbench.gradients import (
+from s2lbench.pool.encoding import IGNORE_INDEX, encode_example
+from s2lbench.pool.records import Pool, SFTExample
+from s2lbench.signals.gradients import (
     RademacherProjector,
     adam_direction,
     checkpoint_learning_rate,
@@ -20,9 +21,8 @@ from s2lbench.gradients import (
     load_adam_moments,
     per_example_gradients,
 )
-from s2lbench.records import Pool, SFTExample
-from s2lbench.signals import compute_signals
-from s2lbench.signalset import SignalSet
+from s2lbench.signals.signal_pass import compute_signals
+from s2lbench.signals.signalset import SignalSet
 
 
 @pytest.fixture(scope="module")

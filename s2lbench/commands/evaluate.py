@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.commands.base import Command
+from s2lbench.common import settings
+from s2lbench.common.atomic import check_output_path, write_jsonl
+from s2lbench.common.files import iter_jsonl
+from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError, DataError
+from s2lbench.plugin_manager import get_hooks
 
 
 def read_predictions(path: Path) -> dict[int, str]:
@@ -24,7 +29,6 @@ def read_predictions(path: Path) -> dict[int, str]:
         raise DataError("is a folder, expected a predictions file (JSONL)", path=path)
     if not path.is_file():
         raise DataError("predictions file not found", path=path)
-    from s2lbench.data import iter_jsonl
 
     predictions: dict[int, str] = {}
     for lineno, row in iter_jsonl(path):
@@ -65,10 +69,6 @@ def _plain(value: Any) -> Any:
 
 def evaluate_predictions(task: str, predictions_path: Path, data_dir: Path, options: dict[str, Any],
                          out_path: Path | str | None = None) -> dict[str, Any]:
-    from s2lbench.atomic import check_output_path, write_jsonl
-    from s2lbench.plugins import get_hooks
-    from s2lbench.typed import from_dict
-
     out_path = check_output_path(out_path if out_path is not None else predictions_path.with_name(
         f"{predictions_path.stem}.{task}.graded.jsonl"), inputs=(predictions_path,))
     cls = get_hooks().evaluator(task)
@@ -115,12 +115,10 @@ class EvaluateCommand(Command):
         parser.add_argument("--json", action="store_true", help="print the summary as JSON (the last line)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.settings import data_dir
-
         options = parse_options(args.option)
         if args.grading:
             options["grading"] = args.grading
-        where = args.data_dir if args.data_dir and args.data_dir.startswith("hf://") else data_dir(args.data_dir)
+        where = args.data_dir if args.data_dir and args.data_dir.startswith("hf://") else settings.data_dir(args.data_dir)
         summary = evaluate_predictions(args.task, args.predictions, where, options, args.out)
         metric_names = [k for k in summary if k not in ("task", "n", "of", "options", "records")]
         print(f"{summary['task']}: {summary['n']} of {summary['of']} examples graded")

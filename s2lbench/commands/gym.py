@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, replace
+from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
-from s2lbench.prompts import TEMPLATES
+from s2lbench.common.atomic import atomic_dir, check_output_path
+from s2lbench.common.files import read_json
+from s2lbench.common.typed import from_dict
+from s2lbench.errors import ConfigError, DataError
+from s2lbench.gym import DefectRates, GymConfig, build_gym, pretrain_base
+from s2lbench.gym.build import GymPaths
+from s2lbench.pool.prompts import TEMPLATES
 
 
 def level_weights_type(text: str) -> tuple[float, float, float]:
@@ -23,8 +31,7 @@ def level_weights_type(text: str) -> tuple[float, float, float]:
 
 def _experiment_gym(path: str) -> dict:
     """The `pool.gym` settings of an experiment config whose pool is the gym."""
-    from s2lbench.errors import ConfigError
-    from s2lbench.experiment import load_experiment
+    from s2lbench.grid.experiment import load_experiment
 
     config = load_experiment(path)
     if config.pool.path != "gym":
@@ -73,14 +80,6 @@ class GymCommand(Command):
         return self._build(args)
 
     def _pretrain(self, args: argparse.Namespace) -> int:
-        from dataclasses import replace
-        from pathlib import Path
-
-        from s2lbench.data import read_json
-        from s2lbench.errors import DataError
-        from s2lbench.gym import GymConfig, pretrain_base
-        from s2lbench.typed import from_dict
-
         manifest = Path(args.gym) / "gym.json"
         if not manifest.is_file():
             raise DataError("not a gym build folder (no gym.json)", path=args.gym)
@@ -97,12 +96,6 @@ class GymCommand(Command):
         return 0
 
     def _build(self, args: argparse.Namespace) -> int:
-        from dataclasses import asdict
-
-        from s2lbench.errors import ConfigError
-        from s2lbench.gym import DefectRates, GymConfig, build_gym
-        from s2lbench.typed import from_dict
-
         if args.from_config is not None and args.small:
             raise ConfigError("--from-config and --small both choose the starting gym: give one")
         data = asdict(GymConfig.small() if args.small else GymConfig())
@@ -120,11 +113,6 @@ class GymCommand(Command):
             data["defects"][kind.strip()] = rate
         from_dict(DefectRates, data["defects"], "defects")  # names a misspelt kind before anything runs
         config = from_dict(GymConfig, data)
-        from pathlib import Path
-
-        from s2lbench.atomic import atomic_dir, check_output_path
-        from s2lbench.gym.build import GymPaths
-
         out = check_output_path(args.out, kind="folder")
         with atomic_dir(out, marker="gym.json") as tmp:  # whole or not at all: gym.json is never without its files
             built = build_gym(tmp, config)

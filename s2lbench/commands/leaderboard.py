@@ -8,7 +8,22 @@ import sys
 from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
+from s2lbench.common.atomic import check_output_path, write_json, write_text
 from s2lbench.errors import ConfigError
+from s2lbench.report.leaderboard import (
+    BASELINE,
+    EXTENSIONS,
+    FORMATS,
+    GROUPINGS,
+    build_leaderboard,
+    mixed_precisions,
+    provenance,
+    render,
+    training_environments,
+)
+from s2lbench.report.stats import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
+from s2lbench.results.store import ResultsStore
+from s2lbench.signals.signalset import load_matrix
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +33,6 @@ class LeaderboardCommand(Command):
     help = "regenerate paper-style tables (and, with --plots, figures) from a results folder"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from s2lbench.leaderboard import BASELINE, FORMATS, GROUPINGS
-        from s2lbench.stats import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
-
         parser.add_argument("results", help="a results folder (holds results.sqlite)")
         parser.add_argument("--format", choices=FORMATS, default="md", help="table format (default md)")
         parser.add_argument("--by", choices=GROUPINGS, default="budget",
@@ -46,13 +58,8 @@ class LeaderboardCommand(Command):
                             help="targets from smallest to largest (default: by median fine-tune FLOPs)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.atomic import write_json, write_text
-        from s2lbench.leaderboard import EXTENSIONS, FORMATS, build_leaderboard, provenance, render
-        from s2lbench.store import ResultsStore
-
         if args.resamples < 100:
             raise ConfigError(f"--resamples {args.resamples}: use at least 100 for a 95% interval")
-        from s2lbench.atomic import check_output_path
 
         if args.out is not None:  # every output checked before any work: nothing half-written on a bad path
             check_output_path(args.out)
@@ -88,9 +95,6 @@ class LeaderboardCommand(Command):
 
 
 def warn_mixed_precisions(results: str, experiment: str | None) -> None:
-    from s2lbench.leaderboard import mixed_precisions, training_environments
-    from s2lbench.store import ResultsStore
-
     mixed = mixed_precisions(training_environments(ResultsStore(results, read_only=True).cells(experiment)))
     if mixed:
         print(f"s2lbench: warning: {results}: the targets trained in {' and '.join(mixed)} (`bf16: auto` on "
@@ -101,9 +105,8 @@ def warn_mixed_precisions(results: str, experiment: str | None) -> None:
 def write_transfer(args: argparse.Namespace) -> None:
     """Print the transfer table; write transfer.{md,json} with --tables and one scatter per target pair into
     --plots (default: DIR/transfer/)."""
-    from s2lbench.atomic import write_json, write_text
-    from s2lbench.plots import plot_transfer
-    from s2lbench.transfer import render_transfer_markdown, transfer_json, transfer_table
+    from s2lbench.report.plots import plot_transfer
+    from s2lbench.report.transfer import render_transfer_markdown, transfer_json, transfer_table
 
     order = [t.strip() for t in args.transfer_order.split(",")] if args.transfer_order else None
     pairs = transfer_table(args.results, metric=args.metric, experiment=args.experiment, order=order,
@@ -128,13 +131,11 @@ def _given_clusters(args: argparse.Namespace):
         raise ConfigError("--trajectories and --clusters go together")
     import numpy as np
 
-    from s2lbench.signalset import load_matrix
-
     return load_matrix(args.trajectories), np.load(args.clusters, allow_pickle=False), None
 
 
 def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clusters=None) -> list[Path]:
-    from s2lbench.plots import (
+    from s2lbench.report.plots import (
         load_clusters,
         load_source_mixes,
         plot_scaling,
@@ -167,7 +168,7 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clust
 
 
 def _tolerance(value: float, flag: str) -> float:
-    from s2lbench.regression import check_tolerance
+    from s2lbench.report.regression import check_tolerance
 
     try:
         check_tolerance(value, flag)
@@ -192,7 +193,7 @@ class RegressCommand(Command):
         parser.add_argument("--experiment", default=None, help="only cells of this experiment name")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.regression import (
+        from s2lbench.report.regression import (
             Tolerances,
             compare,
             failures,
@@ -203,8 +204,6 @@ class RegressCommand(Command):
         )
 
         if args.update:
-            from s2lbench.atomic import check_output_path
-
             check_output_path(args.reference)
         current = snapshot(args.results, experiment=args.experiment)
         reference, tolerances = (load_reference(args.reference) if Path(args.reference).exists() or not args.update

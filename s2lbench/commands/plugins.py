@@ -6,11 +6,10 @@ import argparse
 import json
 
 from s2lbench.commands.base import Command
+from s2lbench.plugin_manager import get_hooks
 
 
 def describe_registry() -> dict[str, list[dict]]:
-    from s2lbench.plugins import get_hooks
-
     hooks = get_hooks()
     selectors = [{"name": r.name, "plugin": r.plugin, "version": r.obj.version, "requires": list(r.obj.requires),
                   "description": r.obj.description, "options": r.obj.option_fields()}

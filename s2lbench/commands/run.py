@@ -14,6 +14,11 @@ from importlib.resources import files
 from pathlib import Path
 
 from s2lbench.commands.base import Command
+from s2lbench.common.atomic import write_text
+from s2lbench.common.typed import apply_overrides
+from s2lbench.errors import DataError
+from s2lbench.report.leaderboard import build_leaderboard, render
+from s2lbench.results.store import DB_NAME, ResultsStore
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +27,8 @@ DEMO_CONFIG = "demo.yaml"
 
 def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
                    cost_options: dict | None = None) -> int:
-    from s2lbench.preflight import preflight
-    from s2lbench.runner import Runner
+    from s2lbench.grid.preflight import preflight
+    from s2lbench.grid.runner import Runner
 
     runner = Runner(config, out)
     report = preflight(runner, only)
@@ -64,8 +69,8 @@ def sigterm_as_exit():
 def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = None) -> int:
     """Validate everything a real run would (the preflight), list the grid, print the cost estimate. With
     ``only``, list the cells a real run with the same --only would run and estimate those."""
-    from s2lbench.cost import estimate, render
-    from s2lbench.experiment import chosen_by
+    from s2lbench.grid import cost
+    from s2lbench.grid.experiment import chosen_by
 
     config = runner.config
     print(f"experiment {config.name!r} (config hash {runner.config_hash})")
@@ -81,7 +86,7 @@ def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = 
         chosen = [c for c in report.cell_ids if chosen_by(c, only)]
         print(f"  --only {' '.join(only)}: {len(chosen)} of them would run: {', '.join(chosen) or 'none'}")
         print("  (the estimate below is theirs, plus the stages every cell shares)")
-    print(render(estimate(runner, report, only=only, **cost_options)))
+    print(cost.render(cost.estimate(runner, report, only=only, **cost_options)))
     if not report.ok:
         print(f"dry run FAILED: {len(report.problems)} problem(s); a real run would stop before its first stage:",
               file=sys.stderr)
@@ -94,9 +99,7 @@ def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = 
 
 def print_leaderboard(out: Path) -> None:
     """Print the grid's table and write it with the data-scaling plot beside the results."""
-    from s2lbench.atomic import write_text
-    from s2lbench.leaderboard import build_leaderboard, render
-    from s2lbench.plots import plot_scaling
+    from s2lbench.report.plots import plot_scaling
 
     try:
         lb = build_leaderboard(out)
@@ -130,7 +133,7 @@ class RunCommand(Command):
                             help="generation MFU for the estimate (default 0.10: decoding is memory-bound)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.experiment import load_experiment
+        from s2lbench.grid.experiment import load_experiment
 
         config = load_experiment(args.config, args.overrides)
         out = Path(args.out or f"runs/{config.name}")
@@ -151,8 +154,7 @@ class DemoCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         import yaml
 
-        from s2lbench.experiment import parse_experiment
-        from s2lbench.typed import apply_overrides
+        from s2lbench.grid.experiment import parse_experiment
 
         text = files("s2lbench").joinpath(DEMO_CONFIG).read_text(encoding="utf-8")
         if args.print_config:
@@ -171,9 +173,6 @@ class StatusCommand(Command):
         parser.add_argument("--json", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.errors import DataError
-        from s2lbench.store import DB_NAME, ResultsStore
-
         if not (Path(args.dir) / DB_NAME).exists():
             raise DataError("not a results folder (no results.sqlite)", path=args.dir)
         store = ResultsStore(args.dir, read_only=True)

@@ -11,9 +11,22 @@ from typing import Any
 
 import numpy as np
 
+from s2lbench import __version__
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, length_stats, open_pool_from_args
+from s2lbench.common.atomic import (
+    atomic_path,
+    check_output_path,
+    output_lock,
+    save_npy,
+    write_json,
+    write_jsonl,
+)
+from s2lbench.common.files import read_json
 from s2lbench.errors import ConfigError, DataError
+from s2lbench.plugin_manager import get_hooks
+from s2lbench.selection import check_seed, run_selector
+from s2lbench.signals.signalset import SignalSet
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +68,7 @@ def length_report(pool, positions: np.ndarray) -> dict[str, dict[str, dict[str, 
 
 
 def versions() -> dict[str, str]:
-    import s2lbench
-
-    found = {"s2lbench": s2lbench.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    found = {"s2lbench": __version__, "python": platform.python_version(), "numpy": np.__version__}
     try:
         import faiss
 
@@ -68,8 +79,6 @@ def versions() -> dict[str, str]:
 
 
 def load_signals(args: argparse.Namespace, pool):
-    from s2lbench.signalset import SignalSet
-
     if args.signals and args.trajectories:
         raise ConfigError("give either --signals DIR or --trajectories FILE, not both")
     if args.trajectories:
@@ -106,10 +115,6 @@ class SelectCommand(Command):
                             "go to OUT.diagnostics.json beside it")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.atomic import check_output_path
-        from s2lbench.plugins import get_hooks
-        from s2lbench.selection import check_seed, run_selector
-
         start = time.perf_counter()
         seed = check_seed(args.seed, "--seed")
         out = check_output_path(args.out)
@@ -183,8 +188,6 @@ def write_selection(out: Path, rows: list[dict[str, Any]], diagnostics: dict[str
     the subset (and labels) beside it, so after a kill at any instant either no diagnostics exist (the unit
     is incomplete) or they describe exactly the files beside them. A labels file left by an earlier run with
     another selector is removed. Concurrent writers of one ``--out`` take turns (a lock beside it)."""
-    from s2lbench.atomic import atomic_path, output_lock, save_npy, write_json, write_jsonl
-
     diag_path, lab_path = diagnostics_path(out), labels_path(out)
     with output_lock(out):
         with atomic_path(out) as tmp_subset:
@@ -201,8 +204,6 @@ def write_selection(out: Path, rows: list[dict[str, Any]], diagnostics: dict[str
 
 def check_selection_unit(out: str | Path) -> dict[str, Any]:
     """The diagnostics of a subset written by ``s2lbench select``, checked to describe the files beside them."""
-    from s2lbench.data import read_json
-
     out = Path(out)
     diag_path = diagnostics_path(out)
     if not diag_path.is_file():

@@ -81,14 +81,14 @@ class SignalsCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         command = getattr(args, "signals_command", None)
         if command == "embed":
-            from s2lbench.embeddings import compute_text_embeddings
+            from s2lbench.signals.embeddings import compute_text_embeddings
 
             pool = open_pool_from_args(args.pool, args)
             sig = compute_text_embeddings(pool, args.out, model=args.model, batch_size=args.batch_size,
                                           max_length=args.max_length, device=args.device,
                                           progress=not args.no_progress)
         elif command == "import":
-            from s2lbench.signals import import_trajectories
+            from s2lbench.signals.importing import import_trajectories
 
             pool = open_pool_from_args(args.pool, args)
             steps = [int(s) for s in args.steps.split(",")] if args.steps else None
@@ -99,12 +99,12 @@ class SignalsCommand(Command):
             if missing:
                 raise ConfigError(f"s2lbench signals needs {', '.join(missing)} "
                                   "(or use `signals embed` / `signals import`)")
-            from s2lbench.signals import compute_signals
+            from s2lbench.signals.signal_pass import compute_signals
 
             pool = open_pool_from_args(args.pool, args)
             dev = None
             if args.dev:
-                from s2lbench.devsets import read_dev_file
+                from s2lbench.signals.devsets import read_dev_file
 
                 dev = read_dev_file(args.dev)
             if args.gradients and dev is None:

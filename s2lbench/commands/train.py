@@ -7,7 +7,11 @@ from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
-from s2lbench.prompts import TEMPLATES
+from s2lbench.common.atomic import check_output_path
+from s2lbench.common.typed import from_dict
+from s2lbench.gym.evaluators import gym_template
+from s2lbench.pool.prompts import TEMPLATES
+from s2lbench.training.models import GYM_TRAINING, TINY_CONFIGS
 
 
 class TrainCommand(Command):
@@ -44,9 +48,7 @@ class TrainCommand(Command):
                             help="prompt template (default: the gym's when the pool is a gym build's, else alpaca)")
 
     def run(self, args: argparse.Namespace) -> int:
-        from s2lbench.gym import GYM_TRAINING, TINY_CONFIGS
-        from s2lbench.training import TrainConfig, train
-        from s2lbench.typed import from_dict
+        from s2lbench.training.trainer import TrainConfig, train
 
         data: dict = dict(GYM_TRAINING) if args.model in TINY_CONFIGS else {}
         data["model"] = args.model
@@ -71,7 +73,6 @@ class TrainCommand(Command):
             if value is not None:
                 data[key] = value
         config = from_dict(TrainConfig, data)
-        from s2lbench.atomic import check_output_path
 
         out = check_output_path(args.out, kind="folder")
         pool = open_pool_from_args(args.pool, args)
@@ -93,7 +94,6 @@ def _gym_template_beside(pool: str) -> str | None:
     evaluator will; None for any other pool."""
     if str(pool).startswith("hf://") or not (Path(pool).parent / "gym.json").is_file():
         return None
-    from s2lbench.evaluators.gym_tasks import gym_template
 
     return gym_template(Path(pool).parent)
 

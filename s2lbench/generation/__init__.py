@@ -12,7 +12,8 @@ from pathlib import Path
 from s2lbench.errors import ConfigError
 from s2lbench.generation.cache import cached_generate_with, model_fingerprint
 from s2lbench.generation.config import GenerationConfig, cut_at_stop
-from s2lbench.generation.vllm_backend import vllm_available
+from s2lbench.generation.hf_backend import TransformersBackend
+from s2lbench.generation.vllm_backend import VLLMBackend, vllm_available
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,8 @@ def load_backend(model_dir: str | Path, config: GenerationConfig):
     if key not in _loaded:
         _loaded.clear()  # one model resident at a time (vLLM cannot hold two engines in one process)
         if name == "vllm":
-            from s2lbench.generation.vllm_backend import VLLMBackend
-
             _loaded[key] = VLLMBackend(model_dir, config)
         else:
-            from s2lbench.generation.hf_backend import TransformersBackend
-
             _loaded[key] = TransformersBackend(model_dir, config)
         log.info("generation backend: %s for %s", name, model_dir)
     return _loaded[key]

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from s2lbench.atomic import write_json, write_jsonl
-from s2lbench.fingerprint import config_hash
+from s2lbench.common.atomic import write_json, write_jsonl
+from s2lbench.common.fingerprint import config_hash
 from s2lbench.generation.config import GenerationConfig
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,8 @@ from s2lbench.gym.build import (
     write_dev_sets,
 )
 from s2lbench.gym.corpus import CorpusConfig, pretraining_corpus
-from s2lbench.gym.models import GYM_TRAINING, TINY_CONFIGS, tiny_config, tiny_model
 from s2lbench.gym.testsets import TEST_SETS
 
-__all__ = ["BASE_PREFIX", "DESIGNS", "GYM_TRAINING", "BaseRecipe", "CorpusConfig", "DefectRates", "GymConfig",
-           "GymDesign", "GymPaths", "TEST_SETS", "TINY_CONFIGS", "build_gym", "generate_dev_sets", "generate_pool",
-           "generate_test_sets", "pretrain_base", "pretraining_corpus", "tiny_config", "tiny_model", "write_dev_sets"]
+__all__ = ["BASE_PREFIX", "DESIGNS", "BaseRecipe", "CorpusConfig", "DefectRates", "GymConfig",
+           "GymDesign", "GymPaths", "TEST_SETS", "build_gym", "generate_dev_sets", "generate_pool",
+           "generate_test_sets", "pretrain_base", "pretraining_corpus", "write_dev_sets"]

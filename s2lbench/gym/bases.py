@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s2lbench.atomic import atomic_dir, write_json
+from s2lbench.common.atomic import atomic_dir, write_json
+from s2lbench.common.fingerprint import config_hash, file_fingerprint
 from s2lbench.errors import ConfigError
-from s2lbench.fingerprint import config_hash
 from s2lbench.gym.corpus import CorpusConfig, pretraining_corpus
+from s2lbench.training.models import tiny_model
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,6 @@ def committed_base(model_name: str, tokenizer_dir: str | Path, recipe: BaseRecip
     ``recipe`` on this corpus and this tokenizer (base.json's model, recipe hash, corpus and tokenizer
     fingerprints); None, with the reason logged, when no folder holds one. Folders are named freely (one per
     model and recipe: ``gym-target-l``, ``gym-target-l-long``), so several recipes can be committed at once."""
-    from s2lbench.fingerprint import file_fingerprint
-
     root = Path(PRETRAINED_DIR if root is None else root)
     candidates = []
     for meta_path in sorted(root.glob("*/base.json")):
@@ -122,9 +121,6 @@ def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Pat
     """Train the tiny config ``model_name`` on the corpus; returns ``out_dir`` (reused when already complete)."""
     import torch
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
-
-    from s2lbench.fingerprint import file_fingerprint
-    from s2lbench.gym.models import tiny_model
 
     recipe = recipe or BaseRecipe()
     out = Path(out_dir)

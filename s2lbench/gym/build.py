@@ -10,13 +10,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from s2lbench.atomic import write_json, write_jsonl
+from s2lbench.common.atomic import write_json, write_jsonl
+from s2lbench.common.fingerprint import config_hash, file_fingerprint
 from s2lbench.errors import ConfigError
-from s2lbench.fingerprint import config_hash, file_fingerprint
 from s2lbench.gym import tasks, tasks_v2, testsets, testsets_v2
 from s2lbench.gym.bases import BaseRecipe
-from s2lbench.prompts import check_template, render_prompt
-from s2lbench.records import Pool, SFTExample
+from s2lbench.gym.corpus import pretraining_corpus
+from s2lbench.gym.tokenizer import save_tokenizer, train_tokenizer
+from s2lbench.pool.loaders import write_pool
+from s2lbench.pool.prompts import check_template, render_prompt
+from s2lbench.pool.records import Pool, SFTExample
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ class GymConfig:
     #: rows per dev set (dev/<name>.jsonl, one per test set, disjoint from the pool and every test set);
     #: None: the version's default (v1 0, so v1 builds stay as they were; v2 100)
     dev_size: int | None = None
-    #: the prompt template every stage renders this gym's rows with (s2lbench.prompts.TEMPLATES); None: the
+    #: the prompt template every stage renders this gym's rows with (s2lbench.pool.prompts.TEMPLATES); None: the
     #: version's default (v1 "alpaca", as before versions existed; v2 "qa", a third fewer tokens per row)
     template: str | None = None
     #: how ``gym-base:<model>`` bases are pre-trained on this gym's corpus (not part of the pool: the runner
@@ -376,8 +379,6 @@ def tokenizer_corpus(pool: Pool, version: int = 1, template: str = "alpaca") -> 
         texts.append(render_prompt(template, ex.instruction, ex.input))
         texts.append(ex.output)
     if version >= 2:
-        from s2lbench.gym.corpus import pretraining_corpus
-
         texts.extend(pretraining_corpus())
     return texts
 
@@ -403,9 +404,6 @@ def _recorded(config: GymConfig) -> dict:
 
 def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
     """Write pool.jsonl, tests/<name>.jsonl, dev/<name>.jsonl, tokenizer/, defects.json and gym.json under ``out_dir``."""
-    from s2lbench.data import write_pool
-    from s2lbench.gym.tokenizer import save_tokenizer, train_tokenizer
-
     config = config or GymConfig()
     out = Path(out_dir)
     test_specs = config.design.test_sets

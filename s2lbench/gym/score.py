@@ -15,7 +15,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from s2lbench.prompts import NEXT_PROMPT, check_template, render_prompt
+from s2lbench.generation import hf_backend
+from s2lbench.generation.config import GenerationConfig
+from s2lbench.pool.prompts import NEXT_PROMPT, check_template, render_prompt
 
 ANSWER = re.compile(r"The answer is\s*(-?[\d,]*\.?\d+)")
 
@@ -33,9 +35,6 @@ def greedy_completions(model: Any, tokenizer: Any, prompts: list[str], *, batch_
                        max_new_tokens: int = 160, stop: tuple[str, ...] = (), desc: str = "decoding") -> list[str]:
     """Each prompt's greedy continuation, decoded as the runner's transformers backend decodes (``greedy_texts``,
     left-padded batches of ``batch_size``), cut at ``stop``."""
-    from s2lbench.generation.config import GenerationConfig
-    from s2lbench.generation.hf_backend import greedy_texts
-
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -45,7 +44,7 @@ def greedy_completions(model: Any, tokenizer: Any, prompts: list[str], *, batch_
     texts: list[str] = []
     compacting = True
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", leave=False):
-        batch, compacting = greedy_texts(model, tokenizer, prompts[start:start + batch_size], config,
+        batch, compacting = hf_backend.greedy_texts(model, tokenizer, prompts[start:start + batch_size], config,
                                          compacting=compacting)
         texts.extend(batch)
     return texts

@@ -25,7 +25,7 @@ def _digits_for(level: int) -> int:
     return {1: 1, 2: 2, 3: 3}.get(level, level)
 
 
-def _number(rng: random.Random, n_digits: int) -> int:
+def random_number(rng: random.Random, n_digits: int) -> int:
     if n_digits <= 1:
         return rng.randint(0, 9)
     return rng.randint(10 ** (n_digits - 1), 10**n_digits - 1)
@@ -72,26 +72,26 @@ def multiplication_steps(a: int, m: int) -> list[str]:
     return lines
 
 
-def _operands(rng: random.Random, level: int) -> tuple[int, int]:
+def operands(rng: random.Random, level: int) -> tuple[int, int]:
     n = _digits_for(level)
-    return _number(rng, n), _number(rng, rng.randint(max(1, n - 1), n))
+    return random_number(rng, n), random_number(rng, rng.randint(max(1, n - 1), n))
 
 
 def arith_add(rng: random.Random, level: int) -> Problem:
-    a, b = _operands(rng, level)
+    a, b = operands(rng, level)
     steps = ["Add digit by digit from the right.", *addition_steps(a, b), f"So {a} + {b} = {a + b}."]
     return Problem(f"What is {a} + {b}?", steps, str(a + b), level)
 
 
 def arith_sub(rng: random.Random, level: int) -> Problem:
-    a, b = _operands(rng, level)
+    a, b = operands(rng, level)
     a, b = max(a, b), min(a, b)
     steps = ["Subtract digit by digit from the right.", *subtraction_steps(a, b), f"So {a} - {b} = {a - b}."]
     return Problem(f"What is {a} - {b}?", steps, str(a - b), level)
 
 
 def arith_mul(rng: random.Random, level: int) -> Problem:
-    a, m = _number(rng, max(1, _digits_for(level) - 1) + 1), rng.randint(2, 9)
+    a, m = random_number(rng, max(1, _digits_for(level) - 1) + 1), rng.randint(2, 9)
     steps = ["Multiply digit by digit from the right.", *multiplication_steps(a, m), f"So {a} * {m} = {a * m}."]
     return Problem(f"What is {a} * {m}?", steps, str(a * m), level)
 
@@ -109,14 +109,14 @@ STORIES_SUB = (
 
 
 def word_add(rng: random.Random, level: int, stories: tuple[str, ...] = STORIES_ADD) -> Problem:
-    a, b = _operands(rng, level)
+    a, b = operands(rng, level)
     text = rng.choice(stories).format(n=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b)
     steps = [f"We add {a} and {b}.", *addition_steps(a, b), f"So {a} + {b} = {a + b}."]
     return Problem(text, steps, str(a + b), level)
 
 
 def word_sub(rng: random.Random, level: int, stories: tuple[str, ...] = STORIES_SUB) -> Problem:
-    a, b = _operands(rng, level)
+    a, b = operands(rng, level)
     a, b = max(a, b), min(a, b)
     text = rng.choice(stories).format(n=rng.choice(NAMES), item=rng.choice(ITEMS), a=a, b=b)
     steps = [f"We subtract {b} from {a}.", *subtraction_steps(a, b), f"So {a} - {b} = {a - b}."]
@@ -125,16 +125,16 @@ def word_sub(rng: random.Random, level: int, stories: tuple[str, ...] = STORIES_
 
 def add_program(rng: random.Random, level: int) -> Problem:
     """Program of thought: the program carries no worked steps, only the final printed value."""
-    a, b = _operands(rng, level)
+    a, b = operands(rng, level)
     steps = ["```python", f"a = {a}", f"b = {b}", "print(a + b)", "```", f"The program prints {a + b}."]
     return Problem(f"Write a program to compute {a} + {b}.", steps, str(a + b), level)
 
 
 def compare(rng: random.Random, level: int) -> Problem:
     n = _digits_for(level)
-    a, b = _number(rng, n), _number(rng, n)
+    a, b = random_number(rng, n), random_number(rng, n)
     while b == a:
-        b = _number(rng, n)
+        b = random_number(rng, n)
     steps = []
     for place, (x, y) in enumerate(zip(str(a).zfill(n), str(b).zfill(n), strict=True)):
         sign = "=" if x == y else ("<" if x < y else ">")
@@ -158,7 +158,7 @@ def count_letters(rng: random.Random, level: int) -> Problem:
 
 def sum_three(rng: random.Random, level: int) -> Problem:
     n = max(1, _digits_for(level) - 1)
-    a, b, c = (_number(rng, n) for _ in range(3))
+    a, b, c = (random_number(rng, n) for _ in range(3))
     steps = [f"First {a} + {b}.", *addition_steps(a, b), f"So {a} + {b} = {a + b}.",
              f"Then {a + b} + {c}.", *addition_steps(a + b, c), f"So {a + b} + {c} = {a + b + c}."]
     return Problem(f"What is {a} + {b} + {c}?", steps, str(a + b + c), level)

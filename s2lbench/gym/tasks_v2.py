@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from s2lbench.gym.tasks import NAMES, WORDS, Problem, _number
+from s2lbench.gym.tasks import NAMES, WORDS, Problem, random_number
 
 ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
@@ -99,7 +99,7 @@ def multiplication_steps(a: int, m: int) -> list[str]:
 
 
 def operands(rng: random.Random, level: int) -> tuple[int, int]:
-    return _number(rng, level), _number(rng, rng.randint(max(1, level - 1), level))
+    return random_number(rng, level), random_number(rng, rng.randint(max(1, level - 1), level))
 
 
 ADD_PHRASES = ("What is {a} + {b}?", "What is {a} plus {b}?")
@@ -119,7 +119,7 @@ def arith_sub(rng: random.Random, level: int, phrases: tuple[str, ...] = SUB_PHR
 
 
 def arith_mul(rng: random.Random, level: int) -> Problem:
-    a, m = _number(rng, max(1, level - 1)), rng.randint(2, 9)
+    a, m = random_number(rng, max(1, level - 1)), rng.randint(2, 9)
     return Problem(f"What is {a} * {m}?", [f"Multiply {a} by {m}.", *multiplication_steps(a, m)], str(a * m), level)
 
 
@@ -165,20 +165,20 @@ def sub_program(rng: random.Random, level: int) -> Problem:
 
 
 def sum_three(rng: random.Random, level: int) -> Problem:
-    a, b, c = (_number(rng, max(1, level - 1)) for _ in range(3))
+    a, b, c = (random_number(rng, max(1, level - 1)) for _ in range(3))
     steps = [f"Add {a} and {b}.", *addition_steps(a, b), f"Add {a + b} and {c}.", *addition_steps(a + b, c)]
     return Problem(f"What is {a} + {b} + {c}?", steps, str(a + b + c), level)
 
 
 def words_to_digits(rng: random.Random, level: int) -> Problem:
-    n = _number(rng, level)
+    n = random_number(rng, level)
     return Problem(f"Write {number_words(n)} in digits.", [f"{number_words(n)} is {n}."], str(n), level)
 
 
 def compare(rng: random.Random, level: int) -> Problem:
-    a, b = _number(rng, level), _number(rng, level)
+    a, b = random_number(rng, level), random_number(rng, level)
     while b == a:
-        b = _number(rng, level)
+        b = random_number(rng, level)
     steps = []
     for place, (x, y) in enumerate(zip(str(a).zfill(level), str(b).zfill(level), strict=True)):
         sign = "=" if x == y else ("<" if x < y else ">")

@@ -16,12 +16,12 @@ from s2lbench.gym.tasks import Problem
 
 
 def ood_bignum(rng: random.Random, level: int) -> Problem:
-    a, b = tasks._number(rng, 4), tasks._number(rng, rng.randint(3, 4))
+    a, b = tasks.random_number(rng, 4), tasks.random_number(rng, rng.randint(3, 4))
     return Problem(f"What is {a} + {b}?", [], str(a + b), 4)
 
 
 def ood_compose(rng: random.Random, level: int) -> Problem:
-    a, b = tasks._operands(rng, level)
+    a, b = tasks.operands(rng, level)
     c = rng.randint(0, a + b)
     return Problem(f"What is {a} + {b} - {c}?", [], str(a + b - c), level)
 
@@ -31,7 +31,7 @@ PHRASINGS = ("Compute the sum of {a} and {b}.", "Add {a} and {b}.", "Find {a} pl
 
 
 def ood_phrasing(rng: random.Random, level: int) -> Problem:
-    a, b = tasks._operands(rng, level)
+    a, b = tasks.operands(rng, level)
     a, b = max(a, b), min(a, b)
     template = rng.choice(PHRASINGS)
     answer = a + b if template in PHRASINGS[:3] else a - b
@@ -51,7 +51,7 @@ def ood_story(rng: random.Random, level: int) -> Problem:
     return tasks.word_sub(rng, level, stories=NEW_STORIES_SUB)
 
 
-def _mixture(*generators: Callable[[random.Random, int], Problem]) -> Callable[[random.Random, int], Problem]:
+def mixture(*generators: Callable[[random.Random, int], Problem]) -> Callable[[random.Random, int], Problem]:
     def draw(rng: random.Random, level: int) -> Problem:
         return rng.choice(generators)(rng, level)
     return draw
@@ -66,9 +66,9 @@ class TestSetSpec:
 
 
 TEST_SETS: tuple[TestSetSpec, ...] = (
-    TestSetSpec("gym_arith", True, _mixture(tasks.arith_add, tasks.arith_sub, tasks.arith_mul),
+    TestSetSpec("gym_arith", True, mixture(tasks.arith_add, tasks.arith_sub, tasks.arith_mul),
                 "held-out bare arithmetic (addition, subtraction, multiplication) from the pool's templates"),
-    TestSetSpec("gym_word", True, _mixture(tasks.word_add, tasks.word_sub),
+    TestSetSpec("gym_word", True, mixture(tasks.word_add, tasks.word_sub),
                 "held-out word problems from the pool's story templates"),
     TestSetSpec("ood_bignum", False, ood_bignum, "4-digit addition (the pool stops at 3 digits)"),
     TestSetSpec("ood_compose", False, ood_compose, "a + b - c: a composition the pool never shows"),

@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 
 from s2lbench.gym import tasks_v2 as t
-from s2lbench.gym.tasks import Problem, _number
-from s2lbench.gym.testsets import NEW_STORIES_ADD, NEW_STORIES_SUB, TestSetSpec, _mixture
+from s2lbench.gym.tasks import Problem, random_number
+from s2lbench.gym.testsets import NEW_STORIES_ADD, NEW_STORIES_SUB, TestSetSpec, mixture
 
 PHRASINGS_ADD = ("Compute the sum of {a} and {b}.", "Find the total of {a} and {b}.", "Add {b} to {a}.")
 PHRASINGS_SUB = ("Take {b} away from {a}.", "Compute the difference of {a} and {b}.", "Find {a} less {b}.")
@@ -48,14 +48,14 @@ def ood_words(rng: random.Random, level: int) -> Problem:
 
 
 def ood_bignum(rng: random.Random, level: int) -> Problem:
-    a, b = _number(rng, 4), _number(rng, rng.randint(3, 4))
+    a, b = random_number(rng, 4), random_number(rng, rng.randint(3, 4))
     return Problem(f"What is {a} + {b}?", [], str(a + b), 4)
 
 
 TEST_SETS: tuple[TestSetSpec, ...] = (
-    TestSetSpec("gym_arith", True, _mixture(t.arith_add, t.arith_sub, t.arith_mul),
+    TestSetSpec("gym_arith", True, mixture(t.arith_add, t.arith_sub, t.arith_mul),
                 "held-out bare arithmetic (+, -, x one digit) from the pool's templates"),
-    TestSetSpec("gym_word", True, _mixture(t.word_add, t.word_sub), "held-out word problems from the pool's stories"),
+    TestSetSpec("gym_word", True, mixture(t.word_add, t.word_sub), "held-out word problems from the pool's stories"),
     TestSetSpec("ood_phrasing", False, ood_phrasing, "addition/subtraction in phrasings the pool never uses"),
     TestSetSpec("ood_story", False, ood_story, "word problems with story templates the pool never uses"),
     TestSetSpec("ood_compose", False, ood_compose, "a + b - c: both operations in one problem, never in the pool"),

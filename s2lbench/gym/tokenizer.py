@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from s2lbench.atomic import atomic_dir
+from s2lbench.common.atomic import atomic_dir
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 

@@ -12,9 +12,9 @@ import logging
 import os
 from pathlib import Path
 
-import s2lbench.atomic
-import s2lbench.training as training
-from s2lbench.data import load_local
+import s2lbench.common.atomic
+import s2lbench.training.trainer as training
+from s2lbench.pool.loaders import load_local
 
 parser = argparse.ArgumentParser()
 parser.add_argument("gym")
@@ -25,7 +25,7 @@ logging.basicConfig(level=logging.INFO)  # the test reads "resuming from" in the
 rank = int(os.environ.get("RANK", "0"))
 writes: list[str] = []
 
-for module in (s2lbench.atomic, training):  # training imported write_json / atomic_dir by name
+for module in (s2lbench.common.atomic, training):  # training imported write_json / atomic_dir by name
     for name in ("write_json", "atomic_dir"):
         original = getattr(module, name, None)
         if original is not None:

@@ -1,0 +1,298 @@
+"""The experiment config: one YAML file describes a whole grid (pool, proxy, signals, selectors, budgets,
+seeds, targets, evaluation). Validated against these dataclasses; unknown keys are errors with a
+"did you mean"; ``--set a.b=value`` overrides any key.
+
+Stage-specific blocks (``proxy.train``, ``targets[].train``, ``signals.options``, ``evaluation.generation``,
+``pool.gym``) are validated against the dataclass of the component that consumes them when the
+experiment is loaded, so a typo fails before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s2lbench.common.typed import apply_overrides, check_keywords, from_dict, load_yaml, suggest
+from s2lbench.errors import ConfigError, PluginError
+from s2lbench.generation import GenerationConfig
+from s2lbench.gym import GymConfig
+from s2lbench.gym.evaluators import gym_evaluators
+from s2lbench.plugin_manager import get_hooks
+from s2lbench.results.store import FULL
+from s2lbench.selection import parse_options
+from s2lbench.signals.devsets import DevConfig
+from s2lbench.signals.signal_pass import compute_signals
+from s2lbench.training.trainer import TrainConfig
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    #: "gym" (build the embedded benchmark), a local .jsonl/.json/.csv file, or hf://owner/name[:split]
+    path: str = "gym"
+    preset: str | None = None
+    columns: dict[str, str] | None = None
+    #: GymConfig fields when path is "gym" (e.g. pool_size, seed, defects)
+    gym: dict[str, Any] = field(default_factory=dict)
+    #: clinical pools: "indiana" or "mimic" build the findings -> impression training split at run time
+    clinical: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    model: str = "gym-proxy"
+    tokenizer: str | None = None
+    #: TrainConfig fields (schedule, total_steps, learning_rate, save_every / n_checkpoints, ...)
+    train: dict[str, Any] = field(default_factory=dict)
+    #: bring your own proxy: a folder of HF checkpoints (checkpoint-*/), used instead of training one
+    run_dir: str | None = None
+    #: bring your own loss matrix (.npy/.pt, examples x checkpoints); skips proxy training and the signal pass
+    trajectories: str | None = None
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    #: keyword options of s2lbench.signals.signal_pass.compute_signals (batch size, max_length, dtype, ...)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: encoder for the text_embedding signal: "minilm", a hub id or a local path
+    text_encoder: str = "minilm"
+
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    name: str
+    #: the row name in tables (defaults to the name); lets one selector appear with two option sets
+    label: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def row(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    model: str
+    tokenizer: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    tasks: list[str] = field(default_factory=list)
+    #: where task data lives (default: $S2LBENCH_DATA_DIR or ./data; gym tasks read the gym build folder)
+    data_dir: str | None = None
+    #: GenerationConfig fields (backend, max_new_tokens, batch_size, ...)
+    generation: dict[str, Any] = field(default_factory=dict)
+    #: per-task evaluator options, e.g. {gsm8k: {grading: mammoth-v1}}
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: evaluate only the first N items of each task (quick runs); None = all
+    limit: int | None = None
+    #: task -> in-domain (true) or out-of-domain (false) for leaderboards that split them; a task not named
+    #: here takes its evaluator's default (the S2L paper's Table 1 for the math sets: GSM8K, MATH, NumGLUE in)
+    in_domain: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _refuse_duplicates("tasks", self.tasks)
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit: {self.limit} must be >= 1 (or null for every item)")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    targets: list[TargetConfig]
+    selectors: list[SelectorSpec]
+    budgets: list[float]
+    evaluation: EvaluationConfig
+    seeds: list[int] = field(default_factory=lambda: [0])
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    #: dev sets for targeted selectors (less, rds): size per task, seed, or a JSONL (s2lbench/signals/devsets.py)
+    dev: DevConfig = field(default_factory=DevConfig)
+    #: also fine-tune each target on the whole pool (the reference row)
+    full_reference: bool = True
+    executor: str = "local"
+    #: the executor's own options (``ray``: address, cpus/gpus per task; ``slurm``: partition, gpus, time, ...)
+    executor_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.targets:
+            raise ValueError("targets: at least one target is needed")
+        rows = [s.row for s in self.selectors]
+        if len(set(rows)) != len(rows):
+            raise ValueError(f"selectors: duplicate row names {rows}; give one a 'label'")
+        if not self.selectors and not self.full_reference:
+            raise ValueError("nothing to run: no selectors and full_reference is false")
+        names = [t.name for t in self.targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"targets: duplicate names {names}")
+        self._check_names()
+        self._check_grid_axes()
+
+    def _check_names(self) -> None:
+        _check_name_part("name", self.name)
+        for i, target in enumerate(self.targets):
+            _check_name_part(f"targets[{i}].name", target.name)
+        for i, spec in enumerate(self.selectors):
+            _check_name_part(f"selectors[{i}].{'label' if spec.label else 'name'}", spec.row)
+            if spec.row == FULL:
+                raise ValueError(f"selectors[{i}]: the row name {FULL!r} is the full-data reference's; "
+                                 "give the selector another 'label'")
+
+    def _check_grid_axes(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds: empty; give at least one seed (each seed is one run of every cell)")
+        if self.selectors and not self.budgets:
+            raise ValueError("budgets: empty; give at least one budget for the selectors (a count or a fraction)")
+        _refuse_duplicates("budgets", self.budgets, budget_label)
+
+
+def budget_label(budget: float) -> str:
+    """A budget as cell ids and tables spell it: a count (``400``) or a fraction of the pool (``10%``)."""
+    return f"{budget:g}" if budget > 1 else f"{budget * 100:g}%"
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of a grid as its config spells it, before the pool is loaded (budgets as written)."""
+    cell_id: str
+    target: TargetConfig
+    seed: int
+    selector: SelectorSpec | None  # None: the full-data reference
+    budget: float | None  # None: the whole pool
+
+    @property
+    def row(self) -> str:
+        return self.selector.row if self.selector else FULL
+
+
+def grid_cells(config: ExperimentConfig) -> list[GridCell]:
+    """Every cell of the grid, in the order a run computes them: per target, seed by seed, the full reference
+    first, then each selector at each budget (so a grid stopped part-way has whole seeds, reference included)."""
+    out = []
+    for target in config.targets:
+        for seed in config.seeds:
+            if config.full_reference:
+                out.append(GridCell(f"{target.name}__{FULL}__100%__s{seed}", target, seed, None, None))
+            for spec in config.selectors:
+                for budget in config.budgets:
+                    out.append(GridCell(f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}", target,
+                                        seed, spec, budget))
+    return out
+
+
+def chosen_by(cell_id: str, only: list[str] | None) -> bool:
+    """``--only``: a cell is run when its id contains one of the patterns (every cell when there are none)."""
+    return not only or any(pattern in cell_id for pattern in only)
+
+
+def _check_name_part(where: str, name: str) -> None:
+    """Target names and selector rows make up cell ids (``target__row__budget__sSEED``), which name files."""
+    if not name.strip():
+        raise ValueError(f"{where}: empty; give a name")
+    if "/" in name or "\\" in name:
+        raise ValueError(f"{where}: {name!r} contains a path separator; it names folders of the results")
+    if "__" in name:
+        raise ValueError(f"{where}: {name!r} contains '__', which separates the parts of a cell id")
+
+
+def _refuse_duplicates(where: str, values: list[Any], label: Any = str) -> None:
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values):
+        key = label(value)
+        if key in seen:
+            raise ValueError(f"{where}[{i}]: {value!r} repeats {where}[{seen[key]}]")
+        seen[key] = i
+
+
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    """Allow the short forms `selectors: [s2l, random]` and `budgets: [0.1, "30000"]`."""
+    data = dict(data)
+    if isinstance(data.get("selectors"), list):
+        data["selectors"] = [{"name": s} if isinstance(s, str) else s for s in data["selectors"]]
+    return data
+
+
+def parse_experiment(data: dict[str, Any], origin: str = "config", hooks: Any = None) -> ExperimentConfig:
+    try:
+        config = from_dict(ExperimentConfig, _normalise(data))
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+    validate_components(config, origin, hooks)
+    return config
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    data = apply_overrides(load_yaml(path), overrides or [])
+    return parse_experiment(data, origin=str(path))
+
+
+def validate_components(config: ExperimentConfig, origin: str, hooks: Any = None) -> None:
+    """Check every stage block against its component's own dataclass, and every name against the plugins."""
+    def named(lookup, where):
+        try:
+            return lookup()
+        except PluginError as e:
+            raise ConfigError(f"{origin}: {where}: {e}") from None
+
+    def check(cls, data, where):
+        try:
+            from_dict(cls, data, where=where)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+
+    check(TrainConfig, {"model": config.proxy.model, **config.proxy.train}, "proxy.train")
+    for i, target in enumerate(config.targets):
+        check(TrainConfig, {"model": target.model, **target.train}, f"targets[{i}].train")
+    check(GenerationConfig, config.evaluation.generation, "evaluation.generation")
+    if config.pool.path == "gym":
+        check(GymConfig, config.pool.gym, "pool.gym")
+    try:
+        check_keywords(compute_signals, config.signals.options, "signals.options", skip=SIGNALS_SET_BY_THE_RUNNER)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+    hooks = hooks or get_hooks()
+    for i, spec in enumerate(config.selectors):
+        selector = named(lambda spec=spec: hooks.selector(spec.name), f"selectors[{i}].name")
+        try:
+            parse_options(selector, spec.options)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+    executors = hooks.executors()
+    if config.executor in executors:  # an unknown name is the preflight's to report, with the other problems
+        try:
+            executors[config.executor].obj.parse_options(config.executor_options)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+    for i, task in enumerate(config.evaluation.tasks):
+        # gym sets ("gym" = all of them, "gym-<set>" = one) are only known once the gym is built
+        named(lambda task=task: hooks.evaluator("gym" if task.startswith("gym-") else task), f"evaluation.tasks[{i}]")
+    try:
+        check_task_keyed_blocks(config.evaluation, hooks)
+    except ConfigError as e:
+        raise ConfigError(f"{origin}: {e}") from None
+
+
+#: compute_signals arguments the runner passes itself (a config setting them would be overridden or clash)
+SIGNALS_SET_BY_THE_RUNNER = ("pool", "checkpoints", "out_dir", "dev", "progress")
+
+
+def check_task_keyed_blocks(evaluation: EvaluationConfig, hooks: Any) -> None:
+    """``task_options`` and ``in_domain`` name tasks of ``tasks`` (a typo would be ignored silently), and each
+    task's options fit its evaluator."""
+    gym_sets = any(t == "gym" or t.startswith("gym-") for t in evaluation.tasks)
+    for block in ("task_options", "in_domain"):
+        for task in getattr(evaluation, block):
+            if task not in evaluation.tasks and not (block == "in_domain" and gym_sets and task.startswith("gym-")):
+                raise ConfigError(f"unknown key 'evaluation.{block}.{task}': not one of evaluation.tasks"
+                                  f"{suggest(task, list(evaluation.tasks))}")
+    for task, options in evaluation.task_options.items():
+        where = f"evaluation.task_options.{task}"
+        if task == "gym" or task.startswith("gym-"):
+            check_keywords(gym_evaluators, options, where, skip=("gym_dir",))
+        else:
+            cls = hooks.evaluator(task)
+            from_dict(cls.Options, options, where=where)
