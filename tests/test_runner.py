@@ -100,7 +100,7 @@ def test_rerun_recomputes_nothing(finished_run):
 @pytest.mark.integration
 def test_each_run_is_recorded_and_the_board_sums_them_into_the_grid_wall_time(finished_run, tmp_path):
     from s2lbench.errors import DataError
-    from s2lbench.report.leaderboard import read_invocations
+    from s2lbench.results.store import read_invocations
 
     runs = read_invocations(finished_run)
     assert runs and runs[0]["cells"] == 3 and runs[0]["done"] == 3 and runs[0]["failed"] == 0
@@ -409,7 +409,7 @@ def _package_entry_points():
 def test_an_interrupted_run_still_records_its_wall_time(tmp_path):
     """Ctrl-C (or a scheduler's SIGTERM) part-way through a grid: the invocation line is still written, with
     what stopped it, so a grid finished by resuming sums every part of its wall time."""
-    from s2lbench.report.leaderboard import read_invocations
+    from s2lbench.results.store import read_invocations
 
     runner = Runner(parse_experiment(tiny_config(selectors=["random"])), tmp_path)
     calls = []

@@ -9,10 +9,12 @@ experiment is loaded, so a typo fails before any work starts.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2lbench.common.fingerprint import config_hash
 from s2lbench.common.typed import apply_overrides, check_keywords, from_dict, load_yaml, suggest
 from s2lbench.errors import ConfigError, PluginError
 from s2lbench.generation import GenerationConfig
@@ -182,6 +184,35 @@ def grid_cells(config: ExperimentConfig) -> list[GridCell]:
                     out.append(GridCell(f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}", target,
                                         seed, spec, budget))
     return out
+
+
+def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation block as hashed: keys added later are left out while they hold their default, so a
+    results folder made before them is still recognised as done."""
+    return {k: v for k, v in evaluation.items() if not (k == "in_domain" and not v)}
+
+
+def experiment_hash(config: ExperimentConfig) -> str:
+    """The whole experiment's hash, recorded in the run folder's config.json."""
+    # where cells run does not change what they compute: every executor hashes as `local` did before
+    # executors had options, so existing configs keep their hashes
+    hashed = {k: v for k, v in dataclasses.asdict(config).items() if k != "executor_options"}
+    return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"])})
+
+
+def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: int, seed: int, target: TargetConfig,
+              selector_version: dict[str, int] | None = None, reads_dev: bool = False) -> str:
+    """What a finished cell is recognised by: everything in the config that can change its scores.
+    ``selector_version``: ``{"selector_version": N}`` for a selector whose picks changed, else empty;
+    ``reads_dev``: the selector reads the dev set, so the dev block changes its subset."""
+    spec = {"pool": dataclasses.asdict(config.pool), "proxy": dataclasses.asdict(config.proxy),
+            "signals": dataclasses.asdict(config.signals),
+            "evaluation": _hashed_evaluation(dataclasses.asdict(config.evaluation)),
+            "selector": dataclasses.asdict(selector) if selector else FULL,
+            "budget": budget, "seed": seed, "target": dataclasses.asdict(target), **(selector_version or {})}
+    if reads_dev:
+        spec["dev"] = dataclasses.asdict(config.dev)
+    return config_hash(spec)
 
 
 def chosen_by(cell_id: str, only: list[str] | None) -> bool:

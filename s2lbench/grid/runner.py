@@ -15,7 +15,6 @@ subset), nothing finished is recomputed, and a failing cell is recorded and the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -29,13 +28,21 @@ import numpy as np
 
 from s2lbench.common import settings
 from s2lbench.common.atomic import write_json
-from s2lbench.common.fingerprint import config_hash, file_fingerprint, ids_hash
+from s2lbench.common.fingerprint import file_fingerprint, ids_hash
 from s2lbench.common.provenance import git_commit, package_versions
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.evaluation.stage import TaskPlan, evaluate_task
 from s2lbench.executors.base import CellTask, Grid
-from s2lbench.grid.experiment import ExperimentConfig, SelectorSpec, TargetConfig, chosen_by, grid_cells
+from s2lbench.grid.experiment import (
+    ExperimentConfig,
+    SelectorSpec,
+    TargetConfig,
+    cell_hash,
+    chosen_by,
+    experiment_hash,
+    grid_cells,
+)
 from s2lbench.grid.stages import StageStore
 from s2lbench.gym import stage as gym_stage
 from s2lbench.gym.bases import base_model_name
@@ -45,7 +52,7 @@ from s2lbench.plugin_manager import Hooks, get_hooks
 from s2lbench.pool.loaders import load_local, load_pool
 from s2lbench.pool.radiology import radiology_train_pool
 from s2lbench.pool.records import Pool
-from s2lbench.results.store import FULL, Cell, CellBusy, ResultRow, ResultsStore
+from s2lbench.results.store import Cell, CellBusy, ResultRow, ResultsStore, record_invocation
 from s2lbench.selection import parse_options, resolve_budget
 from s2lbench.selection import stage as selection_stage
 from s2lbench.signals import stage as signals_stage
@@ -57,10 +64,6 @@ from s2lbench.training import stage as training_stage
 from s2lbench.training.trainer import TrainConfig, trained_environments
 
 log = logging.getLogger(__name__)
-
-#: one line per ``s2lbench run`` of this folder (start, end, wall seconds, cell counts)
-INVOCATIONS = "invocations.jsonl"
-
 
 @dataclass(frozen=True)
 class CellSpec:
@@ -84,19 +87,6 @@ class RunSummary:
         return not self.failed
 
 
-def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation block as hashed: keys added later are left out while they hold their default, so a
-    results folder made before them is still recognised as done."""
-    return {k: v for k, v in evaluation.items() if not (k == "in_domain" and not v)}
-
-
-def _hashed_config(config: dict[str, Any]) -> dict[str, Any]:
-    # where cells run does not change what they compute: every executor hashes as `local` did before
-    # executors had options, so existing configs keep their hashes
-    hashed = {k: v for k, v in config.items() if k != "executor_options"}
-    return {**hashed, "executor": "local", "evaluation": _hashed_evaluation(config["evaluation"])}
-
-
 class Runner:
     def __init__(self, config: ExperimentConfig, out_dir: str | Path, hooks: Hooks | None = None):
         self.config = config
@@ -107,7 +97,7 @@ class Runner:
         #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
         self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
         self.store = ResultsStore(self.out)
-        self.config_hash = config_hash(_hashed_config(dataclasses.asdict(config)))
+        self.config_hash = experiment_hash(config)
         write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
                                               "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
@@ -437,16 +427,11 @@ class Runner:
         return cost
 
     def _cell_hash(self, cell: CellSpec) -> str:
-        c = self.config
-        spec = {"pool": dataclasses.asdict(c.pool), "proxy": dataclasses.asdict(c.proxy),
-                "signals": dataclasses.asdict(c.signals), "evaluation": _hashed_evaluation(dataclasses.asdict(c.evaluation)),
-                "selector": dataclasses.asdict(cell.selector) if cell.selector else FULL,
-                "budget": cell.budget, "seed": cell.seed, "target": dataclasses.asdict(cell.target)}
-        if cell.selector:
-            spec.update(selection_stage.version_spec(self.hooks.selector(cell.selector.name)))
-            if self._required(cell.selector) & DEV_SIGNALS:
-                spec["dev"] = dataclasses.asdict(c.dev)  # only where the dev set changes the subset
-        return config_hash(spec)
+        if cell.selector is None:
+            return cell_hash(self.config, None, cell.budget, cell.seed, cell.target)
+        return cell_hash(self.config, cell.selector, cell.budget, cell.seed, cell.target,
+                         selection_stage.version_spec(self.hooks.selector(cell.selector.name)),
+                         reads_dev=bool(self._required(cell.selector) & DEV_SIGNALS))
 
     # --- the grid ---------------------------------------------------------------------------------------
     def run(self, only: list[str] | None = None) -> RunSummary:
@@ -482,19 +467,14 @@ class Runner:
 
     def _record_invocation(self, started: float, n_cells: int, summary: RunSummary, only: list[str] | None,
                            stopped_by: str | None = None) -> None:
-        """One line per ``run`` in ``invocations.jsonl``: the leaderboard's provenance sums them into the
-        grid's wall time (a resumed grid counts each of its parts, an interrupted one included: its line names
-        what stopped it in ``stopped_by``)."""
+        """One line per ``run`` in the invocation log: a resumed grid counts each of its parts, an interrupted
+        one included (its line names what stopped it in ``stopped_by``)."""
         finished = time.time()
-        line = json.dumps({"started": started, "finished": finished, "wall_seconds": round(finished - started, 1),
-                           "cells": n_cells, "done": len(summary.done), "failed": len(summary.failed),
-                           "skipped": len(summary.skipped), "only": only, "executor": self.config.executor,
-                           "cpu_count": os.cpu_count(), "stopped_by": stopped_by}) + "\n"
-        fd = os.open(self.out / INVOCATIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())  # one small O_APPEND write: concurrent runs never interleave lines
-        finally:
-            os.close(fd)
+        record_invocation(self.out, {
+            "started": started, "finished": finished, "wall_seconds": round(finished - started, 1),
+            "cells": n_cells, "done": len(summary.done), "failed": len(summary.failed),
+            "skipped": len(summary.skipped), "only": only, "executor": self.config.executor,
+            "cpu_count": os.cpu_count(), "stopped_by": stopped_by})
 
     def _shared_stages(self) -> str | None:
         """Build what every cell shares (pool/gym, test sets, proxy, signals); the error, if any, is logged

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s2lbench.common.files import iter_jsonl
 from s2lbench.errors import DataError
 from s2lbench.report.stats import (
     DEFAULT_BOOTSTRAP_SEED,
@@ -36,7 +35,7 @@ from s2lbench.report.stats import (
     paired_bootstrap,
     summarize_seeds,
 )
-from s2lbench.results.store import FULL, Cell, ResultRow, ResultsStore
+from s2lbench.results.store import FULL, Cell, ResultRow, ResultsStore, read_invocations
 
 log = logging.getLogger(__name__)
 
@@ -607,22 +606,6 @@ def render_html(lb: Leaderboard) -> str:
             out.append("</table>")
     out += [f"<p>{e(line)}</p>" for line in _legend(lb)]
     return "\n".join(out) + "\n"
-
-
-def read_invocations(folder: Path) -> list[dict]:
-    """``invocations.jsonl`` of a results folder (one line per ``s2lbench run``); a line that does not parse,
-    or lacks a numeric ``wall_seconds``, is refused with the file and line named."""
-    path = Path(folder) / "invocations.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for number, row in iter_jsonl(path, "invocation log"):
-        try:
-            float(row["wall_seconds"])
-        except (ValueError, TypeError, KeyError) as e:
-            raise DataError(f"not an invocation record ({type(e).__name__}: {e})", path=path, line=number) from None
-        out.append(row)
-    return out
 
 
 def training_environments(cells: list) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,8 @@ from s2lbench.errors import DataError
 
 DB_NAME = "results.sqlite"
 SAMPLES_DIR = "samples"
+#: one line per ``s2lbench run`` of the folder (start, end, wall seconds, cell counts, what stopped it)
+INVOCATIONS = "invocations.jsonl"
 LOCKS_DIR = "locks"
 STATUSES = ("pending", "running", "done", "failed")
 INTERRUPTED = "interrupted"  # shown, never stored: "running" with no live process holding the cell's lock
@@ -381,3 +384,30 @@ def _has_sqlite_header(path: Path) -> bool:
             return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return False
+
+
+def record_invocation(folder: Path, record: dict[str, Any]) -> None:
+    """Append one run's line to the folder's invocation log; the leaderboard's provenance sums them into the
+    grid's wall time."""
+    line = json.dumps(record) + "\n"
+    fd = os.open(Path(folder) / INVOCATIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())  # one small O_APPEND write: concurrent runs never interleave lines
+    finally:
+        os.close(fd)
+
+
+def read_invocations(folder: Path) -> list[dict]:
+    """``invocations.jsonl`` of a results folder (one line per ``s2lbench run``); a line that does not parse,
+    or lacks a numeric ``wall_seconds``, is refused with the file and line named."""
+    path = Path(folder) / INVOCATIONS
+    if not path.is_file():
+        return []
+    out = []
+    for number, row in iter_jsonl(path, "invocation log"):
+        try:
+            float(row["wall_seconds"])
+        except (ValueError, TypeError, KeyError) as e:
+            raise DataError(f"not an invocation record ({type(e).__name__}: {e})", path=path, line=number) from None
+        out.append(row)
+    return out
