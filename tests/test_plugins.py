@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -174,3 +175,33 @@ def test_cli_plugins_json_lists_builtins_with_plugin_names():
     random = [s for s in info["selectors"] if s["name"] == "random"]
     assert random and random[0]["plugin"] == "random"
     assert all({"name", "plugin"} <= set(entry) for entry in info["selectors"] + info["evaluators"])
+
+
+def test_a_disabled_builtin_plugin_is_gone_and_core_never_imports_it(tmp_path):
+    """Built-in plugins are leaves, loaded only through their entry points: with the gym and radiology
+    evaluator plugins disabled, the runner and every command load without their modules and the hooks lack
+    their evaluators, while what core shares with them still works (the gym's evaluators, in
+    s2lbench/gym/evaluators.py; the radiology training pool, in s2lbench/pool/radiology.py)."""
+    reports = tmp_path / "reports.csv"
+    reports.write_text("uid,findings,impression\n" + "".join(f"{i},finding {i},impression {i % 3}\n" for i in range(8)))
+    code = (
+        "import json, sys\n"
+        "import s2lbench.commands, s2lbench.grid.runner, s2lbench.grid.preflight, s2lbench.grid.cost\n"
+        "from s2lbench.gym import GymConfig, build_gym\n"
+        "from s2lbench.gym.evaluators import gym_evaluators\n"
+        "from s2lbench.plugin_manager import get_hooks\n"
+        "from s2lbench.pool.radiology import radiology_train_pool\n"
+        "gym = build_gym(sys.argv[1] + '/gym', GymConfig(pool_size=100, test_size=4)).root\n"
+        "print(json.dumps({'evaluators': sorted(get_hooks().evaluators()),\n"
+        "                  'gym_sets': sorted(gym_evaluators(gym)),\n"
+        "                  'train_reports': len(radiology_train_pool(sys.argv[2], test_size=2)),\n"
+        "                  'plugin_modules': sorted(m for m in sys.modules if m.startswith('s2lbench.evaluators.'))}))\n")
+    env = {**os.environ, "S2LBENCH_DISABLE_PLUGINS": "gym-tasks,radiology"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(reports)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert "gym" not in seen["evaluators"] and "radiology-indiana" not in seen["evaluators"]
+    assert "gsm8k" in seen["evaluators"]  # the math plugin is still loaded
+    assert seen["plugin_modules"] == ["s2lbench.evaluators.math_tasks"]
+    assert seen["gym_sets"] and seen["train_reports"] == 6
