@@ -50,7 +50,7 @@ from s2lbench.gym.build import GymConfig
 from s2lbench.gym.evaluators import gym_evaluators
 from s2lbench.plugin_manager import Hooks, get_hooks
 from s2lbench.pool.loaders import load_local, load_pool
-from s2lbench.pool.radiology import radiology_train_pool
+from s2lbench.pool.radiology import INDIANA_FILE, radiology_train_pool
 from s2lbench.pool.records import Pool
 from s2lbench.results.store import Cell, CellBusy, ResultRow, ResultsStore, record_invocation
 from s2lbench.selection import parse_options, resolve_budget
@@ -64,6 +64,7 @@ from s2lbench.training import stage as training_stage
 from s2lbench.training.trainer import TrainConfig, trained_environments
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CellSpec:
@@ -144,7 +145,7 @@ class Runner:
         """The pool's file as the run reads it (relative paths may name a file in the data directory)."""
         cfg = self.config.pool
         if cfg.clinical == "indiana":
-            return str(self.data_dir() / "clinical" / "indiana_reports.csv")
+            return str(self.data_dir() / "clinical" / INDIANA_FILE)
         path = cfg.path
         if not path.startswith("hf://") and not Path(path).exists() and (self.data_dir() / path).exists():
             path = str(self.data_dir() / path)
@@ -158,18 +159,23 @@ class Runner:
                      seed: int | None = None) -> TrainConfig:
         if self.config.pool.path == "gym":
             self.pool  # noqa: B018 -- builds the gym: its tokenizer, and the template its rows are prompted with
-        if tokenizer is None and self._gym_dir is not None:
-            tokenizer = str(self._gym_dir / "tokenizer")
         template = self._gym_config.prompt_template if self._gym_config is not None else None
-        return training_stage.train_config(model, tokenizer, train, seed, template=template)
+        return training_stage.train_config(model, self._default_tokenizer(tokenizer), train, seed, template=template)
+
+    def _default_tokenizer(self, tokenizer: str | None) -> str | None:
+        """A model's tokenizer as configured, else the built gym's own."""
+        if tokenizer is None and self._gym_dir is not None:
+            return str(self._gym_dir / "tokenizer")
+        return tokenizer
 
     def _base_spec(self, model: str) -> dict[str, Any] | None:
         """What a ``gym-base:NAME`` model's base is keyed on; None for any other model."""
-        if base_model_name(model) is None:
+        name = base_model_name(model)
+        if name is None:
             return None
         if self.pool is None or self._gym_dir is None:
             raise S2LBenchError(f"model {model!r}: gym bases need pool.path 'gym'")
-        return gym_stage.base_spec(model, self._gym_config, self._gym_dir, self._gym_key)
+        return gym_stage.base_spec(name, self._gym_config, self._gym_dir, self._gym_key)
 
     def _with_base(self, train_config: TrainConfig) -> TrainConfig:
         """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of its ``gym-base`` stage
@@ -178,8 +184,9 @@ class Runner:
         spec = self._base_spec(train_config.model)
         if spec is None:
             return train_config
-        stage = self.stages.run(gym_stage.BASE, spec, partial(gym_stage.compute_base, model=train_config.model,
-                                                              config=self._gym_config, gym_dir=self._gym_dir))
+        stage = self.stages.run(gym_stage.BASE, spec, partial(
+            gym_stage.compute_base, name=base_model_name(train_config.model), config=self._gym_config,
+            gym_dir=self._gym_dir))
         return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
 
     def _portable(self, spec: Any) -> Any:
@@ -264,10 +271,8 @@ class Runner:
                      needed: set[str]) -> tuple[Path, dict[str, float], dict[str, float]]:
         """The signal pass, with the optional signals (IFD, dev set, gradients) the grid's selectors need.
         Returns its folder, the base pass's cost and what each optional signal added."""
-        tokenizer = self.config.proxy.tokenizer
-        if tokenizer is None and self._gym_dir is not None:
-            tokenizer = str(self._gym_dir / "tokenizer")
-        options = signals_stage.signal_pass_options(self.config.signals.options, needed, tokenizer)
+        options = signals_stage.signal_pass_options(self.config.signals.options, needed,
+                                                    self._default_tokenizer(self.config.proxy.tokenizer))
         dev = self.dev_set() if needed & DEV_SIGNALS else None
         spec = signals_stage.signal_pass_spec(self.pool, proxy_key, self._portable(options), needed, dev,
                                               dataclasses.asdict(self.config.dev))

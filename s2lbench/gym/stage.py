@@ -13,7 +13,7 @@ from typing import Any
 
 from s2lbench.common.atomic import atomic_dir
 from s2lbench.common.fingerprint import file_fingerprint
-from s2lbench.gym.bases import base_model_name, committed_base, pretrain_base
+from s2lbench.gym.bases import committed_base, pretrain_base
 from s2lbench.gym.build import GymConfig, build_gym
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,8 @@ def compute_gym(folder: Path, config: GymConfig) -> dict[str, Any]:
     return {"pool": str(paths.pool.relative_to(folder))}
 
 
-def base_spec(model: str, config: GymConfig, gym_dir: Path, gym_key: str) -> dict[str, Any] | None:
-    """What a ``gym-base:NAME`` model is keyed on (the gym and the base recipe); None for any other model."""
-    name = base_model_name(model)
-    if name is None:
-        return None
+def base_spec(name: str, config: GymConfig, gym_dir: Path, gym_key: str) -> dict[str, Any]:
+    """What the base of ``gym-base:NAME`` is keyed on (the gym, or its shared tokenizer, and the base recipe)."""
     recipe = config.base.spec()
     if config.tokenizer == "shared":  # one tokenizer for every such gym: one base per model
         return {"tokenizer": file_fingerprint(gym_dir / "tokenizer" / "tokenizer.json"), "model": name,
@@ -43,10 +40,10 @@ def base_spec(model: str, config: GymConfig, gym_dir: Path, gym_key: str) -> dic
     return {"gym": gym_key, "model": name, "recipe": recipe}
 
 
-def compute_base(folder: Path, model: str, config: GymConfig, gym_dir: Path) -> dict[str, Any]:
+def compute_base(folder: Path, name: str, config: GymConfig, gym_dir: Path) -> dict[str, Any]:
     """The base of ``gym-base:NAME``: a matching committed base copied in (shared tokenizers only: a per-pool
     tokenizer is this gym's alone), else NAME pre-trained on the gym's corpus."""
-    name, tokenizer = base_model_name(model), gym_dir / "tokenizer"
+    tokenizer = gym_dir / "tokenizer"
     committed = committed_base(name, tokenizer, config.base) if config.tokenizer == "shared" else None
     if committed is not None:
         with atomic_dir(folder / "base") as tmp:
