@@ -1,10 +1,10 @@
-"""Time building the leaderboard (with every paired bootstrap) for a store the size of the full gym grid.
+"""Time building the leaderboard (with every paired test) for a store the size of the full gym grid.
 
     python benchmarks/bench_leaderboard.py            # last line: leaderboard_seconds <X>
 
 The store is synthetic: 13 selectors x 3 budgets x 3 seeds x 2 targets plus a 3-seed full-data reference,
-6 tasks x 300 test examples with random 0/1 scores: 504 paired bootstraps of 2000 resamples. Building the
-store is excluded; the time covers reading the store and samples, the tables, the bootstraps and rendering
+6 tasks x 300 test examples with random 0/1 scores: 504 paired tests. Building the
+store is excluded; the time covers reading the store and samples, the tables, the paired tests and rendering
 Markdown, then the scaling figure on its own.
 """
 
@@ -51,19 +51,18 @@ def build_store(folder: Path, n_examples: int, seed: int = 0) -> ResultsStore:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=300, help="test examples per task")
-    parser.add_argument("--resamples", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = build_store(Path(tmp) / "store", args.examples)
         start = time.perf_counter()
-        board = build_leaderboard(store, resamples=args.resamples)
+        board = build_leaderboard(store)
         text = render(board, "md")
         table_seconds = time.perf_counter() - start
         start = time.perf_counter()
         plot_scaling(store.folder, Path(tmp) / "scaling.png")
         plot_seconds = time.perf_counter() - start
     tested = sum(1 for t in board.tables for r in t.rows for c in r.cells.values() if c.test)
-    print(f"tables {len(board.tables)}, paired bootstraps {tested}, markdown {len(text)} chars")
+    print(f"tables {len(board.tables)}, paired tests {tested}, markdown {len(text)} chars")
     print(f"scaling_plot_seconds {plot_seconds:.2f}")
     print(f"leaderboard_seconds {table_seconds:.2f}")
 

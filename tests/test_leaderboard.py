@@ -12,10 +12,8 @@ from test_leaderboard_store import BUDGET, N_EXAMPLES, POOL, add_cell, make_stor
 from s2lbench.cli import main
 from s2lbench.errors import DataError
 from s2lbench.report.leaderboard import build_leaderboard, render
-from s2lbench.report.stats import holm_adjust, paired_bootstrap
+from s2lbench.report.stats import holm_adjust, paired_test
 from s2lbench.results.store import ResultsStore
-
-RESAMPLES = 400
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +23,17 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def board(store):
-    return build_leaderboard(store, resamples=RESAMPLES)
+    return build_leaderboard(store)
 
 
 def test_one_table_per_budget_with_reference_row_and_column_groups(board):
     assert len(board.tables) == 1
     table = board.tables[0]
     assert table.budget == BUDGET
-    assert [c.key for c in table.columns] == ["gsm8k", "svamp", "avg"]  # in-domain, out-of-domain, average
-    assert [c.in_domain for c in table.columns] == [True, False, None]
+    # in-domain, out-of-domain, then the in-domain, out-of-domain and overall averages
+    assert [c.key for c in table.columns] == ["gsm8k", "svamp", "avg_id", "avg_ood", "avg"]
+    assert [c.in_domain for c in table.columns] == [True, False, None, None, None]
+    assert [c.tasks for c in table.columns[2:]] == [("gsm8k",), ("svamp",), ("gsm8k", "svamp")]
     assert [r.selector for r in table.rows] == ["random", "bad", "el2n", "s2l", "solo", "full"]
     assert table.row("full").budget == POOL and table.row("full").fraction == 1.0
     assert board.scale == 100.0  # every score lies in [0, 1]
@@ -55,7 +55,7 @@ def test_mean_and_sample_std_over_seeds(board):
 def test_bold_marks_the_best_selector_per_column_never_the_reference(board):
     table = board.tables[0]
     bold = {c.key: [r.selector for r in table.rows if r.cells[c.key].best] for c in table.columns}
-    assert bold == {"gsm8k": ["s2l"], "svamp": ["el2n"], "avg": ["s2l"]}
+    assert bold == {"gsm8k": ["s2l"], "svamp": ["el2n"], "avg_id": ["s2l"], "avg_ood": ["el2n"], "avg": ["s2l"]}
     assert table.row("full").cells["gsm8k"].summary.mean > table.row("s2l").cells["gsm8k"].summary.mean
 
 
@@ -63,20 +63,21 @@ def test_ties_share_bold_and_a_column_where_all_tie_has_none(tmp_path):
     store = ResultsStore(tmp_path)
     for selector, acc in (("random", 0.2), ("s2l", 0.5), ("el2n", 0.5)):
         add_cell(store, selector, 10, 0, {"gsm8k": acc, "svamp": 0.0})
-    table = build_leaderboard(store, resamples=RESAMPLES).tables[0]
+    table = build_leaderboard(store).tables[0]
     assert [r.selector for r in table.rows if r.cells["gsm8k"].best] == ["el2n", "s2l"]
     assert not any(r.cells["svamp"].best for r in table.rows)
 
 
 def test_bold_follows_lower_is_better(tmp_path):
     store = ResultsStore(tmp_path)
-    for seed in range(2):
-        add_cell(store, "random", 10, seed, {"gsm8k": 0.5}, metric="error_rate", higher_is_better=False)
-        add_cell(store, "s2l", 10, seed, {"gsm8k": 0.2}, metric="error_rate", higher_is_better=False)
-    table = build_leaderboard(store, resamples=RESAMPLES).tables[0]
+    for seed, (base, sel) in enumerate([(0.9, 0.1), (0.8, 0.2), (0.9, 0.1)]):
+        add_cell(store, "random", 10, seed, {"gsm8k": base}, metric="error_rate", higher_is_better=False)
+        add_cell(store, "s2l", 10, seed, {"gsm8k": sel}, metric="error_rate", higher_is_better=False)
+    table = build_leaderboard(store).tables[0]
     assert table.row("s2l").cells["gsm8k"].best and not table.row("random").cells["gsm8k"].best
     # lower error than random: the difference is negative, and that is "better"
-    assert table.row("s2l").cells["gsm8k"].test.mean_diff == pytest.approx(-0.3)
+    assert table.row("s2l").cells["gsm8k"].test.mean_diff == pytest.approx(-2.2 / 3)
+    assert table.row("s2l").cells["gsm8k"].test.p_value < 0.05
     assert table.row("s2l").cells["gsm8k"].verdict == "better"
 
 
@@ -87,10 +88,13 @@ def test_paired_tests_against_random(store, board):
     assert 0 < s2l["gsm8k"].test.low <= 0.3 <= s2l["gsm8k"].test.high
     assert s2l["gsm8k"].verdict == "better"
     assert s2l["svamp"].test.mean_diff == pytest.approx(0.0) and s2l["svamp"].verdict == "tie"
-    assert table.row("bad").cells["gsm8k"].verdict == "worse"
+    # -30 points from 3 seed pairs and 40 examples, concentrated on a dozen of them: not significant at 5%
+    assert table.row("bad").cells["gsm8k"].test.mean_diff == pytest.approx(-0.3)
+    assert table.row("bad").cells["gsm8k"].verdict == "tie" and s2l["gsm8k"].test.df == pytest.approx(2)
     assert table.row("el2n").cells["gsm8k"].test.pairing == "seeds"
     assert table.row("el2n").cells["gsm8k"].test.n_seed_pairs == 3
     assert table.row("solo").cells["gsm8k"].test.n_seed_pairs == 1  # seed 0 with random's seed 0
+    assert table.row("solo").cells["gsm8k"].verdict == "untested"  # one seed: no seed variance, no mark
     assert table.row("random").cells["gsm8k"].test is None
     assert table.row("full").cells["gsm8k"].test is None
     # the table's interval is exactly the documented bootstrap over the samples files
@@ -100,8 +104,9 @@ def test_paired_tests_against_random(store, board):
         for seed in range(3):
             rows = store.load_samples(f"samples/tiny-{selector}-{BUDGET}-s{seed}/gsm8k.jsonl")
             scores[selector][seed] = {r["index"]: r["scores"]["accuracy"] for r in rows}
-    direct = paired_bootstrap([(scores["s2l"], scores["random"])], resamples=RESAMPLES)
-    assert (direct.low, direct.high) == (s2l["gsm8k"].test.low, s2l["gsm8k"].test.high)
+    direct = paired_test([(scores["s2l"], scores["random"])])
+    assert (direct.low, direct.high, direct.p_value) == (s2l["gsm8k"].test.low, s2l["gsm8k"].test.high,
+                                                       s2l["gsm8k"].test.p_value)
     assert direct.n_examples == N_EXAMPLES
 
 
@@ -111,7 +116,8 @@ def test_markdown_shows_bold_marks_seed_counts_and_intervals(board):
     rows = {line.split("|")[1].strip(): line for line in main_table.splitlines() if line.startswith("| ")}
     assert "**70.0 ± 10.0** †" in rows["s2l"]
     assert "**30.0 ± 0.0**" in rows["el2n"]
-    assert "10.0 ± 0.0 ‡" in rows["bad"]
+    assert "10.0 ± 0.0 |" in rows["bad"]  # not significant: no mark
+    assert "40.0 (1 seed) |" in rows["solo"]  # one seed: untested, no mark
     assert "40.0 (1 seed)" in rows["solo"]
     assert rows["s2l"].split("|")[4].strip() == "3"  # seeds column
     assert rows["solo"].split("|")[4].strip() == "1"
@@ -128,10 +134,9 @@ def test_csv_latex_html_carry_the_same_numbers(board):
     assert s2l_gsm8k["best"] == "1" and s2l_gsm8k["verdict"] == "better" and s2l_gsm8k["group"] == "in-domain"
     assert float(s2l_gsm8k["diff_vs_baseline"]) == pytest.approx(0.3)
     assert next(r for r in rows if r["selector"] == "solo" and r["column"] == "gsm8k")["std"] == ""
-    assert len(rows) == 6 * 3
+    assert len(rows) == 6 * 5
     latex = render(board, "latex")
-    assert r"\textbf{70.0}{\scriptsize$\pm$10.0}$^{\dagger *}$" in latex  # survives Holm
-    assert r"\textbf{30.0}{\scriptsize$\pm$0.0}$^\dagger$" in latex  # el2n svamp: does not
+    assert r"\textbf{70.0}{\scriptsize$\pm$10.0}$^\dagger$" in latex  # significant, not after Holm
     assert r"\multicolumn{1}{c}{in-domain}" in latex and r"\begin{tabular}" in latex and "Full data" in latex
     html = render(board, "html")
     assert "<b>70.0</b>" in html and "(1 seed)" in html and 'class="reference"' in html
@@ -139,19 +144,18 @@ def test_csv_latex_html_carry_the_same_numbers(board):
 
 def test_holm_correction_runs_over_every_test_of_a_table(board):
     table = board.tables[0]
-    tested = [c for r in table.rows for c in r.cells.values() if c.test is not None]
-    assert len(tested) == 4 * 3  # bad, el2n, s2l, solo x gsm8k, svamp, avg
+    tested = [c for r in table.rows for c in r.cells.values() if c.test is not None and c.test.tested]
+    assert len(tested) == 3 * 5  # bad, el2n, s2l x 5 columns; solo has one seed: untested, not in the family
+    assert all(c.p_holm is None for c in table.row("solo").cells.values())
     assert [c.p_holm for c in tested] == pytest.approx(holm_adjust([c.test.p_value for c in tested]))
-    s2l_gsm8k, el2n_svamp = table.row("s2l").cells["gsm8k"], table.row("el2n").cells["svamp"]
-    # both 95% intervals exclude 0; only s2l's +30 points is still significant after twelve tests
-    assert s2l_gsm8k.verdict == el2n_svamp.verdict == "better"
-    assert s2l_gsm8k.p_holm < 0.05 < el2n_svamp.p_holm
-    assert el2n_svamp.test.p_value < 0.05
+    s2l_gsm8k = table.row("s2l").cells["gsm8k"]
+    # significant at 5% on its own, not after fifteen tests
+    assert s2l_gsm8k.verdict == "better" and s2l_gsm8k.test.p_value < 0.05 < s2l_gsm8k.p_holm
     md = render(board, "md")
     diff_rows = {line.split("|")[1].strip(): line for line in md.split("Difference to random")[1].splitlines()
                  if line.startswith("| ")}
-    assert diff_rows["s2l"].split("|")[4].strip().endswith("†*")
-    assert diff_rows["el2n"].split("|")[5].strip().endswith("] †") and "*" not in diff_rows["el2n"]
+    assert diff_rows["s2l"].split("|")[4].strip().endswith("] †")
+    assert "untested: one seed" in diff_rows["solo"]
     assert "Holm's correction" in md
     rows = list(csv.DictReader(io.StringIO(render(board, "csv"))))
     csv_s2l = next(r for r in rows if r["selector"] == "s2l" and r["column"] == "gsm8k")
@@ -162,34 +166,35 @@ def test_holm_correction_runs_over_every_test_of_a_table(board):
 
 def test_grouping_by_target_bolds_within_each_budget(tmp_path):
     store = make_store(tmp_path, extra_budget=300)
-    board = build_leaderboard(store, by="target", resamples=RESAMPLES)
+    board = build_leaderboard(store, by="target")
     assert len(board.tables) == 1
     table = board.tables[0]
     assert table.budget is None
     assert table.row("s2l", 100).cells["gsm8k"].best and table.row("s2l", 300).cells["gsm8k"].best
     assert table.row("random", 300).cells["svamp"].best and table.row("el2n", 100).cells["svamp"].best
-    assert len(build_leaderboard(store, by="budget", resamples=RESAMPLES).tables) == 2
+    assert len(build_leaderboard(store, by="budget").tables) == 2
 
 
 def test_unfinished_cells_are_left_out_and_counted(tmp_path):
     store = make_store(tmp_path)
     add_cell(store, "crashy", BUDGET, 0, {"gsm8k": 1.0}, status="failed")
-    board = build_leaderboard(store, resamples=RESAMPLES)
+    board = build_leaderboard(store)
     assert "crashy" not in [r.selector for r in board.tables[0].rows]
     assert any("1 failed" in note for note in board.notes)
     assert "1 failed" in render(board, "md")
 
 
-def test_one_seed_pair_intervals_carry_the_caveat_and_only_then(board, tmp_path):
-    from s2lbench.report.leaderboard import ONE_PAIR_CAVEAT
+def test_one_seed_rows_are_untested_and_the_footnote_says_why_and_only_then(board, tmp_path):
+    from s2lbench.report.leaderboard import ONE_SEED_NOTE
 
-    assert board.tables[0].row("solo").cells["gsm8k"].test.n_seed_pairs == 1
-    assert ONE_PAIR_CAVEAT in render(board, "md")
+    cell = board.tables[0].row("solo").cells["gsm8k"]
+    assert cell.test.n_seed_pairs == 1 and not cell.test.tested and cell.note == "one seed: no seed variance"
+    assert ONE_SEED_NOTE in render(board, "md")
     store = ResultsStore(tmp_path)
     for seed in range(2):
         add_cell(store, "random", BUDGET, seed, {"gsm8k": 0.3})
         add_cell(store, "s2l", BUDGET, seed, {"gsm8k": 0.6})
-    assert ONE_PAIR_CAVEAT not in render(build_leaderboard(store, resamples=RESAMPLES), "md")
+    assert ONE_SEED_NOTE not in render(build_leaderboard(store), "md")
 
 
 def test_a_running_cell_nobody_runs_is_counted_as_interrupted(tmp_path):
@@ -197,7 +202,7 @@ def test_a_running_cell_nobody_runs_is_counted_as_interrupted(tmp_path):
     live = add_cell(store, "live", BUDGET, 0, {"gsm8k": 1.0}, status="running")
     add_cell(store, "killed", BUDGET, 0, {"gsm8k": 1.0}, status="running")
     with store.cell_lock(live):
-        board = build_leaderboard(store, resamples=RESAMPLES)
+        board = build_leaderboard(store)
     assert "not shown: 1 interrupted, 1 running cell(s)" in board.notes
     assert "killed" not in [r.selector for r in board.tables[0].rows]
 
@@ -207,7 +212,7 @@ def test_a_metric_without_per_example_scores_is_shown_untested(tmp_path):
     for selector in ("random", "s2l"):
         cid = add_cell(store, selector, 10, 0, {"gsm8k": 0.5})
         store.write_samples(cid, "gsm8k", [{"index": 0, "scores": {"exact": 1.0}}])  # no "accuracy" per example
-    cell = build_leaderboard(store, resamples=RESAMPLES).tables[0].row("s2l").cells["gsm8k"]
+    cell = build_leaderboard(store).tables[0].row("s2l").cells["gsm8k"]
     assert cell.summary.mean == pytest.approx(0.5)
     assert cell.test is None and cell.note == "no per-example scores"
 
@@ -215,7 +220,7 @@ def test_a_metric_without_per_example_scores_is_shown_untested(tmp_path):
 def test_no_random_row_means_no_test_and_says_why(tmp_path):
     store = ResultsStore(tmp_path)
     add_cell(store, "s2l", 10, 0, {"gsm8k": 0.5})
-    cell = build_leaderboard(store, resamples=RESAMPLES).tables[0].row("s2l").cells["gsm8k"]
+    cell = build_leaderboard(store).tables[0].row("s2l").cells["gsm8k"]
     assert cell.test is None and cell.note == "no random row at this budget"
 
 
@@ -229,7 +234,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     path = store.folder / f"samples/tiny-s2l-{BUDGET}-s1/gsm8k.jsonl"
     path.write_text(json.dumps({"index": 0, "scores": {"accuracy": 1.0}}) + "\n" + json.dumps({"index": 1}) + "\n")
     with pytest.raises(DataError, match=r"gsm8k\.jsonl, line 2.*scores\['accuracy'\]"):
-        build_leaderboard(store, resamples=RESAMPLES)
+        build_leaderboard(store)
     with pytest.raises(DataError, match="--by"):
         build_leaderboard(make_store(tmp_path / "ok"), by="selector")
 
@@ -245,10 +250,12 @@ def test_cli_writes_tables_and_plots(tmp_path, capsys):
         "leaderboard.csv", "leaderboard.html", "leaderboard.md", "leaderboard.tex", "provenance.json"]
     prov = json.loads((tmp_path / "tables" / "provenance.json").read_text())
     assert prov["cells_by_status"] == {"done": 3 * 4 + 1 + 6 + 1}
-    assert prov["paired_bootstrap"] == {"baseline": "random", "resamples": 200, "seed": 0, "confidence": 0.95,
-                                        "multiple_comparisons": "holm over each table's tests, family-wise 0.05"}
+    assert prov["paired_test"]["method"].startswith("seed-level paired t")
+    assert prov["paired_test"]["one_seed"] == "untested"
+    assert prov["paired_test"]["multiple_comparisons"] == "holm over each table's tests, family-wise 0.05"
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert pngs == ["scaling-gsm8k.png", "scaling-svamp.png", "scaling.png"]
+    assert pngs == ["scaling-avg_id.png", "scaling-avg_ood.png", "scaling-gsm8k.png", "scaling-svamp.png",
+                    "scaling.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert main(["leaderboard", str(tmp_path / "results"), "--format", "csv", "--resamples", "200"]) == 0
     assert capsys.readouterr().out.startswith("table,target,selector")

@@ -21,6 +21,7 @@ from s2lbench.report.leaderboard import (
     render,
     training_environments,
 )
+from s2lbench.report.seed_variance import given_seed_sd, seed_sd_from_board
 from s2lbench.report.stats import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
 from s2lbench.results.store import ResultsStore
 from s2lbench.signals.signalset import load_matrix
@@ -45,8 +46,19 @@ class LeaderboardCommand(Command):
         parser.add_argument("--metric", default=None,
                             help="metric to tabulate for every task (default: accuracy, else the task's first)")
         parser.add_argument("--baseline", default=BASELINE, help=f"selector for the paired tests (default {BASELINE})")
-        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
-        parser.add_argument("--bootstrap-seed", type=seed_type, default=DEFAULT_BOOTSTRAP_SEED)
+        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                            help="bootstrap resamples of the --transfer table")
+        parser.add_argument("--bootstrap-seed", type=seed_type, default=DEFAULT_BOOTSTRAP_SEED,
+                            help="seed of the --transfer table's bootstrap")
+        seed_sd = parser.add_mutually_exclusive_group()
+        seed_sd.add_argument("--seed-sd-from", default=None, metavar="CSV",
+                             help="test rows with one seed using the pooled seed sd of another board's "
+                                  "leaderboard.csv (several seeds); named in the footnote (default: no test)")
+        seed_sd.add_argument("--seed-sd", type=float, default=None, metavar="SD",
+                             help="test rows with one seed using this seed sd (metric units, 0.03 = 3 points)")
+        parser.add_argument("--control", action="append", default=None, metavar="ROW",
+                            help="an A/A control row (repeatable; default: the run's config lists the baseline "
+                                 "selector under another label)")
         parser.add_argument("--experiment", default=None, help="only cells of this experiment name")
         parser.add_argument("--trajectories", default=None,
                             help="loss trajectories (.npy/.pt, examples x checkpoints) for the cluster figure")
@@ -68,9 +80,10 @@ class LeaderboardCommand(Command):
                 check_output_path(folder, kind="folder")
         # inputs read before anything is written: a bad matrix must not leave tables or figures half made
         given_clusters = _given_clusters(args) if args.plots else None
+        seed_sd = (seed_sd_from_board(args.seed_sd_from) if args.seed_sd_from
+                   else given_seed_sd(args.seed_sd) if args.seed_sd is not None else None)
         lb = build_leaderboard(args.results, by=args.by, metric=args.metric, baseline=args.baseline,
-                               resamples=args.resamples, bootstrap_seed=args.bootstrap_seed,
-                               experiment=args.experiment)
+                               experiment=args.experiment, seed_sd=seed_sd, controls=args.control)
         warn_mixed_precisions(args.results, args.experiment)
         text = render(lb, args.format)
         if args.out:

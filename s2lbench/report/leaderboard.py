@@ -2,20 +2,25 @@
 
 A table compares selectors at one target model (and, grouped ``by="budget"``, one budget): rows are
 selectors plus the full-data reference, columns are the evaluation sets (in-domain first, then
-out-of-domain, as the paper's Table 1) and their average. A cell is the mean ± sample std over seeds
-(one seed says so); the best mean per column among the selection methods is bold (the metric's
-``higher_is_better`` decides; ties are all bold, a column where every selector ties has no bold; the
-full-data reference is shown but does not compete). Each selector is
-compared with the baseline (random) at the same target and budget by a paired bootstrap over seeds and
-test examples (see :mod:`s2lbench.report.stats`); † marks an interval that excludes 0 in the selector's favour,
-‡ one that excludes 0 against it; a trailing * says the difference also survives Holm's correction over
-all the tests of its table (a grid of selectors x evaluation sets makes many comparisons, and some 95%
-intervals exclude 0 by chance).
+out-of-domain, as the paper's Table 1) and the in-domain, out-of-domain and overall averages. A set on
+which every row of a target, the full-data reference included, stays at the floor (mean <= 2%) is shown,
+headed "floor: no signal", and left out of the averages and the tests (a footnote names it). A cell is the
+mean ± sample std over seeds (one seed says so); the best mean per column among the selection methods is
+bold (the metric's ``higher_is_better`` decides; ties are all bold, a column where every selector ties has no
+bold; the full-data reference is shown but does not compete). Each selector is compared with the baseline
+(random) at the same target and budget by the calibrated paired test of :mod:`s2lbench.report.stats` (seed
+pairs, Student's t, the test set's example variance added); † marks p < 0.05 in the selector's favour, ‡
+against it; a trailing * says the difference also survives Holm's correction over all the tests of its table.
+At one seed no test is made (no mark) unless a seed standard deviation measured elsewhere is given
+(:mod:`s2lbench.report.seed_variance`), which the footnote names. A row listed in the run's config as the
+baseline selector under another label (``{name: random, label: random-aa, options: {stream: 1}}``) is an A/A
+control: a table where it is marked says so in a footnote.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 import logging
@@ -26,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.errors import DataError
+from s2lbench.report.seed_variance import SeedSDSource
 from s2lbench.report.stats import (
-    DEFAULT_BOOTSTRAP_SEED,
-    DEFAULT_RESAMPLES,
+    METHOD,
     PairedTest,
     SeedSummary,
     holm_adjust,
-    paired_bootstrap,
+    paired_test,
     summarize_seeds,
 )
 from s2lbench.results.store import FULL, Cell, ResultRow, ResultsStore, read_invocations
@@ -41,6 +46,9 @@ log = logging.getLogger(__name__)
 
 BASELINE = "random"
 AVERAGE = "avg"
+AVERAGE_ID, AVERAGE_OOD = "avg_id", "avg_ood"
+FLOOR = 0.02  # a set where every row's mean stays at or below this (a [0, 1] metric) carries no signal
+FLOOR_LABEL = "floor: no signal"
 BETTER_MARK, WORSE_MARK = "†", "‡"
 HOLM_MARK = "*"  # appended where the difference survives Holm's correction over the table's tests
 FAMILY_ALPHA = 0.05
@@ -62,6 +70,11 @@ class Column:
     in_domain: bool | None  # None: unknown (or the average)
     tasks: tuple[str, ...]  # the tasks it averages (one for a task column)
     metrics: tuple[str, ...]  # each task's metric, aligned with ``tasks``
+    floor: bool = False  # every row at the floor: shown, left out of the averages and the tests
+
+    @property
+    def is_average(self) -> bool:
+        return self.key in (AVERAGE, AVERAGE_ID, AVERAGE_OOD)
 
 
 @dataclass
@@ -71,7 +84,7 @@ class TableCell:
     test: PairedTest | None = None
     verdict: str | None = None  # better / worse / tie, None when untested
     p_holm: float | None = None  # the test's p-value, Holm-adjusted over every test in its table
-    note: str | None = None  # why the test is missing
+    note: str | None = None  # why the test is missing or not made
 
 
 @dataclass
@@ -83,6 +96,7 @@ class Row:
     selection_seconds: float | None
     selection_flops: float | None
     cells: dict[str, TableCell] = field(default_factory=dict)
+    control: bool = False  # an A/A control: the baseline selector again, from another random stream
 
     @property
     def is_reference(self) -> bool:
@@ -96,6 +110,7 @@ class Table:
     budget: int | None  # None when the table spans budgets (grouped by target)
     columns: list[Column]
     rows: list[Row]
+    notes: list[str] = field(default_factory=list)  # footnotes of this table (an A/A control marked)
 
     def row(self, selector: str, budget: int | None = None) -> Row:
         for r in self.rows:
@@ -109,8 +124,7 @@ class Leaderboard:
     tables: list[Table]
     baseline: str
     scale: float  # display multiplier (100 when every score lies in [0, 1])
-    resamples: int
-    bootstrap_seed: int
+    seed_sd: SeedSDSource | None = None  # the external seed sd one-seed tests used, if given
     notes: list[str] = field(default_factory=list)
 
 
@@ -150,10 +164,9 @@ def _check_names(b: _Builder, metric: str | None, baseline: str, where: Path) ->
 
 
 class _Builder:
-    def __init__(self, store: ResultsStore, metric: str | None, baseline: str, resamples: int, bootstrap_seed: int,
+    def __init__(self, store: ResultsStore, metric: str | None, baseline: str, seed_sd: SeedSDSource | None,
                  experiment: str | None):
-        self.store, self.baseline = store, baseline
-        self.resamples, self.bootstrap_seed = resamples, bootstrap_seed
+        self.store, self.baseline, self.seed_sd = store, baseline, seed_sd
         all_cells = store.cells(experiment)
         self.cells = [c for c in all_cells if c.status == "done"]
         self.skipped = [c for c in all_cells if c.status != "done"]
@@ -185,11 +198,17 @@ class _Builder:
                                   (task,), (metric,)))
         # in-domain first, then out-of-domain, then unknown; alphabetical inside a group
         columns.sort(key=lambda col: ({True: 0, False: 1, None: 2}[col.in_domain], col.key))
-        directions = {col.higher_is_better for col in columns}
-        if len(columns) > 1 and len(directions) == 1:
-            columns.append(Column(AVERAGE, "Avg", "+".join(sorted({c.metric for c in columns})), directions.pop(),
-                                  None, tuple(c.key for c in columns), tuple(c.metric for c in columns)))
-        return columns
+        columns = [dataclasses.replace(c, floor=self._at_floor(target, c)) for c in columns]
+        return columns + _averages(columns)
+
+    def _at_floor(self, target: str, column: Column) -> bool:
+        """Every finished cell of the target (the full-data reference included) at or below the floor, on a
+        [0, 1] higher-is-better metric: the set cannot tell any two rows apart."""
+        if not column.higher_is_better:
+            return False
+        values = [self.value(c, column) for c in self.cells if c.target == target]
+        values = [v for v in values if v is not None]
+        return bool(values) and all(0.0 <= v <= FLOOR for v in values)
 
     def value(self, cell: Cell, column: Column) -> float | None:
         """The column's value for one cell (the mean over the averaged tasks), None when any is missing."""
@@ -236,6 +255,8 @@ class _Builder:
         return row
 
     def test(self, row_cells: list[Cell], base_cells: list[Cell], col: Column, target: str) -> PairedTest | None:
+        if col.floor:
+            return None
         tasks = []
         for task, metric in zip(col.tasks, col.metrics, strict=True):
             sel = {c.seed: self.scores(c, task, metric) for c in row_cells}
@@ -244,7 +265,29 @@ class _Builder:
                 return None
             tasks.append((sel, base))
         where = f"{row_cells[0].selector} vs {self.baseline}, target {target}, budget {row_cells[0].budget}, {col.key}"
-        return paired_bootstrap(tasks, resamples=self.resamples, seed=self.bootstrap_seed, where=where)
+        seed_sd = self.seed_sd.for_column(col.key, col.tasks) if self.seed_sd else None
+        return paired_test(tasks, seed_sd=seed_sd, where=where)
+
+
+def _averages(columns: list[Column]) -> list[Column]:
+    """The in-domain, out-of-domain and overall averages over the sets above the floor (the first two only
+    when both groups have a set; none when the sets disagree on the metric's direction)."""
+    live = [c for c in columns if not c.floor]
+    directions = {c.higher_is_better for c in live}
+    if len(live) < 2 or len(directions) != 1:
+        return []
+    higher = directions.pop()
+
+    def average(key: str, label: str, group: list[Column], in_domain: bool | None) -> Column:
+        return Column(key, label, "+".join(sorted({c.metric for c in group})), higher, in_domain,
+                      tuple(c.key for c in group), tuple(c.metric for c in group))
+
+    in_domain = [c for c in live if c.in_domain is True]
+    out_of_domain = [c for c in live if c.in_domain is False]
+    out = []
+    if in_domain and out_of_domain:
+        out += [average(AVERAGE_ID, "Avg ID", in_domain, None), average(AVERAGE_OOD, "Avg OOD", out_of_domain, None)]
+    return out + [average(AVERAGE, "Avg", live, None)]
 
 
 def _mark_best(rows: list[Row], columns: list[Column]) -> None:
@@ -264,7 +307,7 @@ def _mark_best(rows: list[Row], columns: list[Column]) -> None:
 
 def _adjust_for_multiple_tests(rows: list[Row]) -> None:
     """Holm-adjust the p-values of every tested cell of one table: a table is read as one family of claims."""
-    tested = [cell for r in rows for cell in r.cells.values() if cell.test is not None]
+    tested = [cell for r in rows for cell in r.cells.values() if cell.test is not None and cell.test.tested]
     for cell, p in zip(tested, holm_adjust([c.test.p_value for c in tested]), strict=True):
         cell.p_holm = p
 
@@ -274,13 +317,15 @@ def _selector_order(name: str, baseline: str) -> tuple[int, str]:
 
 
 def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", metric: str | None = None,
-                      baseline: str = BASELINE, resamples: int = DEFAULT_RESAMPLES,
-                      bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED, experiment: str | None = None,
-                      paired_tests: bool = True) -> Leaderboard:
+                      baseline: str = BASELINE, experiment: str | None = None, paired_tests: bool = True,
+                      seed_sd: SeedSDSource | None = None, controls: list[str] | None = None) -> Leaderboard:
     """Build the tables of a results store (``by``: one table per target and budget, or per target).
 
     ``metric`` picks the metric of every task (default: ``accuracy`` where a task has it, else its first
-    metric by name); ``paired_tests=False`` skips the bootstrap (the scaling plot needs only the means).
+    metric by name); ``paired_tests=False`` skips the tests (the scaling plot needs only the means);
+    ``seed_sd`` is the seed standard deviation measured elsewhere that a side with one seed is tested with
+    (without it, one seed means no test); ``controls`` are the A/A control rows (default: from the run's
+    ``config.json``, every selector listed with the baseline's name under another label).
     """
     if by not in GROUPINGS:
         raise DataError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
@@ -289,7 +334,8 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         if not (folder / "results.sqlite").exists():
             raise DataError("no results store (results.sqlite) in this folder", path=folder)
         store = ResultsStore(folder, read_only=True)
-    b = _Builder(store, metric, baseline, resamples, bootstrap_seed, experiment)
+    b = _Builder(store, metric, baseline, seed_sd, experiment)
+    controls = set(aa_controls(store.folder, baseline) if controls is None else controls)
     if not b.cells:
         raise DataError("the results store has no finished (status 'done') cell", path=store.path)
     _check_names(b, metric, baseline, store.path)
@@ -311,6 +357,8 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
                 keys = sorted((k for k in groups if k[0] == target and k[2] == budget and k[1] != FULL),
                               key=lambda k: _selector_order(k[1], baseline))
                 budget_rows = [b.row(sorted(groups[k], key=lambda c: c.seed), columns) for k in keys]
+                for row in budget_rows:
+                    row.control = row.selector in controls
                 base_key = (target, baseline, budget)
                 for k, row in zip(keys, budget_rows, strict=True):
                     if k[1] == baseline or not paired_tests:
@@ -322,9 +370,11 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
                             continue
                         test = b.test(groups[k], groups[base_key], col, target)
                         if test is None:
-                            cell.note = "no per-example scores"
+                            cell.note = FLOOR_LABEL if col.floor else "no per-example scores"
                             continue
                         cell.test, cell.verdict = test, test.verdict(col.higher_is_better)
+                        if not test.tested:
+                            cell.note = "one seed: no seed variance"
                 _mark_best(budget_rows, columns)
                 rows.extend(budget_rows)
             for k in full_keys:
@@ -334,9 +384,9 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
                 budget = block[0]
                 fraction = rows[0].fraction if rows else 0.0
                 title = f"target {target}, budget {budget} ({100 * fraction:.3g}% of the pool)"
-                tables.append(Table(title, target, budget, columns, rows))
+                tables.append(Table(title, target, budget, columns, rows, _control_notes(rows, baseline)))
             else:
-                tables.append(Table(f"target {target}", target, None, columns, rows))
+                tables.append(Table(f"target {target}", target, None, columns, rows, _control_notes(rows, baseline)))
             all_values += [s.mean for r in rows for cell in r.cells.values() if (s := cell.summary)]
     scale = 100.0 if all_values and all(0.0 <= v <= 1.0 for v in all_values) else 1.0
     notes = []
@@ -345,7 +395,35 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         for c in b.skipped:
             by_status[store.shown_status(c)] += 1
         notes.append("not shown: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + " cell(s)")
-    return Leaderboard(tables, baseline, scale, resamples, bootstrap_seed, notes)
+    return Leaderboard(tables, baseline, scale, seed_sd, notes)
+
+
+def aa_controls(folder: Path, baseline: str) -> list[str]:
+    """The A/A control rows of a run: selectors its ``config.json`` lists with the baseline's name under
+    another label (none without a config)."""
+    import json
+
+    path = folder / "config.json"
+    if not path.is_file():
+        return []
+    try:
+        selectors = json.loads(path.read_text(encoding="utf-8"))["config"]["selectors"]
+        return [s["label"] for s in selectors if s.get("name") == baseline and s.get("label")
+                and s["label"] != baseline]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"cannot read the selectors of the run's config ({e!r})", path=path) from e
+
+
+def _control_notes(rows: list[Row], baseline: str) -> list[str]:
+    """A footnote per marked A/A control: the table's marks are then seen to arise between equal selectors."""
+    notes = []
+    for r in rows:
+        marked = [key for key, cell in r.cells.items() if cell.verdict in ("better", "worse")]
+        if r.control and marked:
+            notes.append(f"A/A control flagged: {r.selector} (the {baseline} selector again, from another random "
+                         f"stream) is marked at budget {r.budget} on {', '.join(marked)}; differences of that size "
+                         "in this table can be chance.")
+    return notes
 
 
 # ----------------------------------------------------------------------------------------- rendering
@@ -388,7 +466,20 @@ def _interval_text(cell: TableCell, scale: float) -> str:
     t = cell.test
     if t is None:
         return cell.note or "—"
+    if not t.tested:
+        return f"{_fmt_diff(t.mean_diff, scale)} (untested: one seed)"
     return f"{_fmt_diff(t.mean_diff, scale)} [{_fmt_diff(t.low, scale)}, {_fmt_diff(t.high, scale)}]"
+
+
+def _header(col: Column) -> str:
+    """A column's heading: its label, its group (ID / OOD) and the floor flag."""
+    tags = ([{True: "ID", False: "OOD"}[col.in_domain]] if col.in_domain is not None else []) + (
+        [FLOOR_LABEL] if col.floor else [])
+    return f"{col.label} ({'; '.join(tags)})" if tags else col.label
+
+
+def _row_name(row: Row) -> str:
+    return f"{row.selector} (A/A control)" if row.control else row.selector
 
 
 def _group(col: Column) -> str:
@@ -399,24 +490,39 @@ def _legend(lb: Leaderboard) -> list[str]:
     unit = " Scores ×100." if lb.scale != 1.0 else ""
     return [
         f"Mean ± sample std over seeds (a cell with one seed says so).{unit} Bold: best per column among the "
-        "selection methods (the full-data reference does not compete).",
-        f"{BETTER_MARK} / {WORSE_MARK}: the 95% paired-bootstrap interval of the difference to {lb.baseline} at the "
-        f"same target and budget excludes 0 in the selector's favour / against it ({lb.resamples} resamples of "
-        f"seed pairs and test examples, bootstrap seed {lb.bootstrap_seed}).",
+        "selection methods (the full-data reference does not compete). Avg ID / Avg OOD / Avg: the means over the "
+        "in-domain, out-of-domain and all sets, each seed's average first, sets at the floor left out.",
+        f"{BETTER_MARK} / {WORSE_MARK}: the difference to {lb.baseline} at the same target and budget is significant "
+        f"at 5% in the selector's favour / against it: {METHOD}, the interval its 95% t interval (docs/"
+        "leaderboards.md has the method and its measured error rates).",
         *([HOLM_LEGEND] if _has_tests(lb) else []),
-        *([ONE_PAIR_CAVEAT] if _has_one_seed_pair(lb) else []),
+        *([ONE_SEED_NOTE] if _has_untested(lb) else []),
+        *([f"A side with one seed is tested with {lb.seed_sd.name}, not its own seeds."]
+          if lb.seed_sd is not None and _uses_external(lb) else []),
+        *_floor_notes(lb),
         *lb.notes,
     ]
 
 
-ONE_PAIR_CAVEAT = ("An interval from one seed pair resamples test examples only: it leaves out how much a "
-                   "fine-tune moves with its seed, which can be larger (see the std of rows with several seeds).")
+ONE_SEED_NOTE = ("No mark where a side has one seed: one seed cannot say how much a fine-tune moves with its seed "
+                 "(often more than the test set's sampling error), so no test is made; give a seed sd measured on a "
+                 "board with several seeds (--seed-sd-from, --seed-sd) to test with it.")
 
 
 HOLM_LEGEND = (f"{BETTER_MARK}{HOLM_MARK} / {WORSE_MARK}{HOLM_MARK}: the difference also survives Holm's correction "
-               f"for multiple comparisons over every test in its table (family-wise error {FAMILY_ALPHA:.0%}; "
-               "two-sided p-values from the bootstrap's standard error). A mark without it is one of many tests and "
-               "may be chance.")
+               f"for multiple comparisons over every test in its table (family-wise error {FAMILY_ALPHA:.0%}). A mark "
+               "without it is one of many tests and may be chance.")
+
+
+def _floor_notes(lb: Leaderboard) -> list[str]:
+    floors: dict[str, list[str]] = defaultdict(list)
+    for t in lb.tables:
+        for c in t.columns:
+            if c.floor and c.label not in floors[t.target]:
+                floors[t.target].append(c.label)
+    return [f"{FLOOR_LABEL}: on target {target}, every row (the full-data reference included) stays at or below "
+            f"{FLOOR:.0%} on {', '.join(labels)}; shown, but left out of the averages and the tests."
+            for target, labels in sorted(floors.items()) if labels]
 
 
 def _tests(lb: Leaderboard) -> Iterator[PairedTest]:
@@ -424,19 +530,23 @@ def _tests(lb: Leaderboard) -> Iterator[PairedTest]:
 
 
 def _has_tests(lb: Leaderboard) -> bool:
-    return any(True for _ in _tests(lb))
+    return any(t.tested for t in _tests(lb))
 
 
-def _has_one_seed_pair(lb: Leaderboard) -> bool:
-    return any(t.pairing == "seeds" and t.n_seed_pairs == 1 for t in _tests(lb))
+def _has_untested(lb: Leaderboard) -> bool:
+    return any(not t.tested for t in _tests(lb))
+
+
+def _uses_external(lb: Leaderboard) -> bool:
+    return any(t.seed_sd_source is not None for t in _tests(lb))
 
 
 def _pairs_text(row: Row) -> str:
-    """How the row's tests paired seeds: the number of seed pairs, or 'averaged' when none were shared."""
+    """How the row's tests paired seeds: the number of seed pairs, or 'unpaired' when none were shared."""
     tests = [c.test for c in row.cells.values() if c.test]
     if not tests:
         return "—"
-    return "averaged" if tests[0].pairing != "seeds" else str(tests[0].n_seed_pairs)
+    return "unpaired" if tests[0].pairing != "seeds" else str(tests[0].n_seed_pairs)
 
 
 def _tested_rows(table: Table) -> list[Row]:
@@ -447,8 +557,7 @@ def render_markdown(lb: Leaderboard) -> str:
     out = []
     for t in lb.tables:
         out.append(f"### {t.title}\n")
-        header = ["selector", "budget", "fraction", "seeds", "selection cost"] + [
-            f"{c.label} ({'ID' if c.in_domain else 'OOD'})" if c.in_domain is not None else c.label for c in t.columns]
+        header = ["selector", "budget", "fraction", "seeds", "selection cost"] + [_header(c) for c in t.columns]
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|")
         for r in t.rows:
@@ -460,18 +569,19 @@ def render_markdown(lb: Leaderboard) -> str:
                 if cell.best:
                     text = f"**{text}**"
                 cells.append(f"{text} {_mark(cell)}".strip())
-            name = f"*{r.selector} (reference)*" if r.is_reference else r.selector
+            name = f"*{r.selector} (reference)*" if r.is_reference else _row_name(r)
             out.append("| " + " | ".join([name, str(r.budget), f"{100 * r.fraction:.3g}%", str(len(r.seeds)),
                                           _cost(r)] + cells) + " |")
         tested = _tested_rows(t)
         if tested:
-            out.append(f"\nDifference to {lb.baseline} (mean, 95% paired-bootstrap interval):\n")
+            out.append(f"\nDifference to {lb.baseline} (mean, 95% interval of the paired test):\n")
             out.append("| selector | budget | seed pairs | " + " | ".join(c.label for c in t.columns) + " |")
             out.append("|---|---|---:|" + "|".join(["---:"] * len(t.columns)) + "|")
             for r in tested:
                 out.append(f"| {r.selector} | {r.budget} | {_pairs_text(r)} | " + " | ".join(
                     f"{_interval_text(r.cells[c.key], lb.scale)} {_mark(r.cells[c.key])}".strip()
                     for c in t.columns) + " |")
+        out += [f"\n{note}" for note in t.notes]
         out.append("")
     out += [f"{line}  " for line in _legend(lb)]
     return "\n".join(out).rstrip() + "\n"
@@ -508,8 +618,8 @@ def render_latex(lb: Leaderboard) -> str:
                     rules.append(rf"\cmidrule(lr){{{first}-{first + k - 1}}}")
                 first += k
             out.append(" ".join(rules))
-        out.append("Selector & Frac. & Seeds & Sel. cost & " + " & ".join(_latex_escape(c.label) for c in t.columns)
-                   + r" \\")
+        out.append("Selector & Frac. & Seeds & Sel. cost & " + " & ".join(
+            _latex_escape(c.label) + (r"$^\flat$" if c.floor else "") for c in t.columns) + r" \\")
         out.append(r"\midrule")
         for r in t.rows:
             cells = []
@@ -525,11 +635,13 @@ def render_latex(lb: Leaderboard) -> str:
                 cells.append(body + marks.get(_mark(cell), ""))
             if r.is_reference:
                 out.append(r"\midrule")
-            name = _latex_escape("Full data" if r.is_reference else r.selector)
+            name = _latex_escape("Full data" if r.is_reference else _row_name(r))
             out.append(" & ".join([name, _latex_escape(f"{100 * r.fraction:.3g}%"), str(len(r.seeds)),
                                    _latex_escape(_cost(r)).replace("—", "--")] + cells) + r" \\")
+        floor_key = [r"$^\flat$: " + FLOOR_LABEL + "."] if any(c.floor for c in t.columns) else []
         out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_latex_escape(t.title)}. "
-                + _latex_escape(" ".join(_legend(lb))).replace(BETTER_MARK, r"$\dagger$").replace(
+                + " ".join(floor_key) + " "
+                + _latex_escape(" ".join(t.notes + _legend(lb))).replace(BETTER_MARK, r"$\dagger$").replace(
                     WORSE_MARK, r"$\ddagger$").replace("±", r"$\pm$").replace("×", r"$\times$") + "}",
                 r"\end{table}", ""]
     return "\n".join(out)
@@ -537,7 +649,12 @@ def render_latex(lb: Leaderboard) -> str:
 
 CSV_FIELDS = ["table", "target", "selector", "budget", "fraction", "seeds", "column", "group", "metric",
               "higher_is_better", "mean", "std", "n_seeds", "best", "diff_vs_baseline", "ci_low", "ci_high",
-              "pairing", "verdict", "p_value", "p_holm", "selection_seconds", "selection_flops"]
+              "pairing", "verdict", "p_value", "p_holm", "selection_seconds", "selection_flops", "floor",
+              "control", "se", "df", "seed_sd_source"]
+
+
+def _opt(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def render_csv(lb: Leaderboard) -> str:
@@ -557,9 +674,11 @@ def render_csv(lb: Leaderboard) -> str:
                     "mean": "" if s is None else repr(s.mean), "std": "" if s is None or s.std is None else repr(s.std),
                     "n_seeds": "" if s is None else s.n_seeds, "best": int(cell.best),
                     "diff_vs_baseline": "" if test is None else repr(test.mean_diff),
-                    "ci_low": "" if test is None else repr(test.low), "ci_high": "" if test is None else repr(test.high),
+                    "ci_low": _opt(test and test.low), "ci_high": _opt(test and test.high),
                     "pairing": "" if test is None else test.pairing, "verdict": cell.verdict or "",
-                    "p_value": "" if test is None else repr(test.p_value),
+                    "p_value": _opt(test and test.p_value), "floor": int(c.floor), "control": int(r.control),
+                    "se": _opt(test and test.se), "df": _opt(test and test.df),
+                    "seed_sd_source": (test and test.seed_sd_source) or "",
                     "p_holm": "" if cell.p_holm is None else repr(cell.p_holm),
                     "selection_seconds": "" if r.selection_seconds is None else repr(r.selection_seconds),
                     "selection_flops": "" if r.selection_flops is None else repr(r.selection_flops),
@@ -581,7 +700,8 @@ def render_html(lb: Leaderboard) -> str:
         if any(groups):
             out.append("<tr><th colspan=5></th>" + "".join(f"<th>{e(g)}</th>" for g in groups) + "</tr>")
         out.append("<tr><th>selector</th><th>budget</th><th>fraction</th><th>seeds</th><th>selection cost</th>"
-                   + "".join(f"<th>{e(c.label)}</th>" for c in t.columns) + "</tr>")
+                   + "".join(f"<th>{e(c.label + (f' ({FLOOR_LABEL})' if c.floor else ''))}</th>" for c in t.columns)
+                   + "</tr>")
         for r in t.rows:
             cells = []
             for c in t.columns:
@@ -591,12 +711,12 @@ def render_html(lb: Leaderboard) -> str:
                 title = f' title="Δ vs {e(lb.baseline)}: {e(_interval_text(cell, lb.scale))}"' if cell.test else ""
                 cells.append(f"<td{title}>{body} <span class=spread>{e(spread)}</span>{e(_mark(cell))}</td>")
             cls = ' class="reference"' if r.is_reference else ""
-            out.append(f"<tr{cls}><td>{e(r.selector)}</td><td>{r.budget}</td><td>{100 * r.fraction:.3g}%</td>"
+            out.append(f"<tr{cls}><td>{e(r.selector if r.is_reference else _row_name(r))}</td><td>{r.budget}</td><td>{100 * r.fraction:.3g}%</td>"
                        f"<td>{len(r.seeds)}</td><td>{e(_cost(r))}</td>" + "".join(cells) + "</tr>")
         out.append("</table>")
         tested = _tested_rows(t)
         if tested:
-            out.append(f"<p>Difference to {e(lb.baseline)} (mean, 95% paired-bootstrap interval):</p><table>")
+            out.append(f"<p>Difference to {e(lb.baseline)} (mean, 95% interval of the paired test):</p><table>")
             out.append("<tr><th>selector</th><th>budget</th><th>seed pairs</th>"
                        + "".join(f"<th>{e(c.label)}</th>" for c in t.columns) + "</tr>")
             for r in tested:
@@ -604,6 +724,7 @@ def render_html(lb: Leaderboard) -> str:
                     f"<td>{e(_interval_text(r.cells[c.key], lb.scale))} {e(_mark(r.cells[c.key]))}</td>"
                     for c in t.columns) + "</tr>")
             out.append("</table>")
+        out += [f"<p>{e(note)}</p>" for note in t.notes]
     out += [f"<p>{e(line)}</p>" for line in _legend(lb)]
     return "\n".join(out) + "\n"
 
@@ -636,7 +757,7 @@ def mixed_precisions(environments: dict[str, Any]) -> list[str]:
 def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None = None) -> dict:
     """Where a leaderboard's numbers came from: the run's config (``config.json`` beside the store, as
     ``s2lbench run`` writes it), and per-cell provenance summarised: commits, config hashes, pool and
-    model fingerprints, package versions, training environments, cell counts by status, and the bootstrap
+    model fingerprints, package versions, training environments, cell counts by status, and the test's
     settings."""
     import json
 
@@ -669,9 +790,9 @@ def provenance(store: ResultsStore, lb: Leaderboard, command: list[str] | None =
         "model_fingerprints": distinct("model_fingerprint"),
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
         "training_environments": training_environments(cells),
-        "paired_bootstrap": {"baseline": lb.baseline, "resamples": lb.resamples, "seed": lb.bootstrap_seed,
-                             "confidence": 0.95,
-                             "multiple_comparisons": f"holm over each table's tests, family-wise {FAMILY_ALPHA}"},
+        "paired_test": {"baseline": lb.baseline, "method": METHOD, "confidence": 0.95,
+                        "one_seed": "untested" if lb.seed_sd is None else f"tested with {lb.seed_sd.name}",
+                        "floor": FLOOR, "multiple_comparisons": f"holm over each table's tests, family-wise {FAMILY_ALPHA}"},
     }
 
 

@@ -95,7 +95,7 @@ def scaling_series(store_dir: str | Path, *, column: str = "avg", target: str | 
                 continue
             point = (row.budget, s.mean * lb.scale, (s.std or 0.0) * lb.scale)
             (reference if row.is_reference else series.setdefault(row.selector, [])).append(point)
-        panels.append(ScalingPanel(table.target, col.label if col.key != "avg" else "average over tasks",
+        panels.append(ScalingPanel(table.target, col.label if col.key != "avg" else "average over the sets above the floor",
                                    col.metric.split("+")[0], {k: sorted(v) for k, v in sorted(series.items())},
                                    reference, lb.scale, lb.baseline))
     return panels
