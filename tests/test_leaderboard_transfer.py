@@ -95,3 +95,62 @@ def test_cli_prints_the_table_and_writes_files_and_figure(store, tmp_path, capsy
     assert data[0]["best_agrees"] == [2, 3] and data[0]["budgets"][1]["tau"] == pytest.approx(-1.0)
     png = plots / "transfer-small-vs-large.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def _add_score(store: ResultsStore, target: str, selector: str, value: float, seed: int = 0, n: int = 700) -> None:
+    from s2lbench.results.store import Cell, ResultRow
+
+    cid = f"{target}-{selector}-s{seed}"
+    store.upsert_cell(Cell(cid, "gym", selector, 100, 0.1, seed, target, status="done",
+                           cost={"finetune_flops": FLOPS[target]}))
+    store.add_results([ResultRow(cid, "gsm8k", "accuracy", value, True, True, n, None)])
+
+
+def test_equal_counts_tie_even_when_floating_point_noise_separates_them(tmp_path):
+    import math
+
+    store = ResultsStore(tmp_path)
+    same = 214 / 700
+    noisy = math.nextafter(same, 1.0)  # 214/700 reached by another sum: a few 1e-17 apart, the same count
+    assert noisy != same and round(noisy * 700) == 214
+    for selector, small, large in (("a", same, 0.5), ("b", noisy, 0.6), ("c", 0.2, 0.1)):
+        _add_score(store, "small", selector, small)
+        _add_score(store, "large", selector, large)
+    (pair,) = transfer_table(store, resamples=0)
+    (b,) = pair.budgets
+    # a and b tie on the small target: tau-b = 2 / sqrt(2 * 3), not the +1.0 a 1e-17 difference would give
+    assert b.tau == pytest.approx(2 / math.sqrt(6))
+    # decision accuracy: (a, c) and (b, c) ordered alike, (a, b) tied on small counts half
+    assert b.decision_accuracy == pytest.approx(2.5 / 3)
+
+
+def test_decision_accuracy_by_hand_and_its_interval(store):
+    (pair,) = transfer_table(store, resamples=300, seed=2)
+    by_budget = {b.budget: b for b in pair.budgets}
+    assert by_budget[100].decision_accuracy == pytest.approx(5 / 6)  # one discordant pair of six
+    assert by_budget[200].decision_accuracy == pytest.approx(0.0)  # reversed
+    for b in pair.budgets:
+        assert b.decision_low <= b.decision_accuracy <= b.decision_high
+    assert by_budget[200].decision_high < 0.5
+
+
+def test_tau_per_seed_when_several_seeds(store):
+    from s2lbench.report.transfer import _kendall
+
+    (pair,) = transfer_table(store, resamples=0)
+    b100 = {b.budget: b for b in pair.budgets}[100]
+    assert len(b100.tau_per_seed) == 3
+    small, large = SCORES[("small", 100)], SCORES[("large", 100)]
+    for seed, tau in enumerate(b100.tau_per_seed):
+        expected = _kendall([small[s][seed] for s in "abcd"], [large[s][seed] for s in "abcd"], 1 / 40)
+        assert tau == pytest.approx(expected)
+    md = render_transfer_markdown([pair])
+    assert "decision accuracy" in md and "83%" in md
+
+
+def test_decision_accuracy_follows_lower_is_better():
+    from s2lbench.report.transfer import decision_accuracy
+
+    assert decision_accuracy([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], higher=False) == 1.0
+    assert decision_accuracy([0.1, 0.2, 0.3], [0.3, 0.2, 0.1]) == 0.0
+    assert decision_accuracy([0.1, 0.1], [0.2, 0.2]) is None  # no decided pair on the large target

@@ -387,7 +387,9 @@ def plot_transfer(pair, out_png: str | Path, *, scale: float = 100.0) -> Path:
         ys = [v * scale for v in b.large_scores]
         values += xs + ys
         tau = "n/a" if b.tau is None else f"{b.tau:+.2f}"
-        ax.scatter(xs, ys, color=colours[k % len(colours)], label=f"budget {b.budget} (tau {tau})", zorder=3)
+        accuracy = "" if b.decision_accuracy is None else f", decision acc. {b.decision_accuracy:.0%}"
+        ax.scatter(xs, ys, color=colours[k % len(colours)], label=f"budget {b.budget} (tau {tau}{accuracy})",
+                   zorder=3)
         for name, x, y in zip(b.selectors, xs, ys, strict=True):
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
     if values:
@@ -397,7 +399,10 @@ def plot_transfer(pair, out_png: str | Path, *, scale: float = 100.0) -> Path:
     ax.set_xlabel(f"score on {pair.small}")
     ax.set_ylabel(f"score on {pair.large}")
     agree, total = pair.best_agrees
-    ax.set_title(f"{pair.small} -> {pair.large}: best selector agrees at {agree}/{total} budget(s)")
+    accuracies = [b.decision_accuracy for b in pair.budgets if b.decision_accuracy is not None]
+    overall = f"; decision accuracy {np.mean(accuracies):.0%}" if accuracies else ""
+    ax.set_title(f"{pair.small} -> {pair.large}: best selector agrees at {agree}/{total} budget(s){overall}",
+                 fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, out_png)
