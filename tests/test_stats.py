@@ -1,4 +1,5 @@
-"""The paired bootstrap and the seed summary: exact cases, agreement with a naive bootstrap, and coverage."""
+"""The calibrated paired test and the seed summary: exact cases, agreement with scipy's t-tests where the example
+term vanishes, the example term by hand, one seed, and Holm. Its error rates: tests/test_inference_calibration.py."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from s2lbench.errors import DataError
-from s2lbench.report.stats import holm_adjust, paired_bootstrap, summarize_seeds
+from s2lbench.report.stats import ExternalSeedSD, holm_adjust, paired_test, summarize_seeds
 
 
 def as_scores(values) -> dict[int, float]:
     return {i: float(v) for i, v in enumerate(values)}
+
+
+def seeds_of(matrix) -> dict[int, dict[int, float]]:
+    return {s: as_scores(row) for s, row in enumerate(np.asarray(matrix, dtype=float))}
 
 
 def test_summarize_seeds_uses_sample_std_and_flags_one_seed():
@@ -24,93 +30,95 @@ def test_summarize_seeds_uses_sample_std_and_flags_one_seed():
         summarize_seeds([])
 
 
-def test_constant_difference_gives_a_degenerate_interval():
-    rng = np.random.default_rng(1)
-    base = rng.random(50)
-    test = paired_bootstrap([({0: as_scores(base + 0.25)}, {0: as_scores(base)})], resamples=300)
-    assert test.mean_diff == pytest.approx(0.25)
+def test_a_constant_difference_is_certain_and_follows_the_metrics_direction():
+    base = np.random.default_rng(1).random((3, 50))
+    test = paired_test([(seeds_of(base + 0.25), seeds_of(base))])
+    assert test.mean_diff == pytest.approx(0.25) and test.p_value == 0.0
     assert test.low == pytest.approx(0.25) and test.high == pytest.approx(0.25)
-    assert test.excludes_zero and test.verdict(higher_is_better=True) == "better"
-    assert test.verdict(higher_is_better=False) == "worse"
+    assert test.verdict(higher_is_better=True) == "better" and test.verdict(higher_is_better=False) == "worse"
 
 
 def test_identical_scores_are_a_tie():
-    scores = {s: as_scores(np.arange(30) % 2) for s in range(3)}
-    test = paired_bootstrap([(scores, scores)], resamples=300)
-    assert (test.mean_diff, test.low, test.high) == (0.0, 0.0, 0.0)
-    assert not test.excludes_zero and test.verdict(True) == "tie"
+    scores = seeds_of(np.tile(np.arange(30) % 2, (3, 1)))
+    test = paired_test([(scores, scores)])
+    assert (test.mean_diff, test.p_value, test.low, test.high) == (0.0, 1.0, 0.0, 0.0)
+    assert test.verdict(True) == "tie"
 
 
-def test_one_seed_matches_a_naive_example_bootstrap():
+def test_without_an_example_term_it_is_scipys_paired_t_test():
+    # each seed's difference is the same on every example: the example term is 0, the seed term is everything
     rng = np.random.default_rng(7)
-    sel, base = rng.integers(0, 2, 80), rng.integers(0, 2, 80)
-    test = paired_bootstrap([({0: as_scores(sel)}, {0: as_scores(base)})], resamples=1000, seed=3)
-    d = (sel - base).astype(float)
-    draws = np.random.default_rng(3).integers(0, d.size, size=(1000, d.size))
-    low, high = np.percentile(d[draws].mean(axis=1), [2.5, 97.5])
-    assert test.low == pytest.approx(low) and test.high == pytest.approx(high)
-    assert test.mean_diff == pytest.approx(d.mean())
-    assert test.pairing == "seeds" and test.n_seed_pairs == 1 and test.n_examples == 80
+    base = rng.integers(0, 2, (4, 60)).astype(float)
+    shifts = np.array([0.05, 0.12, -0.02, 0.08])
+    test = paired_test([(seeds_of(base + shifts[:, None]), seeds_of(base))])
+    expected = scipy_stats.ttest_rel(base.mean(axis=1) + shifts, base.mean(axis=1))
+    assert test.p_value == pytest.approx(expected.pvalue) and test.df == pytest.approx(3)
+    half = scipy_stats.t.ppf(0.975, 3) * shifts.std(ddof=1) / 2
+    assert (test.low, test.high) == pytest.approx((shifts.mean() - half, shifts.mean() + half))
+    assert test.pairing == "seeds" and test.n_seed_pairs == 4 and test.n_examples == 60
 
 
-def test_interval_width_matches_the_normal_approximation():
-    rng = np.random.default_rng(11)
-    n = 2000
-    base = rng.integers(0, 2, n).astype(float)
-    sel = np.where(rng.random(n) < 0.1, 1 - base, base)  # 10% of the answers flip
-    test = paired_bootstrap([({0: as_scores(sel)}, {0: as_scores(base)})], resamples=2000)
-    d = sel - base
-    half_width = 1.96 * d.std(ddof=1) / np.sqrt(n)
-    assert (test.high - test.low) / 2 == pytest.approx(half_width, rel=0.1)
-    assert test.low < d.mean() < test.high
+def test_the_example_term_is_the_two_way_decomposition_by_hand():
+    rng = np.random.default_rng(3)
+    n, m = 3, 40
+    d = rng.normal(0.0, 1.0, (n, m)) + rng.normal(0.0, 2.0, m)  # a strong per-example effect, shared by seeds
+    test = paired_test([(seeds_of(d), seeds_of(np.zeros((n, m))))])
+    row, col, grand = d.mean(axis=1), d.mean(axis=0), d.mean()
+    ms_res = ((d - row[:, None] - col[None, :] + grand) ** 2).sum() / ((n - 1) * (m - 1))
+    seed_term = row.var(ddof=1) / n
+    example_term = max(0.0, col.var(ddof=1) / m - ms_res / (n * m))
+    assert example_term > seed_term > 0
+    assert test.se == pytest.approx(math.sqrt(seed_term + example_term))
+    assert test.df == pytest.approx(n - 1)  # the example term adds variance, not degrees of freedom
+    t = grand / test.se
+    assert test.p_value == pytest.approx(2 * scipy_stats.t.sf(abs(t), n - 1))
 
 
-def test_seed_pairs_are_resampled():
-    # within a seed every example differs by the same amount, so only the seed resampling adds spread:
-    # the mean over two drawn seed pairs is .1, .2 or .3
-    base = as_scores(np.zeros(20))
-    sel = {0: as_scores(np.full(20, 0.1)), 1: as_scores(np.full(20, 0.3))}
-    test = paired_bootstrap([(sel, {0: base, 1: base})], resamples=2000)
-    assert test.mean_diff == pytest.approx(0.2)
-    assert test.low == pytest.approx(0.1) and test.high == pytest.approx(0.3)
-    assert test.n_seed_pairs == 2
+def test_an_average_column_combines_its_sets():
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 2, (3, 30)).astype(float), rng.integers(0, 2, (3, 50)).astype(float)
+    zero_a, zero_b = np.zeros((3, 30)), np.zeros((3, 50))
+    both = paired_test([(seeds_of(a), seeds_of(zero_a)), (seeds_of(b), seeds_of(zero_b))])
+    assert both.mean_diff == pytest.approx((a.mean() + b.mean()) / 2)  # macro average over sets
+    assert both.n_examples == 80 and both.df == pytest.approx(2)
 
 
-def test_without_shared_seeds_scores_are_averaged_over_seeds_first():
-    sel = {0: as_scores([1, 1, 0, 0]), 1: as_scores([1, 0, 1, 0])}
-    base = {5: as_scores([0, 0, 0, 0])}
-    test = paired_bootstrap([(sel, base)], resamples=500)
-    assert test.pairing == "seed-averaged" and test.n_seed_pairs == 0
-    assert test.mean_diff == pytest.approx(0.5)
+def test_seeds_that_agree_exactly_by_chance_do_not_make_a_certainty():
+    # two seeds, the same per-seed mean difference, different examples: not a zero variance
+    d = np.array([[1, 0, 0, 1, 0, 0, 0, 0], [0, 1, 0, 0, 1, 0, 0, 0]], dtype=float)
+    test = paired_test([(seeds_of(d), seeds_of(np.zeros_like(d)))])
+    assert test.mean_diff == pytest.approx(0.25) and test.p_value > 0.05 and test.se > 0
 
 
-def test_examples_are_matched_by_index_not_position():
-    base = {0: {3: 0.0, 1: 1.0, 2: 0.0}}
-    sel = {0: {1: 1.0, 2: 1.0, 3: 0.0, 99: 1.0}}  # shuffled, and index 99 has no counterpart
-    test = paired_bootstrap([(sel, base)], resamples=200)
-    assert test.n_examples == 3 and test.mean_diff == pytest.approx(1 / 3)
+def test_sides_without_a_common_seed_are_compared_unpaired_with_welch():
+    rng = np.random.default_rng(8)
+    base = rng.integers(0, 2, 40).astype(float)
+    sel_shift, base_shift = np.array([0.3, 0.35, 0.28]), np.array([0.0, 0.05, -0.02])
+    sel = {s: as_scores(base + x) for s, x in zip((0, 1, 2), sel_shift, strict=True)}
+    ref = {s: as_scores(base + x) for s, x in zip((5, 6, 7), base_shift, strict=True)}
+    test = paired_test([(sel, ref)])
+    expected = scipy_stats.ttest_ind(base.mean() + sel_shift, base.mean() + base_shift, equal_var=False)
+    assert test.pairing == "unpaired" and test.n_seed_pairs == 0
+    assert test.p_value == pytest.approx(expected.pvalue)
 
 
-def test_several_tasks_average_the_per_task_differences():
-    a = ({0: as_scores(np.ones(10))}, {0: as_scores(np.zeros(10))})  # +1 on 10 examples
-    b = ({0: as_scores(np.zeros(90))}, {0: as_scores(np.zeros(90))})  # 0 on 90 examples
-    test = paired_bootstrap([a, b], resamples=200)
-    assert test.mean_diff == pytest.approx(0.5)  # macro: (1 + 0) / 2, not 10 / 100
-    assert test.low == pytest.approx(0.5) and test.high == pytest.approx(0.5)
-
-
-def test_deterministic_given_the_bootstrap_seed():
-    rng = np.random.default_rng(0)
-    pair = ({s: as_scores(rng.integers(0, 2, 30)) for s in range(3)}, {s: as_scores(rng.integers(0, 2, 30))
-                                                                         for s in range(3)})
-    first, again = paired_bootstrap([pair], seed=4), paired_bootstrap([pair], seed=4)
-    assert (first.low, first.high) == (again.low, again.high)
-    assert (paired_bootstrap([pair], seed=5).low, paired_bootstrap([pair], seed=5).high) != (first.low, first.high)
+def test_one_seed_is_untested_unless_a_seed_sd_is_given():
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 2, 100).astype(float)
+    sel = np.where(rng.random(100) < 0.3, 1.0, base)
+    untested = paired_test([({0: as_scores(sel)}, {0: as_scores(base)})])
+    assert not untested.tested and untested.p_value is None and untested.low is None
+    assert untested.verdict(True) == "untested" and not untested.excludes_zero
+    assert untested.mean_diff == pytest.approx((sel - base).mean())
+    external = ExternalSeedSD(0.02, 12, "board X")
+    tested = paired_test([({0: as_scores(sel)}, {0: as_scores(base)})], seed_sd=external)
+    assert tested.tested and tested.seed_sd_source == "board X" and tested.df == pytest.approx(12)
+    assert tested.se >= math.sqrt(2) * 0.02  # a seed pair's variance is 2 sd^2, plus the examples'
 
 
 def test_no_common_examples_is_an_error_naming_the_comparison():
     with pytest.raises(DataError, match="s2l vs random.*share no scored test example"):
-        paired_bootstrap([({0: {0: 1.0}}, {0: {1: 0.0}})], where="s2l vs random")
+        paired_test([({0: {0: 1.0}}, {0: {1: 0.0}})], where="s2l vs random")
 
 
 def test_holm_adjust_matches_the_step_down_procedure():
@@ -119,21 +127,3 @@ def test_holm_adjust_matches_the_step_down_procedure():
     assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert holm_adjust([0.02]) == pytest.approx([0.02])  # one test: unchanged
     assert holm_adjust([]) == []
-
-
-def test_p_value_follows_the_bootstrap_standard_error():
-    rng = np.random.default_rng(5)
-    base = rng.integers(0, 2, 300).astype(float)
-    sel = np.where(rng.random(300) < 0.15, 1 - base, base)
-    test = paired_bootstrap([({0: as_scores(sel)}, {0: as_scores(base)})], resamples=2000, seed=2)
-    d = sel - base
-    draws = np.random.default_rng(2).integers(0, d.size, size=(2000, d.size))
-    se = d[draws].mean(axis=1).std(ddof=1)
-    expected = math.erfc(abs(d.mean()) / (se * math.sqrt(2)))
-    assert test.p_value == pytest.approx(expected)
-    # agrees with the interval: it excludes 0 exactly when p is below 5%, up to the bootstrap's skew
-    assert (test.p_value < 0.05) == test.excludes_zero
-    same = {0: as_scores(base)}
-    assert paired_bootstrap([(same, same)], resamples=200).p_value == 1.0
-    shifted = paired_bootstrap([({0: as_scores(base + 0.1)}, same)], resamples=200)
-    assert shifted.p_value == 0.0  # every draw is the same non-zero difference

@@ -10,7 +10,8 @@ compares a selector with a baseline (random) on the *same* examples and counts b
   baseline and ``d_s`` is the mean over examples of that pair's difference. With several tasks (an average
   column) ``d_s`` is the mean of the per-task mean differences. The statistic is ``mean_s d_s``.
 - Its variance is estimated from the two-way (seeds x examples) decomposition of the per-example differences:
-  the seed term ``var(d_s) / n`` (it holds the seed-to-seed spread, and the example x seed noise) plus the
+  the seed term ``var(d_s) / n`` (it holds the seed-to-seed spread, and the example x seed noise, whose own
+  estimate ``MS_residual / m`` replaces it when discrete scores make the seeds agree exactly) plus the
   example term ``(MS_examples - MS_residual) / (n m)`` (how much the set's particular examples move the mean
   when every seed sees the same ones), truncated at 0 and averaged over tasks as ``1 / T^2`` times the sum.
 - The p-value and the interval are Student-t's with the Welch-Satterthwaite degrees of freedom of that sum
@@ -222,9 +223,14 @@ def seed_paired_components(diffs: Sequence[np.ndarray]) -> tuple[np.ndarray, lis
     n_tasks = len(diffs)
     per_seed = np.mean([d.mean(axis=-1) for d in diffs], axis=0)  # d_s
     n = per_seed.shape[-1]
-    components = [Component(per_seed.var(ddof=1, axis=-1) / n, float(n - 1), True)]
-    for d in diffs:
-        v, df = _example_variance(d, _residual_ms(d))
+    residuals = [_residual_ms(d) for d in diffs]
+    # seeds that agree exactly by chance (scores are discrete: two seeds of 200 0/1 answers often do) would make a
+    # zero variance and p = 0; their variance is then the seed x example noise's own estimate, sum MS_res / (m T^2)
+    noise = sum(ms / d.shape[-1] for ms, d in zip(residuals, diffs, strict=True)) / n_tasks ** 2
+    seed_var = per_seed.var(ddof=1, axis=-1)
+    components = [Component(np.where(seed_var > 1e-15, seed_var, noise) / n, float(n - 1), True)]
+    for d, ms in zip(diffs, residuals, strict=True):
+        v, df = _example_variance(d, ms)
         components.append(Component(v / n_tasks ** 2, df, False))
     return per_seed.mean(axis=-1), components
 
@@ -267,9 +273,12 @@ def paired_test(tasks: Sequence[tuple[SeedScores, SeedScores]], *, confidence: f
         b_seed = np.mean([b.mean(axis=1) for _, b, _ in aligned], axis=0)
         mean = np.asarray(a_seed.mean() - b_seed.mean())
         components: list[Component] = []
-        for side in (a_seed, b_seed):
+        for side, arrays in ((a_seed, [a for a, _, _ in aligned]), (b_seed, [b for _, b, _ in aligned])):
             if side.size >= 2:
-                components.append(Component(np.asarray(side.var(ddof=1) / side.size), float(side.size - 1), True))
+                var = float(side.var(ddof=1))
+                if var <= 1e-15:  # as in the paired case: seeds agreeing exactly by chance
+                    var = float(sum(_residual_ms(x) / x.shape[1] for x in arrays) / n_tasks ** 2)
+                components.append(Component(np.asarray(var / side.size), float(side.size - 1), True))
             elif seed_sd is not None:
                 external = seed_sd.source
                 components.append(Component(np.asarray(seed_sd.sd ** 2), seed_sd.df, True))
