@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from s2lbench.errors import DataError
 
@@ -188,6 +187,8 @@ def combine(mean: np.ndarray, components: Sequence[Component], confidence: float
     the Satterthwaite sum too: measured anti-conservative for averages over several sets (benchmarks/
     inference_calibration.py), kept for that comparison. A zero variance gives p 1 for a zero mean, else 0.
     """
+    from scipy import stats as scipy_stats  # scipy is heavy: imported on use, never at `s2lbench --help`
+
     mean = np.asarray(mean, dtype=float)
     var = np.zeros_like(mean)
     denom = np.zeros_like(mean)
