@@ -364,7 +364,7 @@ class Runner:
         costs.update(finetune_cost, selection_seconds=selection_seconds, evaluation_seconds=round(eval_seconds, 3))
         record = dataclasses.replace(record, selected_ids_hash=ids_hash(ids), model_fingerprint=model_key,
                                      cost=costs, environment=self._environment(cell, model_dir), status="done",
-                                     finished_at=time.time())
+                                     finished_at=time.time(), regime=diagnostics.get("regime") or {})
         write_json(self.out / "cells" / f"{cell.cell_id}.json",
                    {"cell": dataclasses.asdict(record), "diagnostics": diagnostics})
         self.store.add_results(rows)

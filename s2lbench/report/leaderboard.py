@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.errors import DataError
+from s2lbench.report.regime import regime_notes
 from s2lbench.report.stats import (
     DEFAULT_BOOTSTRAP_SEED,
     DEFAULT_RESAMPLES,
@@ -345,6 +346,7 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         for c in b.skipped:
             by_status[store.shown_status(c)] += 1
         notes.append("not shown: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + " cell(s)")
+    notes += regime_notes(b.cells)
     return Leaderboard(tables, baseline, scale, resamples, bootstrap_seed, notes)
 
 
