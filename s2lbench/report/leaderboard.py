@@ -36,6 +36,7 @@ from s2lbench.report.stats import (
     paired_bootstrap,
     summarize_seeds,
 )
+from s2lbench.results.export import open_results
 from s2lbench.results.store import FULL, Cell, ResultRow, ResultsStore, read_invocations
 
 log = logging.getLogger(__name__)
@@ -286,10 +287,7 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
     if by not in GROUPINGS:
         raise DataError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     if not isinstance(store, ResultsStore):
-        folder = Path(store)
-        if not (folder / "results.sqlite").exists():
-            raise DataError("no results store (results.sqlite) in this folder", path=folder)
-        store = ResultsStore(folder, read_only=True)
+        store = open_results(store)  # a run's folder, or a board's committed results/
     b = _Builder(store, metric, baseline, resamples, bootstrap_seed, experiment)
     if not b.cells:
         raise DataError("the results store has no finished (status 'done') cell", path=store.path)
