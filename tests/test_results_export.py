@@ -57,7 +57,7 @@ def test_the_export_is_text_sorted_and_keeps_no_prompts(tmp_path):
     assert all(line == json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False) for line in lines)
     assert len((out / RESULTS_FILE).read_text().splitlines()) == len(store.results())
     sample = json.loads((out / f"samples/tiny-s2l-{BUDGET}-s0/gsm8k.jsonl").read_text().splitlines()[0])
-    assert sample == {"index": 0, "reference": "", "scores": {"accuracy": 1.0}}  # no prompt, no model weights
+    assert sample == {"index": 0, "output": "", "reference": "", "scores": {"accuracy": 1.0}}  # no prompt
     assert (out / "invocations.jsonl").read_text() == (store.folder / "invocations.jsonl").read_text()
     assert not list(out.rglob("*.sqlite"))
     again = export_results(open_results(out), tmp_path / "again")  # an export of an export is the same bytes
@@ -69,15 +69,15 @@ def test_licensed_radiology_samples_keep_scores_only(tmp_path):
     store = ResultsStore(tmp_path / "run")
     add_cell(store, "random", BUDGET, 0, {"radiology-indiana": 0.5, "gsm8k": 0.5})
     for rel in {r.samples_path for r in store.results()}:
-        rows = [{**s, "prediction": "the lungs are clear", "reference": "no acute disease", "prompt": "findings"}
+        rows = [{**s, "output": "the lungs are clear", "reference": "no acute disease", "prompt": "findings"}
                 for s in store.load_samples(rel)]
-        store.write_samples(rows[0] and rel.split("/")[1], Path(rel).stem, rows)
+        store.write_samples(rel.split("/")[1], Path(rel).stem, rows)
     out = export_results(store, tmp_path / "export")
     radiology = (out / f"samples/tiny-random-{BUDGET}-s0/radiology-indiana.jsonl").read_text()
     assert "lungs" not in radiology and "acute" not in radiology and "findings" not in radiology
     assert json.loads(radiology.splitlines()[0]) == {"index": 0, "scores": {"accuracy": 1.0}}
     gsm8k = json.loads((out / f"samples/tiny-random-{BUDGET}-s0/gsm8k.jsonl").read_text().splitlines()[0])
-    assert gsm8k["prediction"] == "the lungs are clear" and "prompt" not in gsm8k
+    assert gsm8k["output"] == "the lungs are clear" and "prompt" not in gsm8k
 
 
 def test_cli_tables_beside_their_results_regenerate_byte_for_byte(tmp_path, capsys):

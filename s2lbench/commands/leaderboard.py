@@ -9,7 +9,7 @@ from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.common.atomic import check_output_path, write_json, write_text
-from s2lbench.errors import ConfigError
+from s2lbench.errors import ConfigError, DataError
 from s2lbench.report.leaderboard import (
     BASELINE,
     EXTENSIONS,
@@ -171,6 +171,7 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clust
     from s2lbench.report.plots import (
         load_clusters,
         load_source_mixes,
+        plot_compute,
         plot_scaling,
         plot_source_mix,
         plot_trajectory_clusters,
@@ -181,6 +182,11 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clust
     if "avg" in columns:
         written.append(plot_scaling(results, out_dir / "scaling.png", metric=args.metric,
                                     experiment=args.experiment))
+    try:
+        written.append(plot_compute(results, out_dir / "compute.png", column="avg" if "avg" in columns
+                                    else sorted(columns)[0], metric=args.metric, experiment=args.experiment))
+    except DataError as e:  # stores written before fine-tunes recorded FLOPs
+        log.warning("no compute figure: %s", e)
     for key in sorted(columns - {"avg"}):
         written.append(plot_scaling(results, out_dir / f"scaling-{key}.png", column=key, metric=args.metric,
                                     experiment=args.experiment))

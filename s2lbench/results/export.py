@@ -5,7 +5,7 @@
 - ``cells.jsonl``: every cell of the store (its status, provenance, cost, regime);
 - ``results.jsonl``: every (cell, task, metric) score;
 - ``samples/<cell_id>/<task>.jsonl``: the per-example samples the paired tests resample (``index``, ``id``
-  and ``scores``; plus the model's ``prediction`` and the ``reference`` except for tasks whose data may not
+  and ``scores``; plus the model's ``output``, the answer ``extracted`` from it and the ``reference``, except for tasks whose data may not
   be redistributed, :data:`SCORES_ONLY_TASKS`);
 - ``config.json`` and ``invocations.jsonl`` copied from the run (the provenance reads them).
 
@@ -47,7 +47,7 @@ CONFIG_FILE = "config.json"
 SCORES_ONLY_TASKS = ("radiology*",)
 #: sample fields kept for every task, and the text fields kept where the task's data may be shared
 SCORE_FIELDS = ("index", "id", "scores")
-TEXT_FIELDS = ("prediction", "reference")
+TEXT_FIELDS = ("output", "extracted", "reference")
 
 
 def is_export(folder: str | Path) -> bool:
