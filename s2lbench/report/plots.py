@@ -27,6 +27,7 @@ import numpy as np
 from s2lbench.common.atomic import atomic_path
 from s2lbench.common.files import read_json
 from s2lbench.errors import DataError
+from s2lbench.report.compute import UNRECORDED, compute_series
 from s2lbench.report.leaderboard import build_leaderboard
 from s2lbench.results.store import FULL
 from s2lbench.selection.clustering import kmeans
@@ -408,8 +409,6 @@ def plot_compute(store_dir: str | Path, out_png: str | Path, *, column: str = "a
                  experiment: str | None = None) -> Path:
     """Score against total compute (selection + fine-tune FLOPs as recorded), one point per board row (mean ±
     std over seeds), budgets of a selector joined; the full-data reference is a star. See report/compute.py."""
-    from s2lbench.report.compute import UNRECORDED, compute_series
-
     panels = compute_series(store_dir, column=column, metric=metric, experiment=experiment)
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels) + 1.6, 4.6), squeeze=False)

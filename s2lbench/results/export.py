@@ -35,8 +35,8 @@ from s2lbench.results.store import (
     Cell,
     ResultRow,
     ResultsStore,
-    _cell_from_row,
-    _result_from_row,
+    cell_from_record,
+    result_from_record,
 )
 
 CELLS_FILE = "cells.jsonl"
@@ -75,10 +75,10 @@ class ExportedResults(ResultsStore):
         self.folder = Path(folder)
         self.read_only = True
         self.path = self.folder / CELLS_FILE
-        self._cells = [_cell_from_row(_cell_columns(row, self.path, n), self.path)
+        self._cells = [cell_from_record(_cell_columns(row, self.path, n), self.path)
                        for n, row in iter_jsonl(self.path, "exported cells")]
         results_path = self.folder / RESULTS_FILE
-        self._results = [_result_from_row(_result_columns(row, results_path, n), results_path)
+        self._results = [result_from_record(_result_columns(row, results_path, n), results_path)
                          for n, row in iter_jsonl(results_path, "exported results")] if results_path.exists() else []
 
     @contextmanager

@@ -361,6 +361,17 @@ def _result_from_row(r: sqlite3.Row, path: Path) -> ResultRow:
                      None if r["in_domain"] is None else bool(r["in_domain"]), r["n"], r["samples_path"])
 
 
+def cell_from_record(record: Any, path: Path) -> Cell:
+    """A Cell from a ``cells`` row, or a dict with the same columns (JSON columns as text), its types checked;
+    ``path`` is named in the error. Used by readers of the store's exports (results/export.py)."""
+    return _cell_from_row(record, path)
+
+
+def result_from_record(record: Any, path: Path) -> ResultRow:
+    """A ResultRow from a ``results`` row or a dict with the same columns, its numbers checked."""
+    return _result_from_row(record, path)
+
+
 def _json_column(text: Any, where: str, path: Path) -> dict[str, Any]:
     if not text:
         return {}
