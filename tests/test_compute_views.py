@@ -135,3 +135,20 @@ def test_the_runner_gives_the_compute_matched_row_the_extra_steps_and_stores_reg
     # the regime each selection ran in is stored with its cell (S2L's own report; the source mix for all)
     assert s2l.regime["selector"]["facts"]["K"] == 4 and "source_mix" in s2l.regime
     assert set(plain.regime) == {"source_mix", "source_mix_tv"}
+
+
+def test_the_dry_run_estimate_charges_a_matched_row_its_selection_flops(tmp_path):
+    from test_preflight import _config
+
+    from s2lbench.grid.cost import estimate
+    from s2lbench.grid.preflight import preflight
+    from s2lbench.grid.runner import Runner
+
+    def stages(**changes):
+        runner = Runner(parse_experiment(_config(tmp_path, **changes)), tmp_path / "out")
+        return {s.stage: s for s in estimate(runner, preflight(runner)).stages}
+
+    plain = stages(selectors=["random", "s2l", {"name": "random", "label": "r2"}])
+    matched = stages(selectors=["random", "s2l", {"name": "random", "label": "r2", "compute_matched": "s2l"}])
+    selection = plain["proxy training"].flops + plain["signal pass"].flops
+    assert matched["fine-tune t"].flops == pytest.approx(plain["fine-tune t"].flops + selection)
