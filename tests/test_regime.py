@@ -132,7 +132,7 @@ def test_the_board_footnotes_each_selector_and_budget_once_with_its_warnings():
     assert random_note == ("Selection regime of random at 60 rows: source mix vs pool: total variation 0.000 "
                            "(largest shift a: 50.0% vs 50.0%).")
     assert s2l_note.startswith("Selection regime of s2l at 60 rows, seed 0 of 2: K=100, 5.5 pool rows per cluster")
-    assert s2l_note.count("⚠ Cluster balancing is inactive") == 1 and "~21 picks per cluster" in s2l_note
+    assert s2l_note.count("Warning: cluster balancing is inactive") == 1 and "~21 picks per cluster" in s2l_note
     assert regime_warning_lines(cells) == [f"s2l at 60 rows (3 cell(s)): {inactive}"]
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from s2lbench.results.store import FULL, Cell
 from s2lbench.selection.regime import describe, regime_warnings
 
-WARNING_MARK = "⚠"
+WARNING_MARK = "⚠"  # the console's; the board says "Warning:" (LaTeX and plain-text readers lack the glyph)
 
 
 def _by_row(cells: list[Cell]) -> dict[tuple[str, int], list[Cell]]:
@@ -29,7 +29,7 @@ def _warnings(group: list[Cell]) -> list[str]:
 
 
 def regime_notes(cells: list[Cell]) -> list[str]:
-    """Footnote lines: per selector row and budget, its regime and, marked ⚠, what it warned about."""
+    """Footnote lines: per selector row and budget, its regime and, after "Warning:", what it warned about."""
     lines = []
     for (selector, budget), group in _by_row(cells).items():
         first = group[0]
@@ -37,7 +37,7 @@ def regime_notes(cells: list[Cell]) -> list[str]:
         which = f", seed {first.seed} of {len(seeds)}" if len(seeds) > 1 else ""
         text = f"Selection regime of {selector} at {budget} rows{which}: {describe(first.regime)}."
         for warning in _warnings(group):
-            text += f" {WARNING_MARK} {warning[0].upper()}{warning[1:]}."
+            text += f" Warning: {warning}."
         lines.append(text)
     return lines
 
