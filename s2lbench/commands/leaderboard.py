@@ -95,7 +95,8 @@ class LeaderboardCommand(Command):
             exported = Path(args.tables) / RESULTS_SUBDIR
             if Path(args.results).resolve() != exported.resolve():
                 # what the tables are computed from, beside them: the board regenerates from the repository
-                print(f"wrote {export_results(store, exported, args.experiment)}/", file=sys.stderr)
+                # the whole store, as provenance.json counts it (--experiment filters the tables, not the inputs)
+                print(f"wrote {export_results(store, exported)}/", file=sys.stderr)
         if args.plots:
             for path in write_plots(args.results, Path(args.plots), lb, args, given_clusters):
                 print(f"wrote {path}", file=sys.stderr)
