@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from test_leaderboard_store import BUDGET, POOL, add_cell
@@ -52,6 +53,17 @@ def test_leaderboard_plots_draw_the_compute_figure(tmp_path):
     _store(tmp_path / "run")
     assert main(["leaderboard", str(tmp_path / "run"), "--resamples", "100", "--plots", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "compute.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_signal_pass_flops_are_read_from_what_the_pass_records(tmp_path):
+    from s2lbench.signals.stage import signal_costs
+
+    manifest = {"cost": {"base_seconds": 2.0, "flops_estimate": 3.5e11, "extra_seconds": {}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert signal_costs({"seconds": 2.0, "flops": 1e9}, tmp_path)[0] == {"signals_seconds": 2.0, "signals_flops": 1e9}
+    # a stage cached when its meta read a key the manifest never had: the manifest beside it has the figure
+    assert signal_costs({"seconds": 2.0, "flops": 0.0}, tmp_path)[0]["signals_flops"] == 3.5e11
+    assert signal_costs({"seconds": 2.0, "flops": 0.0})[0]["signals_flops"] == 0.0
 
 
 # --------------------------------------------------------------------------------------- compute matched
@@ -124,6 +136,7 @@ def test_the_runner_gives_the_compute_matched_row_the_extra_steps_and_stores_reg
     cells = {c.selector: c for c in ResultsStore(tmp_path).cells()}
     s2l, plain, matched = cells["s2l"], cells["random"], cells["random-cm"]
     assert plain.selected_ids_hash == matched.selected_ids_hash  # the same random subset, trained longer
+    assert s2l.cost["signals_flops"] > 0 and s2l.cost["proxy_flops"] > 0  # the pass's FLOPs reach the cell
     selection = s2l.cost["proxy_flops"] + s2l.cost["signals_flops"]
     per_step = plain.cost["finetune_flops"] / 8
     assert matched.cost["matched_selection_flops"] == pytest.approx(selection)

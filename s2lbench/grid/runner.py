@@ -279,7 +279,7 @@ class Runner:
         stage = self.stages.run(signals_stage.SIGNALS, spec, partial(
             signals_stage.compute_signal_pass, pool=self.pool, run_dir=run_dir, options=options, needed=needed,
             dev=dev))
-        return (stage.path, *signals_stage.signal_costs(stage.meta))
+        return (stage.path, *signals_stage.signal_costs(stage.meta, stage.path))
 
     def _text_embeddings(self) -> tuple[np.ndarray, str, dict[str, float]]:
         encoder = self.config.signals.text_encoder
