@@ -5,8 +5,9 @@
 - ``cells.jsonl``: every cell of the store (its status, provenance, cost, regime);
 - ``results.jsonl``: every (cell, task, metric) score;
 - ``samples/<cell_id>/<task>.jsonl``: the per-example samples the paired tests resample (``index``, ``id``
-  and ``scores``; plus the model's ``output``, the answer ``extracted`` from it and the ``reference``, except for tasks whose data may not
-  be redistributed, :data:`SCORES_ONLY_TASKS`);
+  and ``scores``; plus the model's ``output`` (and a hybrid backend's ``backup_output``), the answer
+  ``extracted`` from it and the ``reference``, so a fixed grader can re-score them, except for tasks whose
+  data may not be redistributed, :data:`SCORES_ONLY_TASKS`; never the prompt, which the test set rebuilds);
 - ``config.json`` and ``invocations.jsonl`` copied from the run (the provenance reads them).
 
 Never weights, generations caches or stages. Text, so a rerun shows as a diff; small (see docs/leaderboards.md
@@ -47,7 +48,7 @@ CONFIG_FILE = "config.json"
 SCORES_ONLY_TASKS = ("radiology*",)
 #: sample fields kept for every task, and the text fields kept where the task's data may be shared
 SCORE_FIELDS = ("index", "id", "scores")
-TEXT_FIELDS = ("output", "extracted", "reference")
+TEXT_FIELDS = ("output", "extracted", "reference", "backup_output")
 
 
 def is_export(folder: str | Path) -> bool:
@@ -142,7 +143,8 @@ def export_results(store: ResultsStore, dest: str | Path, experiment: str | None
             samples = store.load_samples(rel)
             out = tmp / rel
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text("".join(_line({k: s[k] for k in keep if k in s}) for s in samples), encoding="utf-8")
+            out.write_text("".join(_line({k: s[k] for k in keep if s.get(k) is not None}) for s in samples),
+                           encoding="utf-8")
         for name in (CONFIG_FILE, INVOCATIONS):
             if (store.folder / name).is_file():
                 shutil.copyfile(store.folder / name, tmp / name)
