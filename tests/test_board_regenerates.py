@@ -14,7 +14,7 @@ import pytest
 from s2lbench.cli import main
 
 BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
-WITH_RESULTS = sorted(p.parent for p in BOARDS.glob("*/results/cells.jsonl"))
+WITH_RESULTS = sorted(p.parent.parent for p in BOARDS.glob("*/results/cells.jsonl"))
 REGENERATED = ("leaderboard.md", "leaderboard.tex", "leaderboard.csv", "leaderboard.html", "provenance.json",
                "transfer.md", "transfer.json")
 
