@@ -15,6 +15,7 @@ import numpy as np
 from s2lbench import hookimpl
 from s2lbench.selection import Selection, SelectionContext, Selector
 from s2lbench.selection.helpers import ClusteringChoice, clean_matrix, clustered_selection
+from s2lbench.selection.regime import clustered_regime
 from s2lbench.signals.signalset import PROXY_EMBEDDING
 
 
@@ -66,7 +67,7 @@ class EmbeddingClusteringSelector(Selector):
         positions, diagnostics = clustered_selection(features, ctx.sources, ctx.budget, ctx.seed, clustering,
                                                      balance_sources=opts.balance_sources)
         diagnostics["signal"] = opts.embedding
-        return Selection(positions, diagnostics)
+        return Selection(positions, diagnostics, regime=clustered_regime(diagnostics, opts.n_clusters))
 
 
 @hookimpl

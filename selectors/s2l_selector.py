@@ -19,6 +19,7 @@ from s2lbench.selection.helpers import (
     clustered_selection,
     subsample_checkpoints,
 )
+from s2lbench.selection.regime import clustered_regime
 from s2lbench.signals.signalset import LOSS
 
 
@@ -40,6 +41,10 @@ class S2LSelector(Selector):
     (faiss's default, which the reference code inherits; ``max_points_per_centroid=0`` trains on all);
     ``distance=cosine`` runs spherical k-means on L2-normalised trajectories; the k-means seed is the
     selection seed. A source whose budget equals its size is taken whole without clustering.
+
+    Reports its regime (``s2lbench.selection.regime.clustered_regime``): K, pool rows and picks per cluster
+    per source, the share of clusters that got a pick, and a warning when a source's quota is below K (cluster
+    balancing is then inactive). Diagnostics only: the picks are the reference code's.
     """
 
     name = "s2l"
@@ -88,7 +93,7 @@ class S2LSelector(Selector):
         diagnostics["checkpoint_columns"] = kept.tolist()
         if steps and len(steps) == ctx.signals.get(LOSS).shape[1]:
             diagnostics["checkpoint_steps"] = [int(steps[i]) for i in kept]
-        return Selection(np.asarray(positions), diagnostics)
+        return Selection(np.asarray(positions), diagnostics, regime=clustered_regime(diagnostics, opts.n_clusters))
 
 
 class S2LKMeansPPSelector(S2LSelector):

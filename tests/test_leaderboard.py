@@ -246,8 +246,8 @@ def test_cli_writes_tables_and_plots(tmp_path, capsys):
                "--resamples", "200", "--tables", str(tmp_path / "tables"), "--plots", str(tmp_path / "plots")])
     assert rc == 0
     assert r"\textbf{" in out.read_text()
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
-        "leaderboard.csv", "leaderboard.html", "leaderboard.md", "leaderboard.tex", "provenance.json"]
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir() if not p.name.startswith(".")) == [
+        "leaderboard.csv", "leaderboard.html", "leaderboard.md", "leaderboard.tex", "provenance.json", "results"]
     prov = json.loads((tmp_path / "tables" / "provenance.json").read_text())
     assert prov["cells_by_status"] == {"done": 3 * 4 + 1 + 6 + 1}
     assert prov["paired_test"]["method"].startswith("seed-level paired t")

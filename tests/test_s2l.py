@@ -87,11 +87,13 @@ def test_a_source_with_fewer_rows_than_clusters_is_reported(caplog):
     sources = ["a"] * 100 + ["b"] * 100
     signals = SignalSet({"loss": np.random.default_rng(3).random((200, 4)).astype(np.float32)})
     result = run_selector(S2L, pool_with_sources(sources), 30, seed=0, signals=signals, options={"n_clusters": 20})
-    assert result.diagnostics["sources"]["a"]["rows_per_cluster"] == 0.75  # 15 rows over 20 clusters
+    assert result.diagnostics["sources"]["a"]["picks_per_cluster"] == 0.75  # 15 picks over 20 clusters
+    assert result.diagnostics["sources"]["a"]["pool_rows_per_cluster"] == 5.0  # 100 rows over 20 clusters
     assert "2 of 2 group(s) get fewer rows than clusters (K=20" in caplog.text
     caplog.clear()
     result = run_selector(S2L, pool_with_sources(sources), 30, seed=0, signals=signals, options={"n_clusters": 5})
-    assert result.diagnostics["sources"]["b"]["rows_per_cluster"] == 3.0
+    assert result.diagnostics["sources"]["b"]["picks_per_cluster"] == 3.0
+    assert not result.diagnostics["regime"]["selector"]["warnings"]
     assert "fewer rows than clusters" not in caplog.text
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.common.atomic import check_output_path, write_json, write_text
-from s2lbench.errors import ConfigError
+from s2lbench.errors import ConfigError, DataError
 from s2lbench.report.leaderboard import (
     BASELINE,
     EXTENSIONS,
@@ -23,7 +23,7 @@ from s2lbench.report.leaderboard import (
 )
 from s2lbench.report.seed_variance import given_seed_sd, seed_sd_from_board
 from s2lbench.report.stats import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
-from s2lbench.results.store import ResultsStore
+from s2lbench.results.export import export_results, open_results
 from s2lbench.signals.signalset import load_matrix
 
 log = logging.getLogger(__name__)
@@ -34,21 +34,24 @@ class LeaderboardCommand(Command):
     help = "regenerate paper-style tables (and, with --plots, figures) from a results folder"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("results", help="a results folder (holds results.sqlite)")
+        parser.add_argument("results", help="a results folder: a run's (results.sqlite) or a board's committed "
+                                            "export (leaderboards/<board>/results/)")
         parser.add_argument("--format", choices=FORMATS, default="md", help="table format (default md)")
-        parser.add_argument("--by", choices=GROUPINGS, default="budget",
+        parser.add_argument("--by", choices=GROUPINGS, default=self.defaults["by"],
                             help="one table per target and budget (default), or one per target spanning budgets")
         parser.add_argument("--out", default=None, help="write the table here instead of printing it")
         parser.add_argument("--tables", default=None, metavar="DIR",
-                            help="also write leaderboard.{md,tex,csv,html} and provenance.json into DIR")
+                            help="also write leaderboard.{md,tex,csv,html} and provenance.json into DIR, and what "
+                                 "they are computed from into DIR/results/ (cells, scores, per-example samples as "
+                                 "text), so `s2lbench leaderboard DIR/results --tables DIR` regenerates them")
         parser.add_argument("--plots", default=None, metavar="DIR",
                             help="write the figures (scaling, source mix, trajectory clusters) as PNGs into DIR")
         parser.add_argument("--metric", default=None,
                             help="metric to tabulate for every task (default: accuracy, else the task's first)")
-        parser.add_argument("--baseline", default=BASELINE, help=f"selector for the paired tests (default {BASELINE})")
-        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+        parser.add_argument("--baseline", default=self.defaults["baseline"], help=f"selector for the paired tests (default {BASELINE})")
+        parser.add_argument("--resamples", type=int, default=self.defaults["resamples"],
                             help="bootstrap resamples of the --transfer table")
-        parser.add_argument("--bootstrap-seed", type=seed_type, default=DEFAULT_BOOTSTRAP_SEED,
+        parser.add_argument("--bootstrap-seed", type=seed_type, default=self.defaults["bootstrap_seed"],
                             help="seed of the --transfer table's bootstrap")
         seed_sd = parser.add_mutually_exclusive_group()
         seed_sd.add_argument("--seed-sd-from", default=None, metavar="CSV",
@@ -68,6 +71,9 @@ class LeaderboardCommand(Command):
                                  "rankings per budget) and its scatter figure(s)")
         parser.add_argument("--transfer-order", default=None, metavar="SMALL,LARGE,...",
                             help="targets from smallest to largest (default: by median fine-tune FLOPs)")
+
+    defaults = {"by": "budget", "baseline": BASELINE, "resamples": DEFAULT_RESAMPLES,
+                "bootstrap_seed": DEFAULT_BOOTSTRAP_SEED}
 
     def run(self, args: argparse.Namespace) -> int:
         if args.resamples < 100:
@@ -96,9 +102,14 @@ class LeaderboardCommand(Command):
             for fmt in FORMATS:
                 path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
                 print(f"wrote {path}", file=sys.stderr)
-            path = write_json(Path(args.tables) / "provenance.json",
-                              provenance(ResultsStore(args.results, read_only=True), lb, ["s2lbench", *sys.argv[1:]]))
+            store = open_results(args.results)
+            path = write_json(Path(args.tables) / "provenance.json", provenance(store, lb, portable_command(args)))
             print(f"wrote {path}", file=sys.stderr)
+            exported = Path(args.tables) / RESULTS_SUBDIR
+            if Path(args.results).resolve() != exported.resolve():
+                # what the tables are computed from, beside them: the board regenerates from the repository
+                # the whole store, as provenance.json counts it (--experiment filters the tables, not the inputs)
+                print(f"wrote {export_results(store, exported)}/", file=sys.stderr)
         if args.plots:
             for path in write_plots(args.results, Path(args.plots), lb, args, given_clusters):
                 print(f"wrote {path}", file=sys.stderr)
@@ -107,8 +118,31 @@ class LeaderboardCommand(Command):
         return 0
 
 
+#: where ``--tables DIR`` puts the export its tables are computed from
+RESULTS_SUBDIR = "results"
+#: the options that change what the tables say (paths and output choices do not)
+TABLE_OPTIONS = ("by", "metric", "baseline", "resamples", "bootstrap_seed", "experiment", "transfer",
+                 "transfer_order")
+
+
+def portable_command(args: argparse.Namespace) -> list[str]:
+    """The command that regenerates the tables, for provenance.json: the board's own results/ as input and
+    its folder as output, whatever folders this run read and wrote, so provenance carries no machine's paths
+    and a regenerated board is byte-identical."""
+    command = ["s2lbench", "leaderboard", f"<tables>/{RESULTS_SUBDIR}", "--tables", "<tables>"]
+    for name in TABLE_OPTIONS:
+        value = getattr(args, name)
+        default = LeaderboardCommand.defaults.get(name)
+        flag = f"--{name.replace('_', '-')}"
+        if value is True:
+            command.append(flag)
+        elif value not in (None, False, default):
+            command += [flag, str(value)]
+    return command
+
+
 def warn_mixed_precisions(results: str, experiment: str | None) -> None:
-    mixed = mixed_precisions(training_environments(ResultsStore(results, read_only=True).cells(experiment)))
+    mixed = mixed_precisions(training_environments(open_results(results).cells(experiment)))
     if mixed:
         print(f"s2lbench: warning: {results}: the targets trained in {' and '.join(mixed)} (`bf16: auto` on "
               "machines with and without native bf16): the same seed gives different models, so compare rows "
@@ -151,6 +185,7 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clust
     from s2lbench.report.plots import (
         load_clusters,
         load_source_mixes,
+        plot_compute,
         plot_scaling,
         plot_source_mix,
         plot_trajectory_clusters,
@@ -161,6 +196,11 @@ def write_plots(results: str, out_dir: Path, lb, args: argparse.Namespace, clust
     if "avg" in columns:
         written.append(plot_scaling(results, out_dir / "scaling.png", metric=args.metric,
                                     experiment=args.experiment))
+    try:
+        written.append(plot_compute(results, out_dir / "compute.png", column="avg" if "avg" in columns
+                                    else sorted(columns)[0], metric=args.metric, experiment=args.experiment))
+    except DataError as e:  # stores written before fine-tunes recorded FLOPs
+        log.warning("no compute figure: %s", e)
     for key in sorted(columns - {"avg"}):
         written.append(plot_scaling(results, out_dir / f"scaling-{key}.png", column=key, metric=args.metric,
                                     experiment=args.experiment))

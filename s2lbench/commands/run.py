@@ -44,6 +44,7 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
           f"results in {out}")
     for cell_id, error in summary.failed.items():
         print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
+    print_regime_warnings(runner.store, config.name)
     print_leaderboard(out)
     return 0 if summary.ok else 1
 
@@ -95,6 +96,18 @@ def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = 
         return 2
     print("dry run OK: every input checked")
     return 0
+
+
+def print_regime_warnings(store: ResultsStore, experiment: str) -> None:
+    """The selections that ran outside their selector's regime (S2L with fewer picks than clusters, ...): the
+    log said so once among thousands of lines; the summary says it again, with what it means."""
+    from s2lbench.report.regime import WARNING_MARK, regime_warning_lines
+
+    lines = regime_warning_lines(store.cells(experiment))
+    if lines:
+        print(f"\n{WARNING_MARK} selection regime (the board's footnote repeats it; docs/selectors.md says what to do):")
+        for line in lines:
+            print(f"  {line}")
 
 
 def print_leaderboard(out: Path) -> None:

@@ -25,7 +25,9 @@ from s2lbench.common.atomic import (
 from s2lbench.common.files import read_json
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.plugin_manager import get_hooks
+from s2lbench.report.regime import WARNING_MARK
 from s2lbench.selection import check_seed, run_selector
+from s2lbench.selection.regime import describe, regime_warnings
 from s2lbench.signals.signalset import SignalSet
 
 log = logging.getLogger(__name__)
@@ -45,17 +47,6 @@ def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
         key, value = item.split("=", 1)
         options[key.strip()] = value.strip()
     return options
-
-
-def source_mix(pool, positions: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per source: count and share in the pool and in the subset."""
-    pool_counts = pool.source_counts()
-    picked = np.asarray(pool.sources, dtype=object)[positions]
-    sel_values, sel_counts = np.unique(picked.astype(str), return_counts=True) if len(picked) else ([], [])
-    selected = dict(zip(sel_values, sel_counts.tolist() if len(picked) else [], strict=True))
-    n, k = len(pool), max(1, len(positions))
-    return {s: {"pool": c, "pool_share": round(c / n, 4), "selected": int(selected.get(s, 0)),
-                "selected_share": round(selected.get(s, 0) / k, 4)} for s, c in pool_counts.items()}
 
 
 def length_report(pool, positions: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
@@ -145,7 +136,7 @@ class SelectCommand(Command):
                            "budget": int(selector_diag.pop("budget", len(positions))),
                            "signals": signal_info, "versions": versions()},
             "selection_seconds": selector_diag.pop("selection_seconds", None),
-            "source_mix": source_mix(pool, positions),
+            "source_mix": selector_diag["regime"]["source_mix"],
             "lengths": length_report(pool, positions),
             "selector_diagnostics": selector_diag,
             "determinism_checked": bool(args.check),
@@ -157,12 +148,20 @@ class SelectCommand(Command):
         checked = " (determinism checked: two runs agree)" if args.check else ""
         print(f"selected {len(positions)} of {len(pool)} examples with {selector_cls.name} "
               f"in {diagnostics['selection_seconds']:.3f} s -> {args.out} (diagnostics: {out_diag}){checked}")
+        print_regime(selector_diag["regime"])
         balance = selector_diag.get("balance")
         if balance and "small_cluster_uplift" in balance:
             print(f"cluster balance: {balance['clusters']} clusters, picks entropy ratio "
                   f"{balance['picks_entropy_ratio']} (random {balance['random_entropy_ratio']}), "
                   f"small-cluster uplift {balance['small_cluster_uplift']}x random")
         return 0
+
+
+def print_regime(record: dict[str, Any]) -> None:
+    """The regime the selection ran in, and a warning where the selector ran outside its design."""
+    print(f"regime: {describe(record)}")
+    for warning in regime_warnings(record):
+        print(f"{WARNING_MARK} {warning} (docs/selectors.md: what you can do)")
 
 
 def labels_path(out: str | Path) -> Path:

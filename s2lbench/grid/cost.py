@@ -21,7 +21,7 @@ from s2lbench.errors import ConfigError, DataError
 from s2lbench.grid.experiment import chosen_by, grid_cells
 from s2lbench.grid.preflight import hub_cache_dir
 from s2lbench.gym.bases import base_model_name
-from s2lbench.selection import resolve_budget
+from s2lbench.selection import parse_options, resolve_budget
 from s2lbench.signals.signalset import TEXT_EMBEDDING
 from s2lbench.signals.stage import PROXY_SIGNALS
 from s2lbench.training.models import TINY_CONFIGS
@@ -203,17 +203,20 @@ def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFA
 
     needed = runner.needed_signals()
     proxy = config.proxy
+    proxy_signal_flops = 0.0  # proxy training + signal pass: what a compute-matched row's fine-tune adds
     if needed & PROXY_SIGNALS and not proxy.trajectories and not proxy.run_dir and (m := size(proxy.model)):
         train = runner.train_config(proxy.model, proxy.tokenizer, proxy.train)
         tokens, steps = _train_tokens(train, rows, per_example)
         factor = 8 if train.gradient_checkpointing else 6
         n_ckpt = len(checkpoint_schedule(steps, save_every=train.save_every, n_checkpoints=train.n_checkpoints))
         flops = factor * m.params * tokens
+        proxy_signal_flops += flops
         est.stages.append(StageCost("proxy training", 1, tokens, flops, _hours(flops, peak, mfu),
                                     max(1, n_ckpt) * m.params * BYTES_PER_PARAM,
                                     f"{proxy.model}, {steps:,} steps, {n_ckpt} checkpoints"))
         pass_tokens = n_ckpt * rows * min(per_example, train.max_length)
         flops = 2 * m.params * pass_tokens
+        proxy_signal_flops += flops
         est.stages.append(StageCost("signal pass", n_ckpt, pass_tokens, flops, _hours(flops, peak, mfu),
                                     n_ckpt * rows * 4 * 2, "one forward pass over the pool per checkpoint"))
     if TEXT_EMBEDDING in needed and (m := size(config.signals.text_encoder)):
@@ -238,6 +241,13 @@ def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFA
             tokens += t
             flops += factor * m.params * t
             disk += n_ckpt * m.params * BYTES_PER_PARAM
+            if cell.selector is not None and cell.selector.compute_matched:
+                # by construction the matched fine-tune spends its row's selection FLOPs on extra steps
+                named = next(s for s in config.selectors if s.row == cell.selector.compute_matched)
+                named_cls = runner.hooks.selector(named.name)
+                if set(named_cls.required_signals(parse_options(named_cls, named.options))) & PROXY_SIGNALS:
+                    flops += proxy_signal_flops
+                    tokens += proxy_signal_flops / (factor * m.params)
         est.stages.append(StageCost(f"fine-tune {target.name}", n_cells, tokens, flops, _hours(flops, peak, mfu),
                                     disk, f"{target.model}, {n_cells} cells"))
         gen_tokens = written = 0.0

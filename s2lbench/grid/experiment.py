@@ -66,10 +66,22 @@ class SelectorSpec:
     #: the row name in tables (defaults to the name); lets one selector appear with two option sets
     label: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: the row of another selector whose selection compute (proxy training + signal pass + selection FLOPs, as
+    #: recorded) this row's fine-tune gets as extra optimizer steps on the target: a random baseline at equal
+    #: total compute (Yin & Rush, "Compute-constrained data selection", ICLR 2025). See docs/leaderboards.md.
+    compute_matched: str | None = None
 
     @property
     def row(self) -> str:
         return self.label or self.name
+
+    def hashed(self) -> dict[str, Any]:
+        """The spec as cell and experiment hashes see it: ``compute_matched`` only where it is set, so every
+        row without it keeps the hash it had before the option existed."""
+        spec = dataclasses.asdict(self)
+        if spec["compute_matched"] is None:
+            del spec["compute_matched"]
+        return spec
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,21 @@ class ExperimentConfig:
             if spec.row == FULL:
                 raise ValueError(f"selectors[{i}]: the row name {FULL!r} is the full-data reference's; "
                                  "give the selector another 'label'")
+        self._check_compute_matched()
+
+    def _check_compute_matched(self) -> None:
+        rows = {spec.row: spec for spec in self.selectors}
+        for i, spec in enumerate(self.selectors):
+            named = spec.compute_matched
+            if named is None:
+                continue
+            if named not in rows or named == spec.row:
+                others = [r for r in rows if r != spec.row]
+                raise ValueError(f"selectors[{i}].compute_matched: {named!r} is not another row of this grid "
+                                 f"(rows: {', '.join(others) or 'none'})")
+            if rows[named].compute_matched is not None:
+                raise ValueError(f"selectors[{i}].compute_matched: {named!r} is itself compute-matched; name a "
+                                 "row that selects with its own compute")
 
     def _check_grid_axes(self) -> None:
         if not self.seeds:
@@ -197,7 +224,8 @@ def experiment_hash(config: ExperimentConfig) -> str:
     # where cells run does not change what they compute: every executor hashes as `local` did before
     # executors had options, so existing configs keep their hashes
     hashed = {k: v for k, v in dataclasses.asdict(config).items() if k != "executor_options"}
-    return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"])})
+    return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"]),
+                        "selectors": [spec.hashed() for spec in config.selectors]})
 
 
 def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: int, seed: int, target: TargetConfig,
@@ -208,7 +236,7 @@ def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: i
     spec = {"pool": dataclasses.asdict(config.pool), "proxy": dataclasses.asdict(config.proxy),
             "signals": dataclasses.asdict(config.signals),
             "evaluation": _hashed_evaluation(dataclasses.asdict(config.evaluation)),
-            "selector": dataclasses.asdict(selector) if selector else FULL,
+            "selector": selector.hashed() if selector else FULL,
             "budget": budget, "seed": seed, "target": dataclasses.asdict(target), **(selector_version or {})}
     if reads_dev:
         spec["dev"] = dataclasses.asdict(config.dev)

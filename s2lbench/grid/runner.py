@@ -279,7 +279,7 @@ class Runner:
         stage = self.stages.run(signals_stage.SIGNALS, spec, partial(
             signals_stage.compute_signal_pass, pool=self.pool, run_dir=run_dir, options=options, needed=needed,
             dev=dev))
-        return (stage.path, *signals_stage.signal_costs(stage.meta))
+        return (stage.path, *signals_stage.signal_costs(stage.meta, stage.path))
 
     def _text_embeddings(self) -> tuple[np.ndarray, str, dict[str, float]]:
         encoder = self.config.signals.text_encoder
@@ -364,7 +364,7 @@ class Runner:
         costs.update(finetune_cost, selection_seconds=selection_seconds, evaluation_seconds=round(eval_seconds, 3))
         record = dataclasses.replace(record, selected_ids_hash=ids_hash(ids), model_fingerprint=model_key,
                                      cost=costs, environment=self._environment(cell, model_dir), status="done",
-                                     finished_at=time.time())
+                                     finished_at=time.time(), regime=diagnostics.get("regime") or {})
         write_json(self.out / "cells" / f"{cell.cell_id}.json",
                    {"cell": dataclasses.asdict(record), "diagnostics": diagnostics})
         self.store.add_results(rows)
@@ -395,13 +395,31 @@ class Runner:
         pool = self.pool
         subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
         config = self.train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
-        spec = training_stage.finetune_spec(pool, ids, self._portable(dataclasses.asdict(config)),
-                                            self._base_spec(config.model))
-        stage = self.stages.run(training_stage.FINETUNE, spec, lambda folder: training_stage.compute_finetune(
-            folder, subset, self._with_base(config)))
+        stage = self._finetune_stage(ids, subset, config)
+        matched: dict[str, float] = {}
+        if cell.selector is not None and cell.selector.compute_matched:
+            # the fixed schedule's fine-tune of this subset (shared with the plain row) gives FLOPs per step
+            config, matched = training_stage.compute_matched_config(
+                config, len(subset), self._selection_flops(cell.selector.compute_matched),
+                float(stage.meta.get("flops") or 0.0))
+            stage = self._finetune_stage(ids, subset, config)
         cost = {"finetune_seconds": float(stage.meta.get("seconds") or 0.0),
-                "finetune_flops": float(stage.meta.get("flops") or 0.0)}
+                "finetune_flops": float(stage.meta.get("flops") or 0.0), **matched}
         return stage.path / stage.meta["model_dir"], stage.key, cost
+
+    def _finetune_stage(self, ids: list[str], subset: Pool, config: TrainConfig):
+        spec = training_stage.finetune_spec(self.pool, ids, self._portable(dataclasses.asdict(config)),
+                                            self._base_spec(config.model))
+        return self.stages.run(training_stage.FINETUNE, spec, lambda folder: training_stage.compute_finetune(
+            folder, subset, self._with_base(config)))
+
+    def _selection_flops(self, row: str) -> float:
+        """What the selection of grid row ``row`` cost in FLOPs, as recorded: its proxy training, signal pass
+        and optional signals (stages that record seconds only, such as text embeddings, add nothing)."""
+        spec = next(s for s in self.config.selectors if s.row == row)
+        if self._required(spec):
+            self.signals()
+        return sum(float(v) for k, v in self._signal_cost(spec).items() if k.endswith("_flops"))
 
     def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
         rows: list[ResultRow] = []

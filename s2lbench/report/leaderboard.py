@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.errors import DataError
+from s2lbench.report.regime import regime_notes
 from s2lbench.report.seed_variance import SeedSDSource
 from s2lbench.report.stats import (
     METHOD,
@@ -40,6 +41,7 @@ from s2lbench.report.stats import (
     paired_test,
     summarize_seeds,
 )
+from s2lbench.results.export import open_results
 from s2lbench.results.store import FULL, Cell, ResultRow, ResultsStore, read_invocations
 
 log = logging.getLogger(__name__)
@@ -330,10 +332,7 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
     if by not in GROUPINGS:
         raise DataError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     if not isinstance(store, ResultsStore):
-        folder = Path(store)
-        if not (folder / "results.sqlite").exists():
-            raise DataError("no results store (results.sqlite) in this folder", path=folder)
-        store = ResultsStore(folder, read_only=True)
+        store = open_results(store)  # a run's folder, or a board's committed results/
     b = _Builder(store, metric, baseline, seed_sd, experiment)
     controls = set(aa_controls(store.folder, baseline) if controls is None else controls)
     if not b.cells:
@@ -395,6 +394,7 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         for c in b.skipped:
             by_status[store.shown_status(c)] += 1
         notes.append("not shown: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) + " cell(s)")
+    notes += regime_notes(b.cells)
     return Leaderboard(tables, baseline, scale, seed_sd, notes)
 
 

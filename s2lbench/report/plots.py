@@ -27,6 +27,7 @@ import numpy as np
 from s2lbench.common.atomic import atomic_path
 from s2lbench.common.files import read_json
 from s2lbench.errors import DataError
+from s2lbench.report.compute import UNRECORDED, compute_series
 from s2lbench.report.leaderboard import build_leaderboard
 from s2lbench.results.store import FULL
 from s2lbench.selection.clustering import kmeans
@@ -405,4 +406,42 @@ def plot_transfer(pair, out_png: str | Path, *, scale: float = 100.0) -> Path:
                  fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _save(fig, out_png)
+
+
+# ---------------------------------------------------------------------------------------------- compute
+def plot_compute(store_dir: str | Path, out_png: str | Path, *, column: str = "avg", metric: str | None = None,
+                 experiment: str | None = None) -> Path:
+    """Score against total compute (selection + fine-tune FLOPs as recorded), one point per board row (mean ±
+    std over seeds), budgets of a selector joined; the full-data reference is a star. See report/compute.py."""
+    panels = compute_series(store_dir, column=column, metric=metric, experiment=experiment)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels) + 1.6, 4.6), squeeze=False)
+    selectors = sorted({p.selector for panel in panels for p in panel.points if not p.is_reference})
+    cmap = plt.get_cmap("tab10" if len(selectors) <= 10 else "tab20")
+    style = {name: (cmap(i % cmap.N), "osD^v<>pX*hP"[i % 12]) for i, name in enumerate(selectors)}
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for selector in selectors:
+            points = sorted((p for p in panel.points if p.selector == selector), key=lambda p: p.flops)
+            if points:
+                color, marker = style[selector]
+                ax.errorbar([p.flops for p in points], [p.mean for p in points], yerr=[p.std for p in points],
+                            marker=marker, color=color, capsize=3, markersize=5, linewidth=1.3, label=selector)
+        for p in (p for p in panel.points if p.is_reference):
+            ax.errorbar([p.flops], [p.mean], yerr=[p.std], marker="*", markersize=12, color="dimgray",
+                        linestyle="none", capsize=3, label="full data")
+        ax.set_xscale("log")
+        ax.set_xlabel("total compute per cell (FLOPs: proxy + signal pass + selection + fine-tune)")
+        ax.set_ylabel(f"{panel.metric}{panel.unit}, {panel.column}")
+        ax.set_title(f"Score vs compute on target {panel.target}")
+        ax.grid(alpha=0.3, which="both")
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               title="selector")
+    fig.tight_layout()
+    fig.text(0.5, -0.03, "mean ± std over seeds; FLOPs as recorded (not recorded, counted 0: "
+             + ", ".join(UNRECORDED) + ")", ha="center", fontsize=8)
     return _save(fig, out_png)

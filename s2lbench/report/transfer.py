@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from s2lbench.errors import DataError
+from s2lbench.results.export import open_results
 from s2lbench.results.store import FULL, Cell, ResultsStore
 
 DEFAULT_RESAMPLES = 1000
@@ -170,7 +171,7 @@ def transfer_table(store: ResultsStore | str | Path, *, metric: str | None = Non
                    order: Sequence[str] | None = None, resamples: int = DEFAULT_RESAMPLES,
                    seed: int = 0) -> list[PairTransfer]:
     """Kendall's tau between selector rankings for every pair of targets (see the module docstring)."""
-    store = store if isinstance(store, ResultsStore) else ResultsStore(Path(store))
+    store = store if isinstance(store, ResultsStore) else open_results(store)
     data = _Scores(store, metric, experiment)
     targets = target_order(data.cells, order)
     if len(targets) < 2:

@@ -3,8 +3,8 @@
 Tables
 - ``cells``: one row per grid cell (selector x budget x seed x target; the full-data reference uses
   selector ``full``), its status, provenance (config hash, selected-ids hash, fingerprints, versions,
-  git commit, the environment its models trained in) and cost accounting (wall seconds and estimated FLOPs
-  per stage, as JSON).
+  git commit, the environment its models trained in), cost accounting (wall seconds and estimated FLOPs
+  per stage, as JSON) and the regime its selection ran in (JSON).
 - ``results``: one row per (cell, task, metric) with the aggregate value, the metric's direction, the
   task's in-domain flag, and the relative path of the task's per-example samples file.
 
@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS cells (
     cost TEXT,
     environment TEXT,
     started_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    regime TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     cell_id TEXT NOT NULL REFERENCES cells(cell_id),
@@ -100,6 +101,8 @@ class Cell:
     environment: dict[str, Any] = field(default_factory=dict)
     started_at: float | None = None
     finished_at: float | None = None
+    #: the regime its selection ran in (``s2lbench.selection.regime``: source mix, the selector's own report)
+    regime: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,10 @@ class ResultRow:
     samples_path: str | None = None
 
 
-_JSON_COLUMNS = ("versions", "cost", "environment")
+_JSON_COLUMNS = ("versions", "cost", "environment", "regime")
 #: columns added after the first release: a store written before them is upgraded when opened for writing
 #: and read as it is (the column empty) when opened read-only
-ADDED_COLUMNS = {"environment": "TEXT"}
+ADDED_COLUMNS = {"environment": "TEXT", "regime": "TEXT"}
 
 
 class CellBusy(RuntimeError):
@@ -356,6 +359,17 @@ def _result_from_row(r: sqlite3.Row, path: Path) -> ResultRow:
         _check_number(r[col], kind, f"result {r['cell_id']!r} {r['task']}/{r['metric']}, column {col}", path)
     return ResultRow(r["cell_id"], r["task"], r["metric"], r["value"], bool(r["higher_is_better"]),
                      None if r["in_domain"] is None else bool(r["in_domain"]), r["n"], r["samples_path"])
+
+
+def cell_from_record(record: Any, path: Path) -> Cell:
+    """A Cell from a ``cells`` row, or a dict with the same columns (JSON columns as text), its types checked;
+    ``path`` is named in the error. Used by readers of the store's exports (results/export.py)."""
+    return _cell_from_row(record, path)
+
+
+def result_from_record(record: Any, path: Path) -> ResultRow:
+    """A ResultRow from a ``results`` row or a dict with the same columns, its numbers checked."""
+    return _result_from_row(record, path)
 
 
 def _json_column(text: Any, where: str, path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 from s2lbench.common.blas import single_threaded_blas
 from s2lbench.errors import BudgetError, ConfigError, DataError
 from s2lbench.selection.clustering import kmeans
+from s2lbench.selection.regime import thin_quota_warning
 
 log = logging.getLogger(__name__)
 
@@ -256,15 +257,19 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
         all_picks.append(picks.picks)
         if quota < result.k:
             thin_sources.append(name)
-        info.update({"clusters": int(result.k), "rows_per_cluster": round(int(quota) / int(result.k), 3),
+        info.update({"clusters": int(result.k), "pool_rows_per_cluster": round(int(group.size) / int(result.k), 3),
+                     "picks_per_cluster": round(int(quota) / int(result.k), 3),
+                     "clusters_picked": int(np.count_nonzero(picks.picks)),
                      "cluster_sizes": picks.sizes.tolist(),
                      "cluster_picks": picks.picks.tolist(), "balance": balance_report(picks.sizes, picks.picks)})
     if thin_sources:
-        # the paper's MathInstruct setting draws about 20 rows per cluster; below one, "evenly across
-        # clusters" degenerates into one row from some clusters and none from the smallest
-        log.warning("clustered selection: %d of %d group(s) get fewer rows than clusters (K=%d; e.g. %s); "
-                    "the smallest clusters get none. Fewer clusters (n_clusters) keep the draw even.",
-                    len(thin_sources), len(groups), clustering.n_clusters, thin_sources[0])
+        # the paper's MathInstruct setting draws about 21 rows per cluster; below one, "evenly across
+        # clusters" degenerates into one row from some clusters and none from the smallest. The selection's
+        # regime (s2lbench.selection.regime) carries this to the run's summary and the board.
+        low = min(per_source[name]["picks_per_cluster"] for name in thin_sources)
+        log.warning("clustered selection: %d of %d group(s) get fewer rows than clusters (K=%d; e.g. %s): %s",
+                    len(thin_sources), len(groups), clustering.n_clusters, thin_sources[0],
+                    thin_quota_warning(len(thin_sources), len(groups), clustering.n_clusters, low))
     positions = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
     # "labels" is an array, not JSON: the runner and `s2lbench select` save it as cluster_labels.npy
     diagnostics = {"sources": per_source, "balance_sources": bool(balance_sources and sources is not None),

@@ -19,6 +19,7 @@ import numpy as np
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import BudgetError, S2LBenchError
 from s2lbench.pool.records import Pool
+from s2lbench.selection.regime import Regime, regime_record, source_mix
 from s2lbench.signals.signalset import SignalSet
 
 
@@ -39,8 +40,14 @@ class SelectionContext:
 
 @dataclass
 class Selection:
+    """What ``select`` returns: pool positions, free-form ``diagnostics`` (JSON), and optionally the
+    ``regime`` the selector ran in (``s2lbench.selection.regime.Regime``: a summary, its facts, warnings when
+    it ran outside the regime it was designed for). A selector that reports no regime still gets one
+    recorded: the subset's source mix against the pool's."""
+
     positions: np.ndarray
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    regime: Regime | None = None
 
 
 class Selector:
@@ -171,6 +178,10 @@ def run_selector(selector_cls: type[Selector], pool: Pool, budget: int | float |
     result.diagnostics["budget"] = count
     result.diagnostics["seed"] = int(seed)
     result.diagnostics["selection_seconds"] = round(elapsed, 6)
+    try:
+        result.diagnostics["regime"] = regime_record(result.regime, source_mix(pool.sources, result.positions))
+    except TypeError as e:
+        raise S2LBenchError(f"selector {selector_cls.name!r} broke the contract: {e}") from None
     return result
 
 

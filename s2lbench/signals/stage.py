@@ -81,13 +81,24 @@ def compute_signal_pass(folder: Path, pool: Pool, run_dir: Path, options: dict[s
     manifest = json.loads((folder / "manifest.json").read_text())
     cost = manifest.get("cost", {})
     return {"seconds": cost.get("base_seconds", cost.get("wall_seconds", manifest.get("wall_seconds"))),
-            "flops": cost.get("flops", manifest.get("flops", 0.0)),
-            "extra_seconds": cost.get("extra_seconds", {})}
+            "flops": _manifest_flops(manifest), "extra_seconds": cost.get("extra_seconds", {})}
 
 
-def signal_costs(meta: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-    """(the base pass's cost, what each optional signal added) from a finished signal pass's stage meta."""
-    return ({"signals_seconds": meta.get("seconds") or 0.0, "signals_flops": meta.get("flops") or 0.0},
+def _manifest_flops(manifest: dict[str, Any]) -> float:
+    """The base pass's FLOPs as the signal pass records them (``cost.flops_estimate``: 2 x parameters x tokens
+    per checkpoint)."""
+    cost = manifest.get("cost", {})
+    return float(cost.get("flops_estimate", cost.get("flops", manifest.get("flops", 0.0))) or 0.0)
+
+
+def signal_costs(meta: dict[str, Any], folder: Path | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """(the base pass's cost, what each optional signal added) from a finished signal pass's stage meta.
+    Stages cached before the meta carried the pass's FLOPs (it read a key the manifest never had, so 0) take
+    them from the ``manifest.json`` in ``folder``."""
+    flops = meta.get("flops") or 0.0
+    if not flops and folder is not None and (folder / "manifest.json").is_file():
+        flops = _manifest_flops(json.loads((folder / "manifest.json").read_text()))
+    return ({"signals_seconds": meta.get("seconds") or 0.0, "signals_flops": flops},
             meta.get("extra_seconds", {}))
 
 

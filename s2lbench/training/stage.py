@@ -4,6 +4,7 @@ fine-tune on a subset. One trainer serves both; what differs is what the stage i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from s2lbench.common.fingerprint import ids_hash
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError
 from s2lbench.pool.records import Pool
-from s2lbench.training.trainer import TrainConfig, train
+from s2lbench.training.trainer import TrainConfig, planned_steps, train
 
 PROXY = "proxy"
 FINETUNE = "finetune"
@@ -60,3 +61,21 @@ def compute_finetune(folder: Path, subset: Pool, config: TrainConfig) -> dict[st
     result = train(subset, config, folder / "run")
     return {"seconds": result.wall_seconds, "flops": result.flops,
             "model_dir": str(Path(result.model_dir).relative_to(folder))}
+
+
+def compute_matched_config(config: TrainConfig, n_examples: int, selection_flops: float,
+                           fixed_flops: float) -> tuple[TrainConfig, dict[str, float]]:
+    """The fine-tune of a compute-matched row: the fixed schedule's steps plus the optimizer steps that
+    ``selection_flops`` (another selector's proxy training + signal pass + selection, as recorded) buys on
+    the target, at the FLOPs per step the fixed-schedule fine-tune of the same subset recorded
+    (``fixed_flops`` over its steps). Extra steps are whole steps (rounded down); the schedule stretches
+    over the longer run (warmup and decay follow ``total_steps``). Returns the config and what it added."""
+    base_steps = planned_steps(config, n_examples)
+    if fixed_flops <= 0:
+        raise ConfigError("compute_matched: the fixed-schedule fine-tune recorded no FLOPs, so the steps the "
+                          "selection's compute buys cannot be computed")
+    per_step = fixed_flops / base_steps
+    extra = int(max(0.0, selection_flops) // per_step)
+    matched = dataclasses.replace(config, schedule="steps", total_steps=base_steps + extra)
+    return matched, {"matched_selection_flops": float(selection_flops), "matched_flops_per_step": per_step,
+                     "matched_base_steps": float(base_steps), "matched_extra_steps": float(extra)}
