@@ -66,6 +66,17 @@ class SelectorSpec:
     #: the row name in tables (defaults to the name); lets one selector appear with two option sets
     label: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: train this row's proxy with another seed (a second proxy run and signal pass), so a board can tell
+    #: selection noise from proxy noise; None: the config's proxy as it is
+    proxy_seed: int | None = None
+    #: the seeds this row runs (e.g. more for the baselines than for the rest); None: the config's ``seeds``
+    seeds: list[int] | None = None
+
+    def __post_init__(self):
+        if self.seeds is not None:
+            if not self.seeds:
+                raise ValueError(f"selector {self.row!r}: seeds is empty; give at least one, or leave it out")
+            _refuse_duplicates(f"selector {self.row!r}: seeds", self.seeds)
 
     @property
     def row(self) -> str:
@@ -128,6 +139,9 @@ class ExperimentConfig:
             raise ValueError(f"selectors: duplicate row names {rows}; give one a 'label'")
         if not self.selectors and not self.full_reference:
             raise ValueError("nothing to run: no selectors and full_reference is false")
+        if any(s.proxy_seed is not None for s in self.selectors) and (self.proxy.trajectories or self.proxy.run_dir):
+            raise ValueError("selectors[].proxy_seed trains a second proxy; it cannot apply to a given "
+                             "proxy.trajectories or proxy.run_dir")
         names = [t.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError(f"targets: duplicate names {names}")
@@ -173,17 +187,29 @@ class GridCell:
 
 def grid_cells(config: ExperimentConfig) -> list[GridCell]:
     """Every cell of the grid, in the order a run computes them: per target, seed by seed, the full reference
-    first, then each selector at each budget (so a grid stopped part-way has whole seeds, reference included)."""
+    first, then each selector at each budget (so a grid stopped part-way has whole seeds, reference included).
+    A row with its own ``seeds`` runs at those (seeds beyond the config's come after, without the reference)."""
     out = []
+    row_seeds = [spec.seeds for spec in config.selectors if spec.seeds is not None]
+    seeds = list(dict.fromkeys([*config.seeds, *(seed for listed in row_seeds for seed in listed)]))
     for target in config.targets:
-        for seed in config.seeds:
-            if config.full_reference:
+        for seed in seeds:
+            if config.full_reference and seed in config.seeds:
                 out.append(GridCell(f"{target.name}__{FULL}__100%__s{seed}", target, seed, None, None))
             for spec in config.selectors:
+                if seed not in (config.seeds if spec.seeds is None else spec.seeds):
+                    continue
                 for budget in config.budgets:
                     out.append(GridCell(f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}", target,
                                         seed, spec, budget))
     return out
+
+
+def _hashed_selector(selector: dict[str, Any], *, for_cell: bool = False) -> dict[str, Any]:
+    """A selector row as hashed: keys added later are left out while unset, so rows written before them keep
+    their hashes. A cell is not keyed on its row's ``seeds`` (adding seeds to a row keeps its finished cells)."""
+    return {k: v for k, v in selector.items()
+            if not (k in ("proxy_seed", "seeds") and v is None) and not (for_cell and k == "seeds")}
 
 
 def _hashed_evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +223,8 @@ def experiment_hash(config: ExperimentConfig) -> str:
     # where cells run does not change what they compute: every executor hashes as `local` did before
     # executors had options, so existing configs keep their hashes
     hashed = {k: v for k, v in dataclasses.asdict(config).items() if k != "executor_options"}
-    return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"])})
+    return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"]),
+                        "selectors": [_hashed_selector(spec) for spec in hashed["selectors"]]})
 
 
 def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: int, seed: int, target: TargetConfig,
@@ -208,7 +235,7 @@ def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: i
     spec = {"pool": dataclasses.asdict(config.pool), "proxy": dataclasses.asdict(config.proxy),
             "signals": dataclasses.asdict(config.signals),
             "evaluation": _hashed_evaluation(dataclasses.asdict(config.evaluation)),
-            "selector": dataclasses.asdict(selector) if selector else FULL,
+            "selector": _hashed_selector(dataclasses.asdict(selector), for_cell=True) if selector else FULL,
             "budget": budget, "seed": seed, "target": dataclasses.asdict(target), **(selector_version or {})}
     if reads_dev:
         spec["dev"] = dataclasses.asdict(config.dev)
