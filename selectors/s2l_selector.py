@@ -33,8 +33,9 @@ class S2LSelector(Selector):
        smallest to largest; each takes ``floor(remaining budget / sources left)``, or all of itself when
        smaller, and the rest of the budget moves on.
     2. Inside a source: faiss k-means on the trajectories (``n_clusters`` = 100, ``n_iter`` = 20, seeded;
-       ``min(n_clusters, source size)`` clusters for small sources). Clusters are visited from smallest to
-       largest, skipping clusters of <= 2 examples; each takes ``floor(remaining / clusters left)`` at
+       ``min(n_clusters, source size)`` clusters for small sources; ``rows_per_cluster=N`` instead gives each
+       source max(2, round(its rows / N)) clusters, the paper's regime at any pool size). Clusters are visited
+       from smallest to largest, skipping clusters of <= 2 examples; each takes ``floor(remaining / clusters left)`` at
        random (seeded), or all of it when smaller; what remains is drawn at random from the tiny clusters.
 
     Choices where the paper is silent, each an option: faiss trains on at most 256 points per centroid
@@ -54,6 +55,9 @@ class S2LSelector(Selector):
     @dataclass(frozen=True)
     class Options:
         n_clusters: int = field(default=100, metadata={"help": "k-means clusters per source (paper: 100)"})
+        rows_per_cluster: int = field(default=0, metadata={
+            "help": "0: n_clusters per source; N: K = max(2, round(source rows / N)) per source, keeping ~N rows "
+                    "per cluster at any pool size (the paper's MathInstruct regime: ~187)"})
         n_iter: int = field(default=20, metadata={"help": "k-means iterations (paper: 20)"})
         balance_sources: bool = field(default=True, metadata={
             "help": "split the budget evenly across the pool's sources, smallest first (paper: on)"})
@@ -74,8 +78,9 @@ class S2LSelector(Selector):
         def __post_init__(self):
             if self.n_clusters < 1 or self.n_iter < 1 or self.n_redo < 1:
                 raise ValueError("n_clusters, n_iter and n_redo must be >= 1")
-            if self.checkpoints < 0 or self.max_points_per_centroid < 0 or self.threads < 0:
-                raise ValueError("checkpoints, max_points_per_centroid and threads must be >= 0")
+            if self.checkpoints < 0 or self.max_points_per_centroid < 0 or self.threads < 0 \
+                    or self.rows_per_cluster < 0:
+                raise ValueError("checkpoints, max_points_per_centroid, threads and rows_per_cluster must be >= 0")
 
     def select(self, ctx: SelectionContext) -> Selection:
         opts = self.options
@@ -85,7 +90,7 @@ class S2LSelector(Selector):
         clustering = ClusteringChoice(n_clusters=opts.n_clusters, n_iter=opts.n_iter, distance=opts.distance,
                                       init=opts.init, n_redo=opts.n_redo,
                                       max_points_per_centroid=opts.max_points_per_centroid,
-                                      threads=opts.threads)
+                                      threads=opts.threads, rows_per_cluster=opts.rows_per_cluster)
         positions, diagnostics = clustered_selection(matrix, ctx.sources, ctx.budget, seed, clustering,
                                                      balance_sources=opts.balance_sources)
         steps = ctx.signals.steps
@@ -93,7 +98,8 @@ class S2LSelector(Selector):
         diagnostics["checkpoint_columns"] = kept.tolist()
         if steps and len(steps) == ctx.signals.get(LOSS).shape[1]:
             diagnostics["checkpoint_steps"] = [int(steps[i]) for i in kept]
-        return Selection(np.asarray(positions), diagnostics, regime=clustered_regime(diagnostics, opts.n_clusters))
+        asked_k = None if opts.rows_per_cluster else opts.n_clusters  # None: K follows each source's size
+        return Selection(np.asarray(positions), diagnostics, regime=clustered_regime(diagnostics, asked_k))
 
 
 class S2LKMeansPPSelector(S2LSelector):

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from s2lbench.cli import main
+from s2lbench.errors import ConfigError
 from s2lbench.grid.cost import GPUS, KNOWN_MODELS, estimate, model_size
 from s2lbench.grid.experiment import parse_experiment
 from s2lbench.grid.preflight import PreflightError, check_model_name, preflight
@@ -140,6 +141,26 @@ def test_cost_estimate_arithmetic(tmp_path):
     assert finetune.count == 3 and finetune.flops == 3 * 6 * n410 * tokens
     assert finetune.gpu_hours == pytest.approx(finetune.flops / (GPUS["H100-80GB"] * 0.5) / 3600)
     assert est.total().flops == pytest.approx(sum(s.flops for s in est.stages))
+
+
+def test_cost_estimate_counts_one_proxy_per_proxy_seed(tmp_path):
+    def estimate_of(data, out):
+        runner = Runner(parse_experiment(data), out)
+        return estimate(runner, preflight(runner))
+
+    one = estimate_of(_config(tmp_path), tmp_path / "a")
+    two = estimate_of(_config(tmp_path, selectors=["random", "s2l", {"name": "s2l", "label": "s2l-p1",
+                                                                    "proxy_seed": 1}]), tmp_path / "b")
+    for stage in ("proxy training", "signal pass"):
+        a, b = ({s.stage: s for s in est.stages}[stage] for est in (one, two))
+        assert b.count == 2 * a.count and b.flops == 2 * a.flops and b.disk_bytes == 2 * a.disk_bytes
+
+
+def test_a_proxy_seed_cannot_apply_to_a_given_proxy(tmp_path):
+    data = _config(tmp_path, selectors=[{"name": "s2l", "proxy_seed": 1}])
+    data["proxy"]["trajectories"] = str(tmp_path / "m.npy")
+    with pytest.raises(ConfigError, match="proxy_seed"):
+        parse_experiment(data)
 
 
 @pytest.mark.parametrize("content, says", [
@@ -274,6 +295,7 @@ def test_the_in_domain_key_leaves_existing_hashes_alone(tmp_path):
     del as_dict["executor_options"]  # (likewise for #19's executor options)
     for selector in as_dict["selectors"]:
         del selector["compute_matched"]  # (and #36's compute-matched rows, while unset)
+        del selector["proxy_seed"], selector["seeds"]  # (and the rows' proxy seeds and seeds)
     assert runner.config_hash == config_hash(as_dict)
 
 

@@ -148,6 +148,29 @@ def test_a_new_budget_reuses_the_proxy_and_signals(finished_run):
     assert computed == {"selection", "finetune"}
 
 
+@pytest.mark.integration
+def test_a_row_with_a_proxy_seed_trains_a_second_proxy_and_selects_from_its_signals(finished_run):
+    selectors = [{"name": "s2l", "options": {"n_clusters": 4}},
+                 {"name": "s2l", "label": "s2l-proxy1", "options": {"n_clusters": 4}, "proxy_seed": 1}]
+    config = parse_experiment(tiny_config(selectors=selectors))
+    # a row without proxy_seed keeps the cell hash it had before the field existed
+    runner = Runner(config, finished_run)
+    before_hash = ResultsStore(finished_run).get_cell("t__s2l__20%__s0").config_hash
+    assert runner._cell_hash(next(c for c in runner.cells() if c.cell_id == "t__s2l__20%__s0")) == before_hash
+    before = len(read_events(finished_run / "stages"))
+    summary = runner.run()
+    assert summary.ok, summary.failed
+    events = read_events(finished_run / "stages")[before:]
+    computed = [e["stage"] for e in events if e["status"] == "computed"]
+    assert sorted(computed) == ["finetune", "proxy", "selection", "signals"]  # only the new row's stages
+    store = ResultsStore(finished_run)
+    first, second = store.get_cell("t__s2l__20%__s0"), store.get_cell("t__s2l-proxy1__20%__s0")
+    assert first.selected_ids_hash != second.selected_ids_hash
+    both = [json.loads((finished_run / "cells" / f"{c}.json").read_text())["diagnostics"]["selection_dir"]
+            for c in ("t__s2l__20%__s0", "t__s2l-proxy1__20%__s0")]
+    assert both[0] != both[1]
+
+
 class BoomSelector(Selector):
     name = "boom"
 

@@ -97,6 +97,21 @@ def test_a_source_with_fewer_rows_than_clusters_is_reported(caplog):
     assert "fewer rows than clusters" not in caplog.text
 
 
+def test_rows_per_cluster_gives_each_source_its_own_k():
+    # the paper's regime at any pool size: K = max(2, round(source rows / N)), not one K for every source
+    sources = ["a"] * 100 + ["b"] * 300 + ["c"] * 20
+    signals = SignalSet({"loss": np.random.default_rng(4).random((420, 4)).astype(np.float32)})
+    result = run_selector(S2L, pool_with_sources(sources), 45, seed=0, signals=signals,
+                          options={"rows_per_cluster": 50})
+    clusters = {name: info["clusters"] for name, info in result.diagnostics["sources"].items()}
+    assert clusters == {"a": 2, "b": 6, "c": 2}
+    assert len(result.positions) == 45
+    default = run_selector(S2L, pool_with_sources(sources), 45, seed=0, signals=signals, options={"n_clusters": 6})
+    assert {info["clusters"] for info in default.diagnostics["sources"].values()} == {6}
+    with pytest.raises(ConfigError, match="rows_per_cluster"):
+        run_selector(S2L, pool_with_sources(sources), 45, seed=0, signals=signals, options={"rows_per_cluster": -1})
+
+
 # --- cluster balancing --------------------------------------------------------------------------------------------
 
 def labels_for(sizes):

@@ -201,24 +201,27 @@ def estimate(runner: Any, report: Any, gpu: str = DEFAULT_GPU, mfu: float = DEFA
                 est.models.append(sizes[name])
         return sizes[name]
 
-    needed = runner.needed_signals()
+    needed = set().union(*(runner.needed_signals(seed) for seed in runner.proxy_seeds()))
+    # one proxy run and signal pass per proxy seed whose rows read proxy signals (rows may set proxy_seed)
+    n_proxies = sum(bool(runner.needed_signals(seed) & PROXY_SIGNALS) for seed in runner.proxy_seeds())
     proxy = config.proxy
     proxy_signal_flops = 0.0  # proxy training + signal pass: what a compute-matched row's fine-tune adds
-    if needed & PROXY_SIGNALS and not proxy.trajectories and not proxy.run_dir and (m := size(proxy.model)):
+    if n_proxies and not proxy.trajectories and not proxy.run_dir and (m := size(proxy.model)):
         train = runner.train_config(proxy.model, proxy.tokenizer, proxy.train)
         tokens, steps = _train_tokens(train, rows, per_example)
+        tokens *= n_proxies
         factor = 8 if train.gradient_checkpointing else 6
         n_ckpt = len(checkpoint_schedule(steps, save_every=train.save_every, n_checkpoints=train.n_checkpoints))
         flops = factor * m.params * tokens
         proxy_signal_flops += flops
-        est.stages.append(StageCost("proxy training", 1, tokens, flops, _hours(flops, peak, mfu),
-                                    max(1, n_ckpt) * m.params * BYTES_PER_PARAM,
+        est.stages.append(StageCost("proxy training", n_proxies, tokens, flops, _hours(flops, peak, mfu),
+                                    n_proxies * max(1, n_ckpt) * m.params * BYTES_PER_PARAM,
                                     f"{proxy.model}, {steps:,} steps, {n_ckpt} checkpoints"))
-        pass_tokens = n_ckpt * rows * min(per_example, train.max_length)
+        pass_tokens = n_proxies * n_ckpt * rows * min(per_example, train.max_length)
         flops = 2 * m.params * pass_tokens
         proxy_signal_flops += flops
-        est.stages.append(StageCost("signal pass", n_ckpt, pass_tokens, flops, _hours(flops, peak, mfu),
-                                    n_ckpt * rows * 4 * 2, "one forward pass over the pool per checkpoint"))
+        est.stages.append(StageCost("signal pass", n_proxies * n_ckpt, pass_tokens, flops, _hours(flops, peak, mfu),
+                                    n_proxies * n_ckpt * rows * 4 * 2, "one forward pass over the pool per checkpoint"))
     if TEXT_EMBEDDING in needed and (m := size(config.signals.text_encoder)):
         tokens = rows * min(per_example, 512)
         flops = 2 * m.params * tokens

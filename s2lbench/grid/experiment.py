@@ -70,17 +70,30 @@ class SelectorSpec:
     #: recorded) this row's fine-tune gets as extra optimizer steps on the target: a random baseline at equal
     #: total compute (Yin & Rush, "Compute-constrained data selection", ICLR 2025). See docs/leaderboards.md.
     compute_matched: str | None = None
+    #: train this row's proxy with another seed (a second proxy run and signal pass), so a board can tell
+    #: selection noise from proxy noise; None: the config's proxy as it is
+    proxy_seed: int | None = None
+    #: the seeds this row runs (e.g. more for the baselines than for the rest); None: the config's ``seeds``
+    seeds: list[int] | None = None
+
+    def __post_init__(self):
+        if self.seeds is not None:
+            if not self.seeds:
+                raise ValueError(f"selector {self.row!r}: seeds is empty; give at least one, or leave it out")
+            _refuse_duplicates(f"selector {self.row!r}: seeds", self.seeds)
 
     @property
     def row(self) -> str:
         return self.label or self.name
 
-    def hashed(self) -> dict[str, Any]:
-        """The spec as cell and experiment hashes see it: ``compute_matched`` only where it is set, so every
-        row without it keeps the hash it had before the option existed."""
+    def hashed(self, *, for_cell: bool = False) -> dict[str, Any]:
+        """The spec as cell and experiment hashes see it: keys added later (``compute_matched``, ``proxy_seed``,
+        ``seeds``) only where they are set, so every row without them keeps the hash it had before they existed.
+        A cell is never keyed on its row's ``seeds`` (adding seeds to a row keeps its finished cells)."""
         spec = dataclasses.asdict(self)
-        if spec["compute_matched"] is None:
-            del spec["compute_matched"]
+        for key in ("compute_matched", "proxy_seed", "seeds"):
+            if spec[key] is None or (for_cell and key == "seeds"):
+                del spec[key]
         return spec
 
 
@@ -140,6 +153,9 @@ class ExperimentConfig:
             raise ValueError(f"selectors: duplicate row names {rows}; give one a 'label'")
         if not self.selectors and not self.full_reference:
             raise ValueError("nothing to run: no selectors and full_reference is false")
+        if any(s.proxy_seed is not None for s in self.selectors) and (self.proxy.trajectories or self.proxy.run_dir):
+            raise ValueError("selectors[].proxy_seed trains a second proxy; it cannot apply to a given "
+                             "proxy.trajectories or proxy.run_dir")
         names = [t.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError(f"targets: duplicate names {names}")
@@ -200,13 +216,18 @@ class GridCell:
 
 def grid_cells(config: ExperimentConfig) -> list[GridCell]:
     """Every cell of the grid, in the order a run computes them: per target, seed by seed, the full reference
-    first, then each selector at each budget (so a grid stopped part-way has whole seeds, reference included)."""
+    first, then each selector at each budget (so a grid stopped part-way has whole seeds, reference included).
+    A row with its own ``seeds`` runs at those (seeds beyond the config's come after, without the reference)."""
     out = []
+    row_seeds = [spec.seeds for spec in config.selectors if spec.seeds is not None]
+    seeds = list(dict.fromkeys([*config.seeds, *(seed for listed in row_seeds for seed in listed)]))
     for target in config.targets:
-        for seed in config.seeds:
-            if config.full_reference:
+        for seed in seeds:
+            if config.full_reference and seed in config.seeds:
                 out.append(GridCell(f"{target.name}__{FULL}__100%__s{seed}", target, seed, None, None))
             for spec in config.selectors:
+                if seed not in (config.seeds if spec.seeds is None else spec.seeds):
+                    continue
                 for budget in config.budgets:
                     out.append(GridCell(f"{target.name}__{spec.row}__{budget_label(budget)}__s{seed}", target,
                                         seed, spec, budget))
@@ -236,7 +257,7 @@ def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: i
     spec = {"pool": dataclasses.asdict(config.pool), "proxy": dataclasses.asdict(config.proxy),
             "signals": dataclasses.asdict(config.signals),
             "evaluation": _hashed_evaluation(dataclasses.asdict(config.evaluation)),
-            "selector": selector.hashed() if selector else FULL,
+            "selector": selector.hashed(for_cell=True) if selector else FULL,
             "budget": budget, "seed": seed, "target": dataclasses.asdict(target), **(selector_version or {})}
     if reads_dev:
         spec["dev"] = dataclasses.asdict(config.dev)

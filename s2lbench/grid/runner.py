@@ -106,12 +106,13 @@ class Runner:
         self._gym_config: GymConfig | None = None
         self._gym_dir: Path | None = None
         self._gym_key: str | None = None
-        self._signals: SignalSet | None = None
+        #: per proxy seed (None: the config's proxy; else a row's ``proxy_seed``), filled by signals():
+        self._signals: dict[int | None, SignalSet] = {}
         self._tasks: list[TaskPlan] | None = None
-        #: the proxy run whose checkpoints gave the proxy signals; set by signals()
-        self._proxy_run_dir: Path | None = None
-        #: signal name -> (key of what it was computed from, cost of computing it); filled by signals()
-        self._signal_sources: dict[str, tuple[str, dict[str, float]]] = {}
+        #: the proxy run whose checkpoints gave the proxy signals
+        self._proxy_run_dirs: dict[int | None, Path] = {}
+        #: signal name -> (key of what it was computed from, cost of computing it)
+        self._signal_sources: dict[int | None, dict[str, tuple[str, dict[str, float]]]] = {}
 
     # --- 1. the pool ----------------------------------------------------------------------------------
     @property
@@ -203,10 +204,12 @@ class Runner:
                     return "<stages>" + spec[len(root):]
         return spec
 
-    def _train_proxy(self, needs_adam_state: bool = False) -> tuple[Path, str, dict[str, float]]:
-        """The proxy trained on the whole pool: (its run folder, its stage key, its cost)."""
+    def _train_proxy(self, needs_adam_state: bool = False,
+                     seed: int | None = None) -> tuple[Path, str, dict[str, float]]:
+        """The proxy trained on the whole pool (with ``seed`` instead of its config's, when given): (its run
+        folder, its stage key, its cost)."""
         cfg = self.config.proxy
-        config = self.train_config(cfg.model, cfg.tokenizer, cfg.train)
+        config = self.train_config(cfg.model, cfg.tokenizer, cfg.train, seed)
         spec = training_stage.proxy_spec(self.pool, self._portable(dataclasses.asdict(config)),
                                          self._base_spec(config.model), keep_adam_state=needs_adam_state)
         # LESS normalises gradients with the Adam moments of every checkpoint it reads
@@ -222,22 +225,30 @@ class Runner:
         cls = self.hooks.selector(spec.name)
         return set(cls.required_signals(parse_options(cls, spec.options)))
 
-    def needed_signals(self) -> set[str]:
+    def needed_signals(self, proxy_seed: int | None = None) -> set[str]:
+        """The signals the rows of one proxy (the config's, or the rows with this ``proxy_seed``) read."""
         needed: set[str] = set()
         for spec in self.config.selectors:
-            needed |= self._required(spec)
+            if spec.proxy_seed == proxy_seed:
+                needed |= self._required(spec)
         return needed
 
-    def signals(self) -> SignalSet:
-        """Every signal the grid's selectors read: from a bring-your-own matrix, or from the proxy (trained
-        here or given as a run folder) through the signal pass, plus text embeddings."""
-        if self._signals is not None:
-            return self._signals
-        needed = self.needed_signals()
+    def proxy_seeds(self) -> list[int | None]:
+        """The proxies whose signals some row reads: None (the config's proxy) and each row's ``proxy_seed``."""
+        seeds = dict.fromkeys(spec.proxy_seed for spec in self.config.selectors if self._required(spec))
+        return sorted(seeds, key=lambda seed: (seed is not None, seed or 0))
+
+    def signals(self, proxy_seed: int | None = None) -> SignalSet:
+        """Every signal the grid's selectors read (those of ``proxy_seed``'s rows): from a bring-your-own
+        matrix, or from the proxy (trained here or given as a run folder) through the signal pass, plus text
+        embeddings."""
+        if proxy_seed in self._signals:
+            return self._signals[proxy_seed]
+        needed = self.needed_signals(proxy_seed)
         arrays: dict[str, np.ndarray] = {}
         steps: list[int] = []
         proxy_cfg = self.config.proxy
-        sources = self._signal_sources
+        sources = self._signal_sources.setdefault(proxy_seed, {})
         if proxy_cfg.trajectories:
             byo = SignalSet.from_trajectories(proxy_cfg.trajectories).for_pool(len(self.pool))
             arrays[LOSS] = byo.get(LOSS)
@@ -247,8 +258,9 @@ class Runner:
             if proxy_cfg.run_dir:
                 run_dir, proxy_key, proxy_cost = Path(proxy_cfg.run_dir), str(proxy_cfg.run_dir), {}
             else:
-                run_dir, proxy_key, proxy_cost = self._train_proxy(needs_adam_state=GRADIENTS in needed)
-            self._proxy_run_dir = run_dir
+                run_dir, proxy_key, proxy_cost = self._train_proxy(needs_adam_state=GRADIENTS in needed,
+                                                                   seed=proxy_seed)
+            self._proxy_run_dirs[proxy_seed] = run_dir
             signals_dir, signals_cost, extra_seconds = self._signal_pass(run_dir, proxy_key, needed)
             loaded = SignalSet.from_dir(signals_dir)
             steps = loaded.steps
@@ -259,8 +271,8 @@ class Runner:
         if TEXT_EMBEDDING in needed:
             arrays[TEXT_EMBEDDING], key, cost = self._text_embeddings()
             sources[TEXT_EMBEDDING] = (key, cost)
-        self._signals = SignalSet(arrays, steps=steps)
-        return self._signals
+        self._signals[proxy_seed] = SignalSet(arrays, steps=steps)
+        return self._signals[proxy_seed]
 
     def dev_set(self) -> Pool:
         """The dev set of the run's evaluation tasks (``dev:`` in the config; see s2lbench/signals/devsets.py)."""
@@ -378,9 +390,10 @@ class Runner:
         spec = cell.selector
         selector_cls = self.hooks.selector(spec.name)
         required = self._required(spec)
-        signals = self.signals() if required else SignalSet()
+        signals = self.signals(spec.proxy_seed) if required else SignalSet()
         # keyed on the signals this selector reads only: adding another selector to the grid reuses this one
-        signal_keys = {name: self._signal_sources[name][0] for name in sorted(required)} or None
+        sources = self._signal_sources.get(spec.proxy_seed, {})
+        signal_keys = {name: sources[name][0] for name in sorted(required)} or None
         stage = self.stages.run(
             selection_stage.SELECTION,
             selection_stage.selection_spec(pool, signal_keys, selector_cls, spec.name, spec.options, cell.budget,
@@ -418,7 +431,7 @@ class Runner:
         and optional signals (stages that record seconds only, such as text embeddings, add nothing)."""
         spec = next(s for s in self.config.selectors if s.row == row)
         if self._required(spec):
-            self.signals()
+            self.signals(spec.proxy_seed)
         return sum(float(v) for k, v in self._signal_cost(spec).items() if k.endswith("_flops"))
 
     def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
@@ -438,15 +451,17 @@ class Runner:
         """Where the cell's target trained and, when its subset came from proxy signals, where the proxy did:
         with ``bf16: auto`` those decide the precision, and so the numbers."""
         environment = {"finetune": trained_environments(model_dir.parent)}
-        if cell.selector and self._required(cell.selector) & PROXY_SIGNALS and self._proxy_run_dir is not None:
-            environment["proxy"] = trained_environments(self._proxy_run_dir)
+        proxy_run_dir = self._proxy_run_dirs.get(cell.selector.proxy_seed) if cell.selector else None
+        if cell.selector and self._required(cell.selector) & PROXY_SIGNALS and proxy_run_dir is not None:
+            environment["proxy"] = trained_environments(proxy_run_dir)
         return environment
 
     def _signal_cost(self, spec: SelectorSpec) -> dict[str, float]:
         """What obtaining this selector's signals cost (proxy training, signal pass, embeddings), nothing more."""
         cost: dict[str, float] = {}
+        sources = self._signal_sources.get(spec.proxy_seed, {})
         for name in self._required(spec):
-            cost.update(self._signal_sources[name][1])
+            cost.update(sources[name][1])
         return cost
 
     def _cell_hash(self, cell: CellSpec) -> str:
@@ -505,8 +520,8 @@ class Runner:
         try:
             _ = self.pool
             self.tasks()
-            if self.needed_signals():
-                self.signals()
+            for proxy_seed in self.proxy_seeds():
+                self.signals(proxy_seed)
             return None
         except Exception as e:
             log.error("shared stages failed: %s: %s", type(e).__name__, e)
@@ -523,7 +538,7 @@ class Runner:
     # --- pickling: executors ship bound methods of the runner to other processes ----------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(hooks=None, _pool=None, _gym_dir=None, _signals=None, _tasks=None, _signal_sources={})
+        state.update(hooks=None, _pool=None, _gym_dir=None, _signals={}, _tasks=None, _signal_sources={})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

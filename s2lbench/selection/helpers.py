@@ -204,6 +204,15 @@ class ClusteringChoice:
     max_points_per_centroid: int = 256
     tiny_cluster: int = 2
     threads: int = 1  # faiss OpenMP threads; 0 = faiss's default
+    #: 0: every group gets ``n_clusters``; N > 0: a group of n rows gets max(2, round(n / N)) clusters, so the
+    #: rows per cluster stay near N whatever the pool's size (the paper's MathInstruct regime has ~187)
+    rows_per_cluster: int = 0
+
+    def clusters_for(self, group_size: int) -> int:
+        """The k-means K for a group of ``group_size`` rows (before ``kmeans`` caps it at the group's size)."""
+        if self.rows_per_cluster > 0:
+            return max(2, round(group_size / self.rows_per_cluster))
+        return self.n_clusters
 
 
 def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarray | None, budget: int, seed: int,
@@ -224,8 +233,9 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
     else:
         names, groups = ["(all)"], [np.arange(n)]
     quotas = balanced_quotas([g.size for g in groups], budget)
-    log.info("clustered selection: %d of %d rows over %d group(s), K=%d, init=%s, n_redo=%d", budget, n,
-             len(groups), clustering.n_clusters, clustering.init, clustering.n_redo)
+    log.info("clustered selection: %d of %d rows over %d group(s), K=%s, init=%s, n_redo=%d", budget, n,
+             len(groups), f"n/{clustering.rows_per_cluster}" if clustering.rows_per_cluster else clustering.n_clusters,
+             clustering.init, clustering.n_redo)
     rng = np.random.default_rng(seed)
     chosen: list[np.ndarray] = []
     all_sizes: list[np.ndarray] = []
@@ -244,7 +254,7 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
             info["taken_whole"] = True
             continue
         log.debug("source %s: k-means on %d rows, taking %d", name, group.size, quota)
-        result = kmeans(features[group], clustering.n_clusters, n_iter=clustering.n_iter, seed=seed,
+        result = kmeans(features[group], clustering.clusters_for(int(group.size)), n_iter=clustering.n_iter, seed=seed,
                         init=clustering.init, n_redo=clustering.n_redo,
                         spherical=clustering.distance == "cosine",
                         max_points_per_centroid=clustering.max_points_per_centroid, threads=clustering.threads)
@@ -267,9 +277,10 @@ def clustered_selection(features: np.ndarray, sources: Sequence[str] | np.ndarra
         # clusters" degenerates into one row from some clusters and none from the smallest. The selection's
         # regime (s2lbench.selection.regime) carries this to the run's summary and the board.
         low = min(per_source[name]["picks_per_cluster"] for name in thin_sources)
+        k = per_source[thin_sources[0]]["clusters"]
         log.warning("clustered selection: %d of %d group(s) get fewer rows than clusters (K=%d; e.g. %s): %s",
-                    len(thin_sources), len(groups), clustering.n_clusters, thin_sources[0],
-                    thin_quota_warning(len(thin_sources), len(groups), clustering.n_clusters, low))
+                    len(thin_sources), len(groups), k, thin_sources[0],
+                    thin_quota_warning(len(thin_sources), len(groups), k, low))
     positions = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
     # "labels" is an array, not JSON: the runner and `s2lbench select` save it as cluster_labels.npy
     diagnostics = {"sources": per_source, "balance_sources": bool(balance_sources and sources is not None),

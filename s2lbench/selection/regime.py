@@ -85,17 +85,21 @@ def describe(record: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------ S2L's regime
-def clustered_regime(diagnostics: Mapping[str, Any], n_clusters: int) -> Regime:
+def clustered_regime(diagnostics: Mapping[str, Any], n_clusters: int | None) -> Regime:
     """The regime of S2L's rule from ``clustered_selection``'s diagnostics (``sources``: per source its pool
     rows, budget, clusters and the picks of each cluster). Sources taken whole or with no budget were not clustered
-    and are left out."""
+    and are left out. ``n_clusters``: the K asked for; None when K follows each source's size
+    (``rows_per_cluster``), and the summary then shows the range of K the sources got."""
     per_source = {name: info for name, info in (diagnostics.get("sources") or {}).items() if "clusters" in info}
-    facts: dict[str, Any] = {"K": int(n_clusters), "balance_sources": bool(diagnostics.get("balance_sources")),
+    ks = sorted({int(info["clusters"]) for info in per_source.values()})
+    k: int | str = n_clusters if n_clusters is not None else \
+        "per source" if not ks else str(ks[0]) if len(ks) == 1 else f"{ks[0]}-{ks[-1]} by source"
+    facts: dict[str, Any] = {"K": k, "balance_sources": bool(diagnostics.get("balance_sources")),
                              "clustered_sources": len(per_source),
                              "paper_picks_per_cluster": PAPER_PICKS_PER_CLUSTER,
                              "paper_rows_per_cluster": PAPER_ROWS_PER_CLUSTER}
     if not per_source:
-        return Regime(f"K={n_clusters}, no source was clustered (each taken whole or not at all)", facts)
+        return Regime(f"K={k}, no source was clustered (each taken whole or not at all)", facts)
     rows = {name: info["pool"] / info["clusters"] for name, info in per_source.items()}
     picks = {name: info["budget"] / info["clusters"] for name, info in per_source.items()}
     clusters = sum(int(info["clusters"]) for info in per_source.values())
@@ -108,13 +112,13 @@ def clustered_regime(diagnostics: Mapping[str, Any], n_clusters: int) -> Regime:
     low, high = min(picks.values()), max(picks.values())
     per = f"{low:.2g}" if abs(high - low) < 0.005 else f"{low:.2g}-{high:.2g}"
     scope = "per source" if facts["balance_sources"] else "(one group: no source balancing)"
-    summary = (f"K={n_clusters}, {facts['pool_rows_per_cluster']:.3g} pool rows per cluster, {per} picks per cluster "
+    summary = (f"K={k}, {facts['pool_rows_per_cluster']:.3g} pool rows per cluster, {per} picks per cluster "
                f"{scope}, {100 * facts['clusters_picked_share']:.0f}% of clusters picked")
-    warnings = [thin_quota_warning(len(thin), len(per_source), n_clusters, low)] if thin else []
+    warnings = [thin_quota_warning(len(thin), len(per_source), k, low)] if thin else []
     return Regime(summary, facts, warnings)
 
 
-def thin_quota_warning(thin: int, groups: int, n_clusters: int, picks_per_cluster: float) -> str:
+def thin_quota_warning(thin: int, groups: int, n_clusters: int | str, picks_per_cluster: float) -> str:
     """What a per-source quota below K means, in the words the run summary and the board use."""
     return (f"cluster balancing is inactive: {thin} of {groups} source group(s) get fewer picks than K={n_clusters} "
             f"clusters (down to {picks_per_cluster:.2g} per cluster), so S2L's rule takes one row from some clusters and "
