@@ -27,7 +27,10 @@ PINNED = json.loads((Path(__file__).parent / "stage_keys.json").read_text())
 CONFIGS = {"demo.yaml": ROOT / "s2lbench" / "demo.yaml", "regression.yaml": ROOT / "configs" / "regression.yaml",
            "gym.yaml": ROOT / "configs" / "gym.yaml", "gym-transfer.yaml": ROOT / "configs" / "gym-transfer.yaml",
            "gym-large.yaml": ROOT / "configs" / "gym-large.yaml",
-           "offline_real.yaml": ROOT / "configs" / "offline_real.yaml"}
+           "offline_real.yaml": ROOT / "configs" / "offline_real.yaml",
+           # the gym board v3 grid (issue #40) runs across sessions: its keys must not move while it does
+           "gym-v3.yaml": ROOT / "configs" / "gym-v3.yaml",
+           "gym-v3-transfer.yaml": ROOT / "configs" / "gym-v3-transfer.yaml"}
 #: what later code reads from a stage's meta, for the stages that are recorded instead of computed
 FAKE_META = {"gym-base": {"path": "base"}, "proxy": {"seconds": 0.0, "flops": 0.0, "checkpoints": []},
              "signals": {"seconds": 0.0, "flops": 0.0, "extra_seconds": {}},
