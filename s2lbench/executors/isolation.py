@@ -85,9 +85,11 @@ def _child(fn: Callable[[Any], str | None], payload: Any, conn: Any, single_thre
     try:
         if single_threaded:
             _single_threaded_native()
-        result = fn(payload)
+        result = ("result", fn(payload))
+    except (KeyboardInterrupt, SystemExit) as e:  # the run is being stopped: the parent stops too
+        result = ("stop", type(e).__name__, getattr(e, "code", None))
     except BaseException as e:  # the cell function records its own errors; anything else is reported here
-        result = f"{type(e).__name__}: {e}"
+        result = ("result", f"{type(e).__name__}: {e}")
         traceback.print_exc()
     conn.send(result)
     conn.close()
@@ -124,12 +126,14 @@ def run_isolated(fn: Callable[[Any], str | None], payload: Any, method: str | No
     send.close()
     try:
         try:
-            result = receive.recv()
+            message = receive.recv()
         except EOFError:  # the child died before sending
             process.join()
             return how_it_died(process.exitcode)
         process.join()
-        return result
+        if message[0] == "stop":
+            raise KeyboardInterrupt if message[1] == "KeyboardInterrupt" else SystemExit(message[2])
+        return message[1]
     finally:
         if process.is_alive():  # we are being interrupted (Ctrl-C, SIGTERM): the cell goes with us
             process.terminate()

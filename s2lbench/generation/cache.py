@@ -115,6 +115,10 @@ def read_cache(path: Path) -> dict[str, str]:
     """{prompt key: output} of a cache file; a damaged one (size against its manifest, or a row that does not
     parse) is moved aside and read as empty."""
     if not path.is_file():
+        meta = path.with_suffix(".meta.json")
+        if meta.is_file():  # its manifest is here, the file is not: deleted or lost
+            move_aside(meta)
+            log.warning("generation cache %s: missing (its manifest %s is here); generated again", path, meta.name)
         return {}
     problem = cache_damage(path)
     cached: dict[str, str] = {}

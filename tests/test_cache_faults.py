@@ -1,0 +1,134 @@
+"""Fault injection on a finished grid (issue 39): for every stage kind (gym, proxy, signals, selection,
+fine-tune) and the generation cache, a file truncated, a byte flipped or a file deleted; the rerun names the
+damage, moves it aside, recomputes it, and ends with the undamaged run's results. One finished run is shared
+by every case through copies. A byte flip keeps the size, so those cases rerun with ``--verify``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from test_cache_integrity import _damage
+from test_runner import tiny_config
+
+from s2lbench.cli import main
+from s2lbench.grid.stages import DONE, read_events
+from s2lbench.results.store import ResultsStore
+
+FAULTS = ["truncate", "flip", "delete"]
+
+
+def _config() -> dict:
+    data = tiny_config(selectors=[{"name": "s2l", "options": {"n_clusters": 4}}], full_reference=False)
+    data["targets"][0]["train"]["total_steps"] = 4
+    data["evaluation"]["limit"] = 3
+    return data
+
+
+def _stage(out: Path, kind: str) -> Path:
+    (folder,) = [p for p in (out / "stages" / kind).iterdir() if (p / DONE).exists() and ".corrupt-" not in p.name]
+    return folder
+
+
+def _largest(folder: Path, pattern: str) -> Path:
+    return max(folder.rglob(pattern), key=lambda p: (p.stat().st_size, str(p)))
+
+
+#: the file each case damages: the one each stage exists to produce
+VICTIMS = {
+    "gym": lambda out: _stage(out, "gym") / json.loads((_stage(out, "gym") / DONE).read_text())["pool"],
+    "proxy": lambda out: _largest(_stage(out, "proxy"), "model.safetensors"),
+    "signals": lambda out: _stage(out, "signals") / "trajectories.npy",
+    "selection": lambda out: _stage(out, "selection") / "selection.jsonl",
+    "finetune": lambda out: _largest(_stage(out, "finetune"), "model.safetensors"),
+    "generation": lambda out: _largest(out / "generations", "*.jsonl"),
+}
+
+
+def _snapshot(out: Path) -> dict:
+    store = ResultsStore(out, read_only=True)
+    return {"cells": [(c.cell_id, c.status, c.selected_ids_hash, c.model_fingerprint) for c in store.cells()],
+            "results": [(r.cell_id, r.task, r.metric, r.value, r.n) for r in store.results()],
+            "samples": {r.samples_path: store.load_samples(r.samples_path) for r in store.results()}}
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    config = root / "grid.yaml"
+    config.write_text(yaml.safe_dump(_config()))
+    out = root / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    return config, out, _snapshot(out)
+
+
+def _forget_results(out: Path) -> None:
+    """What the issue did: results removed, so every cell runs again over the (damaged) cache."""
+    for name in ("results.sqlite", "results.sqlite-wal", "results.sqlite-shm"):
+        (out / name).unlink(missing_ok=True)
+    for name in ("cells", "samples"):
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("kind", list(VICTIMS))
+def test_a_damaged_file_is_named_recomputed_and_the_results_are_the_undamaged_runs(pristine, tmp_path, kind,
+                                                                                      fault, capsys):
+    config, finished, expected = pristine
+    out = tmp_path / "run"
+    shutil.copytree(finished, out, symlinks=True)
+    victim = VICTIMS[kind](out)
+    original = victim.read_bytes()
+    _damage(victim, fault)
+    _forget_results(out)
+    before = len(read_events(out / "stages"))
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(out), *(["--verify"] if fault == "flip" else [])]) == 0
+    printed = capsys.readouterr()
+    assert _snapshot(out) == expected
+    assert victim.read_bytes() == original  # recomputed, bit for bit
+    if kind == "generation":
+        assert list(victim.parent.glob(f"{victim.name if fault != 'delete' else victim.stem + '.meta.json'}"
+                                       ".corrupt-*")), "the damaged cache was not moved aside"
+        if fault == "flip":
+            assert f"DAMAGED generation cache {victim}" in printed.err
+    else:
+        stage = victim.relative_to(out / "stages").parts
+        damaged = [e for e in read_events(out / "stages")[before:] if e["status"] == "damaged"]
+        assert [(e["stage"], e["key"]) for e in damaged] == [stage[:2]]
+        assert list((out / "stages" / kind).glob(f"{stage[1]}.corrupt-*"))  # kept for inspection
+        if fault == "flip":
+            assert f"DAMAGED stage {kind} {stage[1]}: {'/'.join(stage[2:])}: SHA-256" in printed.err
+
+
+@pytest.mark.integration
+def test_a_full_disk_during_a_stage_fails_the_cell_in_one_line_and_leaves_nothing_finished(pristine, tmp_path,
+                                                                                            monkeypatch, capsys):
+    import errno
+
+    from s2lbench.common import atomic
+
+    config, finished, _ = pristine
+    out = tmp_path / "run"
+    shutil.copytree(finished, out, symlinks=True)
+    selection = _stage(out, "selection")
+    shutil.rmtree(selection)
+    _forget_results(out)
+    real_write = atomic._HashingWriter.write
+
+    def full(self, data):
+        if ".selection.jsonl." in str(self.f.name):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(atomic._HashingWriter, "write", full)
+    assert main(["run", str(config), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("  FAILED")]
+    assert "selection.jsonl: cannot write: No space left on device (the disk is full)" in line
+    assert not (selection / DONE).exists()
+    assert not [p for p in (out / "stages").rglob(DONE) if "selection" in p.parts]
