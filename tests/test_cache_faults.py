@@ -132,3 +132,78 @@ def test_a_full_disk_during_a_stage_fails_the_cell_in_one_line_and_leaves_nothin
     assert "selection.jsonl: cannot write: No space left on device (the disk is full)" in line
     assert not (selection / DONE).exists()
     assert not [p for p in (out / "stages").rglob(DONE) if "selection" in p.parts]
+
+
+# --- du and gc on a finished grid -------------------------------------------------------------------------
+def _orphan(folder: Path) -> dict:
+    (folder / "orphan.bin").write_bytes(b"x" * 100_000)
+    return {}
+
+
+@pytest.mark.integration
+def test_du_lists_disk_use_by_stage_kind_and_by_cell(pristine, capsys):
+    _, out, _ = pristine
+    assert main(["du", str(out)]) == 0
+    text = capsys.readouterr().out
+    for kind in ("gym", "proxy", "signals", "selection", "finetune"):
+        assert f"\n  {kind} " in text
+    assert "by cell" in text and "t__s2l__20%__s0" in text
+
+
+@pytest.mark.integration
+def test_gc_removes_only_what_no_cell_references_and_never_a_locked_or_own_stage(pristine, tmp_path, capsys):
+    import fcntl
+
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
+    from s2lbench.grid.stages import StageStore, lock_path
+
+    config, finished, _ = pristine
+    out = tmp_path / "run"
+    shutil.copytree(finished, out, symlinks=True)
+    store = StageStore(out / "stages")
+    orphan = store.run("finetune", {"an": "old fine-tune"}, _orphan)
+    held = store.run("selection", {"a": "stage another run is checking"}, _orphan)
+    # another config's selection over the same cache (budget 10 %): referenced by it, not by this folder's grid
+    other = _config()
+    other["budgets"] = [0.1]
+    other_yaml = tmp_path / "other.yaml"
+    other_yaml.write_text(yaml.safe_dump(other))
+    with_other = tmp_path / "other-run"
+    with_other.mkdir()
+    (with_other / "stages").symlink_to(out / "stages")
+    runner = Runner(parse_experiment(other), with_other)
+    runner.select(runner.cells()[0])
+    other_selection = {p.name for p in (out / "stages" / "selection").iterdir() if not p.name.startswith(".")} - \
+        {held.key, _stage(finished, "selection").name}
+    assert len(other_selection) == 1
+    before = {p.relative_to(out) for p in (out / "stages").glob("*/*") if p.is_dir()}
+
+    capsys.readouterr()
+    assert main(["gc", str(out)]) == 0  # a dry run
+    text = capsys.readouterr().out
+    assert f"would remove finetune/{orphan.key}" in text and f"would remove selection/{held.key}" in text
+    assert f"would remove selection/{next(iter(other_selection))}" in text
+    assert "Dry run" in text and {p.relative_to(out) for p in (out / "stages").glob("*/*") if p.is_dir()} == before
+
+    with open(lock_path(store.root, "selection", held.key), "a") as lock:  # a running grid holds this one
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert main(["gc", str(out), "--config", str(other_yaml), "--yes"]) == 0
+    text = capsys.readouterr().out
+    assert f"kept selection/{held.key}: a running process holds its lock" in text
+    assert not orphan.path.exists() and held.path.exists()
+    assert (out / "stages" / "selection" / next(iter(other_selection))).exists()  # --config keeps its stages
+    before_events = len(read_events(out / "stages"))
+    assert main(["run", str(config), "--out", str(out)]) == 0  # the folder's own grid lost nothing
+    assert not [e for e in read_events(out / "stages")[before_events:] if e["status"] == "computed"]
+
+
+@pytest.mark.integration
+def test_gc_on_a_shared_cache_asks_for_every_config_that_uses_it(pristine, tmp_path, capsys):
+    _, finished, _ = pristine
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stages").symlink_to(finished / "stages")
+    shutil.copy(finished / "config.json", out / "config.json")
+    assert main(["gc", str(out), "--yes"]) == 2
+    assert "the stage cache is shared" in capsys.readouterr().err

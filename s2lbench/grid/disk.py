@@ -159,11 +159,11 @@ def referenced_stages(config: Any, root: Path) -> set[StageId]:
     from s2lbench.grid.runner import Runner
     from s2lbench.gym import stage as gym_stage
 
-    store = ReferenceStore(root)
     with tempfile.TemporaryDirectory(prefix="s2lbench-gc-") as scratch:
+        (Path(scratch) / "stages").symlink_to(Path(root).resolve())  # a run folder sharing the cache
         runner = Runner(config, scratch)
+        store = ReferenceStore(runner.stages.root)
         runner.stages = store
-        runner._stage_roots = tuple(dict.fromkeys((str(root), str(Path(root).resolve()))))
         try:
             cells = runner.cells()
         except StageMissing:
