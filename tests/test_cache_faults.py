@@ -207,3 +207,67 @@ def test_gc_on_a_shared_cache_asks_for_every_config_that_uses_it(pristine, tmp_p
     shutil.copy(finished / "config.json", out / "config.json")
     assert main(["gc", str(out), "--yes"]) == 2
     assert "the stage cache is shared" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", FAULTS)
+def test_damaged_samples_are_named_by_verify_and_their_cell_evaluated_again(pristine, tmp_path, fault, capsys):
+    config, finished, expected = pristine
+    out = tmp_path / "run"
+    shutil.copytree(finished, out, symlinks=True)
+    victim = sorted((out / "samples").rglob("*.jsonl"))[0]
+    original = victim.read_bytes()
+    _damage(victim, fault)
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"DAMAGED samples {victim}" in text and "set to pending" in text
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    assert victim.read_bytes() == original and _snapshot(out) == expected
+
+
+class AbortingPlugin:
+    """A selector whose native code aborts the process (what faiss does on overflowing distances)."""
+
+    @staticmethod
+    def _cls():
+        from s2lbench.selection import Selector
+
+        class AbortSelector(Selector):
+            name = "native-abort"
+
+            def select(self, ctx):
+                import os
+
+                os.abort()
+
+        return AbortSelector
+
+    import s2lbench as _s2lbench
+
+    @_s2lbench.hookimpl
+    def register_selectors(self, register):
+        register(self._cls())
+
+
+@pytest.mark.integration
+def test_a_cell_whose_process_aborts_is_recorded_failed_and_the_grid_goes_on(tmp_path):
+    from s2lbench.grid.experiment import parse_experiment
+    from s2lbench.grid.runner import Runner
+    from s2lbench.plugin_manager import Hooks, make_plugin_manager
+
+    pm = make_plugin_manager()
+    pm.register(AbortingPlugin(), name="abort-plugin")
+    try:
+        data = tiny_config(selectors=["native-abort", "random"], full_reference=False)
+        data["targets"][0]["train"]["total_steps"] = 4
+        data["evaluation"]["limit"] = 2
+        hooks = Hooks(pm)
+        summary = Runner(parse_experiment(data, hooks=hooks), tmp_path, hooks=hooks).run()
+    finally:
+        pm.unregister(name="abort-plugin")
+    assert list(summary.failed) == ["t__native-abort__20%__s0"] and summary.done == ["t__random__20%__s0"]
+    reason = summary.failed["t__native-abort__20%__s0"]
+    assert reason.startswith("CellProcessDied: the cell's process died of SIGABRT") and "\n" not in reason
+    cell = ResultsStore(tmp_path).get_cell("t__native-abort__20%__s0")
+    assert cell.status == "failed" and cell.error == reason

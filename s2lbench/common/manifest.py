@@ -96,7 +96,11 @@ def check_manifest(folder: Path, manifest: dict[str, dict[str, Any]], *, deep: b
             if st.st_size != entry.get("size"):
                 damage.append(Damage(rel, f"{st.st_size} bytes, the manifest says {entry.get('size')}"))
             elif deep:
-                digest = sha256_file(path)
+                try:
+                    digest = sha256_file(path)
+                except OSError as e:
+                    damage.append(Damage(rel, f"unreadable ({e.strerror or e})"))
+                    continue
                 if digest != entry.get("sha256"):
                     damage.append(Damage(rel, f"SHA-256 {digest[:12]}…, the manifest says "
                                               f"{str(entry.get('sha256'))[:12]}… (same size: its bytes changed)"))

@@ -88,11 +88,16 @@ def cache_damage(path: Path, *, deep: bool = False) -> str | None:
     or None. A cache written before manifests (no size recorded) passes."""
     from s2lbench.common.manifest import sha256_file
 
-    try:
-        meta = json.loads(path.with_suffix(".meta.json").read_text())
-    except (OSError, ValueError):
+    meta_path = path.with_suffix(".meta.json")
+    if not meta_path.is_file():
         return None
-    if not isinstance(meta, dict) or "size" not in meta:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        return f"its manifest {meta_path.name} is unreadable ({type(e).__name__})"
+    if not isinstance(meta, dict):
+        return f"its manifest {meta_path.name} is not a JSON object"
+    if "size" not in meta:  # written before manifests
         return None
     size = path.stat().st_size
     if size != meta["size"]:
