@@ -19,7 +19,7 @@ from pathlib import Path
 
 from s2lbench.common.atomic import known_digest, write_json, write_jsonl
 from s2lbench.common.fingerprint import config_hash
-from s2lbench.common.manifest import move_aside
+from s2lbench.common.manifest import move_aside, sha256_file
 from s2lbench.generation.config import GenerationConfig
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,6 @@ def cached_generate_with(generate: Callable[[str | Path, list[str], GenerationCo
 def cache_damage(path: Path, *, deep: bool = False) -> str | None:
     """What is wrong with a generation cache file against its ``.meta.json`` (size; SHA-256 with ``deep``),
     or None. A cache written before manifests (no size recorded) passes."""
-    from s2lbench.common.manifest import sha256_file
-
     meta_path = path.with_suffix(".meta.json")
     if not meta_path.is_file():
         return None

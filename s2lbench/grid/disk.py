@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.errors import DataError, S2LBenchError
-from s2lbench.grid.stages import CORRUPT, DONE, StageResult, StageStore, lock_path
+from s2lbench.grid.experiment import parse_experiment
+from s2lbench.grid.runner import Runner
+from s2lbench.grid.stages import CORRUPT, DONE, StageResult, StageStore, file_lock, lock_path
+from s2lbench.gym import stage as gym_stage
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +159,6 @@ class ReferenceStore(StageStore):
 
 def referenced_stages(config: Any, root: Path) -> set[StageId]:
     """Every stage a config's cells reference in the cache at ``root``, found without computing anything."""
-    from s2lbench.grid.runner import Runner
-    from s2lbench.gym import stage as gym_stage
-
     with tempfile.TemporaryDirectory(prefix="s2lbench-gc-") as scratch:
         (Path(scratch) / "stages").symlink_to(Path(root).resolve())  # a run folder sharing the cache
         runner = Runner(config, scratch)
@@ -186,8 +186,6 @@ def referenced_stages(config: Any, root: Path) -> set[StageId]:
 
 def own_config(folder: Path) -> Any:
     """The experiment config a run folder was last run with (its ``config.json``)."""
-    from s2lbench.grid.experiment import parse_experiment
-
     path = Path(folder) / "config.json"
     try:
         data = json.loads(path.read_text())["config"]
@@ -258,8 +256,6 @@ def plan_gc(folder: Path, configs: Iterable[Any] = (), *, include_corrupt: bool 
 
 def collect(root: Path, plan: GcPlan) -> int:
     """Remove the planned stages (each under its lock, skipping any a process took meanwhile); bytes freed."""
-    from s2lbench.grid.stages import file_lock
-
     freed = 0
     for kind, name, path, size in plan.remove:
         key = name.split(CORRUPT)[0]
