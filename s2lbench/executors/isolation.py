@@ -2,14 +2,17 @@
 killer) ends that cell, not the grid. The cell's function runs in a child and sends back its result; a child
 that dies without answering is a failed cell whose one-line reason says how it died.
 
-Start method (measured on the 2-core CPU box, benchmarks/bench_cell_isolation.py): ``fork`` starts a cell
-in ~0.02 s and keeps everything the runner already holds (pool, plugins registered in this process);
-``spawn`` and ``forkserver`` cost 1.5-3 s of imports per cell plus reloading the pool and signals (a few %
-of a ~95 s fine-tune) and lose plugins registered in this process. So ``fork`` is the default, with two
-guards: a parent that has initialised CUDA (which a forked child cannot use) gets ``spawn``; and a parent
-that has already run multi-threaded native code (an OpenMP thread pool: GNU libgomp's pool does not survive
-``fork``, and the child's next parallel region hangs forever) gets children that run torch and faiss on one
-thread (logged once). ``s2lbench run`` builds its pool without such code, so its cells keep every thread.
+Start method (benchmarks/bench_cell_isolation.py on the 2-core CPU box, the runner's modules loaded in the
+parent): ``fork`` starts a cell in 0.003 s and the child has everything the runner already holds (pool,
+signals, plugins registered in this process through the Python API); ``forkserver`` (0.03 s, imports
+preloaded) and ``spawn`` (0.6 s warm, 2-3 s cold) start a fresh interpreter state: each cell reloads the
+pool and signals, and plugins registered in-process are gone. Against a ~95 s fine-tune all are cheap, so
+the choice is about state: ``fork`` is the default, with two guards. A parent that has initialised CUDA
+(which a forked child cannot use) gets ``spawn``. A parent that has already run multi-threaded native code
+has a live OpenMP pool, which GNU libgomp does not carry over ``fork`` (the child's next parallel region
+hangs forever, measured): its children run torch and faiss on one thread (logged once). ``s2lbench run``
+builds its pool without such code, so its cells keep every thread; ``executor_options: {isolate: spawn}``
+(or ``forkserver``) gives every thread in any case.
 """
 
 from __future__ import annotations
