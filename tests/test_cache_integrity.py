@@ -249,21 +249,29 @@ def test_kmeans_itself_refuses_features_that_would_abort_faiss():
 
 
 # --- a native abort is one failed cell ----------------------------------------------------------------
-def _abort(_payload):
-    os.abort()
+def _cell(payload):
+    if payload == "abort":
+        os.abort()
+    if payload == "killed":
+        os.kill(os.getpid(), 9)
+    return "RuntimeError: planted" if payload == "fail" else None
 
 
-def test_a_cell_whose_process_aborts_is_a_failed_cell_and_the_grid_goes_on():
+@pytest.mark.parametrize("isolate", ["auto", "fork", "spawn"])
+def test_a_cell_whose_process_dies_is_a_failed_cell_and_the_grid_goes_on(isolate):
     from s2lbench.executors.base import CellTask, Grid
-    from s2lbench.executors.local import LocalExecutor
+    from s2lbench.executors.local import LocalExecutor, LocalOptions
 
-    def fine(payload):
-        return "RuntimeError: planted" if payload == "fail" else None
-
-    def run(payload):
-        return _abort(payload) if payload == "abort" else fine(payload)
-
-    grid = Grid([CellTask(i, i) for i in ("ok", "abort", "fail", "ok2")], run)
-    results = dict(LocalExecutor(None).run(grid))
+    grid = Grid([CellTask(i, i) for i in ("ok", "abort", "fail", "killed", "ok2")], _cell)
+    results = dict(LocalExecutor(LocalOptions(isolate=isolate)).run(grid))
     assert results["ok"] is None and results["ok2"] is None and results["fail"] == "RuntimeError: planted"
     assert results["abort"].startswith("CellProcessDied: the cell's process died of SIGABRT")
+    assert results["killed"].startswith("CellProcessDied: the cell's process died of SIGKILL")
+
+
+def test_the_isolation_option_is_checked():
+    from s2lbench.errors import ConfigError
+    from s2lbench.executors.local import LocalExecutor
+
+    with pytest.raises(ConfigError, match="executor_options.isolate: 'threads' is not one of auto"):
+        LocalExecutor.parse_options({"isolate": "threads"})

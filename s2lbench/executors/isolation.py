@@ -84,7 +84,23 @@ def default_start_method() -> str:
     return "spawn" if cuda_live else "fork"
 
 
-def _child(fn: Callable[[Any], str | None], payload: Any, conn: Any, single_threaded: bool = False) -> None:
+def _die_with_parent(parent: int) -> None:
+    """A ``kill -9`` of the run ends its cell too (Linux: the parent-death signal), as when cells ran in it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _child(fn: Callable[[Any], str | None], payload: Any, conn: Any, single_threaded: bool = False,
+           parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
     try:
         if single_threaded:
             _single_threaded_native()
@@ -124,7 +140,7 @@ def run_isolated(fn: Callable[[Any], str | None], payload: Any, method: str | No
                     "run in forked processes on one CPU thread, as a forked OpenMP pool would hang (run from "
                     "`s2lbench run` for every thread)")
     receive, send = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(fn, payload, send, single_threaded), daemon=False)
+    process = ctx.Process(target=_child, args=(fn, payload, send, single_threaded, os.getpid()), daemon=False)
     process.start()
     send.close()
     try:
