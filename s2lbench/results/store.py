@@ -10,7 +10,7 @@ Tables
 
 Integrity: before a run writes to an existing store, SQLite checks it (``PRAGMA quick_check``); a damaged
 store is named and left untouched. Each cell's samples folder holds ``manifest.json``, the size and SHA-256
-of every samples file, which ``s2lbench verify`` checks (and readers check sizes against).
+of every samples file, which ``s2lbench verify`` checks (readers warn when a size differs).
 
 Several processes may write one store at once: WAL journal, a busy timeout, and short transactions.
 A process running a cell holds an exclusive lock on ``locks/<cell_id>.lock`` while it works, so a cell
@@ -24,6 +24,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -36,6 +37,8 @@ from typing import Any
 from s2lbench.common.atomic import known_digest, output_lock, write_json, write_jsonl
 from s2lbench.common.files import iter_jsonl
 from s2lbench.errors import DataError
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "results.sqlite"
 SAMPLES_DIR = "samples"
@@ -347,11 +350,13 @@ class ResultsStore:
         path = self.folder / samples_path
         if Path(samples_path).is_absolute() or ".." in Path(samples_path).parts:
             raise DataError(f"samples path {samples_path!r} points outside the results folder", path=self.path)
+        rows = [row for _, row in iter_jsonl(path, "samples file")]  # a row that does not parse is named first
         entry = read_samples_manifest(path.parent).get(path.name)
-        if entry and path.is_file() and path.stat().st_size != entry.get("size"):
-            raise DataError(f"samples file damaged: {path.stat().st_size} bytes, its manifest says {entry.get('size')}"
-                            f"; run `s2lbench verify {self.folder}` (it marks the cell for a rerun)", path=path)
-        return [row for _, row in iter_jsonl(path, "samples file")]
+        if entry and path.stat().st_size != entry.get("size"):  # rows that parse, but not the rows written
+            log.warning("%s: samples file changed since it was written (%d bytes, its manifest says %s); run "
+                        "`s2lbench verify %s` (it sends the cell back for a rerun)", path, path.stat().st_size,
+                        entry.get("size"), self.folder)
+        return rows
 
 
 def _cell_columns(con: sqlite3.Connection) -> set[str]:
