@@ -51,7 +51,9 @@ def test_sigkill_mid_grid_then_rerun_completes_without_recomputing(tmp_path):
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     store = ResultsStore(out)
-    shown = Counter(store.shown_status(c) for c in store.cells())
+    deadline = time.time() + 10  # the cell runs in a child process, killed with its parent: a moment later
+    while (shown := Counter(store.shown_status(c) for c in store.cells()))["running"] and time.time() < deadline:
+        time.sleep(0.1)
     assert shown["interrupted"] == 1 and shown["running"] == 0, shown  # the killed cell, told apart from a live one
     before = read_events(out / "stages")
     computed_before = {(e["stage"], e["key"]) for e in before if e["status"] == "computed"}

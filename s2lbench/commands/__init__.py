@@ -1,6 +1,7 @@
 """s2lbench's own CLI commands, registered through the same ``register_commands`` hook a plugin would use."""
 
 from s2lbench import hookimpl
+from s2lbench.commands.cache import DuCommand, GcCommand, VerifyCommand
 from s2lbench.commands.compare_subsets import CompareSubsetsCommand
 from s2lbench.commands.data import DataCommand
 from s2lbench.commands.evaluate import EvaluateCommand
@@ -12,7 +13,8 @@ from s2lbench.commands.select import SelectCommand
 from s2lbench.commands.signals import SignalsCommand
 from s2lbench.commands.train import TrainCommand
 
-CORE_COMMANDS = [PluginsCommand, DataCommand, EvaluateCommand, RunCommand, DemoCommand, StatusCommand, SignalsCommand, LeaderboardCommand, RegressCommand, SelectCommand, CompareSubsetsCommand, GymCommand, TrainCommand]
+CORE_COMMANDS = [PluginsCommand, DataCommand, EvaluateCommand, RunCommand, DemoCommand, StatusCommand, SignalsCommand, LeaderboardCommand, RegressCommand, SelectCommand, CompareSubsetsCommand, GymCommand, TrainCommand,
+                 VerifyCommand, DuCommand, GcCommand]
 
 
 @hookimpl

@@ -26,11 +26,13 @@ DEMO_CONFIG = "demo.yaml"
 
 
 def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
-                   cost_options: dict | None = None) -> int:
+                   cost_options: dict | None = None, verify: bool = False) -> int:
     from s2lbench.grid.preflight import preflight
     from s2lbench.grid.runner import Runner
 
     runner = Runner(config, out)
+    if verify and not dry_run:
+        verify_before_run(runner)
     report = preflight(runner, only)
     if dry_run:
         return dry_run_report(runner, report, cost_options or {}, only)
@@ -47,6 +49,19 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     print_regime_warnings(runner.store, config.name)
     print_leaderboard(out)
     return 0 if summary.ok else 1
+
+
+def verify_before_run(runner) -> None:
+    """``run --verify``: check every hash of the folder (and its shared cache) first, moving damaged parts
+    aside so this run recomputes them, and check hashes again on each stage reuse."""
+    from s2lbench.grid.verify import verify_folder
+
+    report = verify_folder(runner.out)
+    for line in report.damaged:
+        print(f"DAMAGED {line}", file=sys.stderr)
+    checked = ", ".join(f"{n} {kind}" for kind, n in report.checked.items()) or "nothing yet"
+    print(f"verified {checked}: {'all intact' if report.ok else f'{len(report.damaged)} damaged, recomputed below'}")
+    runner.stages.verify = True
 
 
 @contextlib.contextmanager
@@ -144,6 +159,9 @@ class RunCommand(Command):
         parser.add_argument("--mfu", type=float, default=None, help="training MFU for the estimate (default 0.40)")
         parser.add_argument("--generation-mfu", type=float, default=None,
                             help="generation MFU for the estimate (default 0.10: decoding is memory-bound)")
+        parser.add_argument("--verify", action="store_true",
+                            help="check every cached file's SHA-256 first (as `s2lbench verify`) and on each reuse, "
+                                 "not only its size; damaged stages are moved aside and recomputed")
 
     def run(self, args: argparse.Namespace) -> int:
         from s2lbench.grid.experiment import load_experiment
@@ -152,7 +170,7 @@ class RunCommand(Command):
         out = Path(args.out or f"runs/{config.name}")
         cost_options = {k: v for k, v in (("gpu", args.gpu), ("mfu", args.mfu),
                                           ("generation_mfu", args.generation_mfu)) if v is not None}
-        return run_experiment(config, out, args.only, args.dry_run, cost_options)
+        return run_experiment(config, out, args.only, args.dry_run, cost_options, verify=args.verify)
 
 
 class DemoCommand(Command):

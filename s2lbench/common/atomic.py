@@ -6,6 +6,11 @@ under a regular file are ``OutputError``s naming the path. Text is written as UT
 (``"\\ud800"``, which UTF-8 cannot hold) is written as its escape ``\\ud800`` -- in JSON that is the
 standard escape, so the value reads back unchanged.
 
+Durability: the temp file is fsynced before the rename and its folder after it, so a power cut leaves the
+old file or the whole new one, never a renamed but empty file. What :func:`write_json` and its siblings
+write is hashed (SHA-256) as it is written and remembered by the file's identity (device, inode, size,
+mtime), so a stage manifest listing the file later costs no second read (:func:`known_digest`).
+
 Multi-file outputs (a subset with its diagnostics, a gym folder, a signals folder) are built in a temp
 sibling folder and renamed into place as a unit (:func:`atomic_dir`), under a per-output lock
 (:func:`output_lock`) so concurrent writers of one output take turns.
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -29,6 +36,65 @@ from s2lbench.errors import OutputError
 
 #: how text that UTF-8 cannot encode (lone surrogates) is written: as a backslash escape
 TEXT_ERRORS = "backslashreplace"
+
+
+#: SHA-256 of files this process wrote, by (device, inode, size, mtime_ns): survives the renames that move a
+#: temp file or folder into place, and misses (so the caller reads the file) once the file is changed
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def known_digest(path: str | os.PathLike) -> str | None:
+    """The SHA-256 of ``path`` if this process wrote it through this module and it is unchanged since."""
+    try:
+        return _DIGESTS.get(_identity(os.stat(path)))
+    except OSError:
+        return None
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename or a new entry in ``folder`` durable (a no-op where the OS cannot open folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and Windows) refuse fsync on a folder; the file itself was synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """fsync every file and folder under ``folder`` (before it is renamed into place or marked finished)."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        fsync_folder(root)
+
+
+class _HashingWriter(io.RawIOBase):
+    """A binary file that hashes every byte written to it."""
+
+    def __init__(self, f: IO[bytes]):
+        self.f, self.sha = f, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.f.write(view)
+        return len(view)
 
 
 def _umask() -> int:
@@ -104,6 +170,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
             os.fsync(f.fileno())
         check_output_path(path)  # it may have become a folder or device while we wrote
         os.replace(tmp, path)
+        fsync_folder(path.parent)  # the rename itself survives a power cut
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise _fail(path, e) from None
@@ -114,12 +181,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
 
 def _write(path: str | os.PathLike, mode: str, writer: Callable[[IO[Any]], None]) -> Path:
     with atomic_path(path) as tmp:
-        if "b" in mode:
-            with open(tmp, mode) as f:
-                writer(f)
-        else:
-            with open(tmp, mode, encoding="utf-8", errors=TEXT_ERRORS) as f:
-                writer(f)
+        with open(tmp, "wb") as raw:
+            hashing = _HashingWriter(raw)
+            if "b" in mode:
+                buffered = io.BufferedWriter(hashing, 1 << 20)
+                writer(buffered)
+                buffered.flush()
+            else:
+                text = io.TextIOWrapper(io.BufferedWriter(hashing, 1 << 20), encoding="utf-8", errors=TEXT_ERRORS,
+                                        newline="")
+                writer(text)
+                text.flush()
+            raw.flush()
+            digest = hashing.sha.hexdigest()
+        _DIGESTS[_identity(os.stat(tmp))] = digest
     return Path(path)
 
 
@@ -207,6 +282,7 @@ def _atomic_dir_locked(path: Path, keep: Iterable[str], marker: str | None):
                 shutil.copy2(src, tmp / name)
         yield tmp
         try:
+            fsync_tree(tmp)
             _swap_in(tmp, path)
         except OSError as e:
             raise _fail(path, e) from None
@@ -240,6 +316,7 @@ def _swap_in(tmp: Path, path: Path) -> None:
     """Put ``tmp`` at ``path``. With an old ``path``, both are exchanged atomically where the OS can (readers
     see the old folder or the new one, never none), else the old one is renamed aside first."""
     if path.exists() and _exchange(tmp, path):
+        fsync_folder(path.parent)
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
         return
     aside = None
@@ -247,5 +324,6 @@ def _swap_in(tmp: Path, path: Path) -> None:
         aside = path.parent / f".{path.name}.old-{os.getpid()}"
         os.replace(path, aside)
     os.replace(tmp, path)
+    fsync_folder(path.parent)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)

@@ -2,6 +2,12 @@
 its inputs' keys, appears only when whole (atomic rename), and is computed by one process at a time.
 
 That one idea gives caching, sharing across grid cells, resume after ``kill -9``, and safe concurrent runs.
+
+A finished stage's ``stage.json`` also lists every file of the folder with its size and SHA-256 (``files``),
+so a cache is trusted only as far as it checks out: each reuse checks that every listed file exists with its
+size (cheap, always on), and with ``verify`` every hash too. A stage that fails its check is named (stage,
+key, file, what differs), moved aside to ``<stage>/<key>.corrupt-<UTC time>/`` (kept for inspection, never
+deleted) and computed again. A stage finished before manifests existed is accepted once and given one.
 """
 
 from __future__ import annotations
@@ -20,10 +26,15 @@ from typing import Any
 from s2lbench.common.atomic import write_json
 from s2lbench.common.files import iter_jsonl
 from s2lbench.common.fingerprint import config_hash
+from s2lbench.common.manifest import Damage, build_manifest, check_manifest, move_aside
 
 log = logging.getLogger(__name__)
 
 DONE = "stage.json"
+#: the key of ``stage.json`` listing the folder's files: {relative path: {"size", "sha256"}}
+FILES = "files"
+#: what a damaged stage folder is renamed to: ``<key>.corrupt-<UTC time>``
+CORRUPT = ".corrupt-"
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,27 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-class StageStore:
-    """Folders ``<root>/<stage>/<key>/``; a folder with ``stage.json`` is finished and never recomputed."""
+def lock_path(root: Path, stage: str, key: str) -> Path:
+    """The lock a process holds while it checks, reuses or computes a stage."""
+    return Path(root) / stage / f".{key}.lock"
 
-    def __init__(self, root: Path):
+
+class StageDamaged(RuntimeError):
+    """A finished stage whose files no longer match its manifest."""
+
+    def __init__(self, stage: str, key: str, damage: list[Damage]):
+        self.stage, self.key, self.damage = stage, key, damage
+        super().__init__(f"stage {stage} {key}: {'; '.join(str(d) for d in damage)}")
+
+
+class StageStore:
+    """Folders ``<root>/<stage>/<key>/``; a folder with ``stage.json`` whose files match its manifest is
+    finished and never recomputed. ``verify``: check every file's SHA-256 on reuse, not only its size."""
+
+    def __init__(self, root: Path, verify: bool = False):
         self.root = Path(root)
         self.events = self.root / "events.jsonl"
+        self.verify = verify
 
     def key(self, stage: str, spec: Any) -> str:
         return config_hash({"stage": stage, "spec": spec})
@@ -66,20 +92,54 @@ class StageStore:
         (training does); ``stage.json`` is written last, atomically, and marks the stage finished."""
         key = self.key(stage, spec)
         folder = self.path(stage, key)
-        with file_lock(self.root / stage / f".{key}.lock"):
+        with file_lock(lock_path(self.root, stage, key)):
             if (folder / DONE).exists():
-                meta = json.loads((folder / DONE).read_text())
-                self._event(stage, key, "cached", 0.0)
-                return StageResult(key, folder, meta, cached=True)
+                meta = self.checked_meta(stage, key, deep=self.verify)
+                if meta is not None:
+                    self._event(stage, key, "cached", 0.0)
+                    return StageResult(key, folder, meta, cached=True)
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "spec.json", spec)
             start = time.perf_counter()
             log.info("stage %s %s: computing", stage, key)
             meta = dict(compute(folder) or {})
             meta.setdefault("seconds", round(time.perf_counter() - start, 3))
+            meta[FILES] = build_manifest(folder, frozenset({DONE}))  # fsyncs them too: on disk before stage.json
             write_json(folder / DONE, meta)
             self._event(stage, key, "computed", meta["seconds"])
             return StageResult(key, folder, meta, cached=False)
+
+    def checked_meta(self, stage: str, key: str, *, deep: bool) -> dict[str, Any] | None:
+        """A finished stage's ``stage.json`` if its files match its manifest; else the damage is logged, the
+        folder moved aside, and None returned (the caller recomputes). Call with the stage's lock held."""
+        try:
+            return self.check(stage, key, deep=deep)
+        except StageDamaged as e:
+            aside = move_aside(self.path(stage, key))
+            log.warning("%s; moved aside to %s and computed again", e, aside)
+            self._event(stage, key, "damaged", 0.0)
+            return None
+
+    def check(self, stage: str, key: str, *, deep: bool) -> dict[str, Any]:
+        """The stage's ``stage.json``, checked against its folder (sizes; hashes too with ``deep``); raises
+        StageDamaged naming what differs. A stage finished before manifests is given one (noted once)."""
+        folder = self.path(stage, key)
+        try:
+            meta = json.loads((folder / DONE).read_text())
+            if not isinstance(meta, dict) or not isinstance(meta.get(FILES, {}), dict):
+                raise ValueError("not a JSON object with a files table")
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise StageDamaged(stage, key, [Damage(DONE, f"unreadable ({' '.join(str(e).split())[:120]})")]) from None
+        if FILES not in meta:
+            meta[FILES] = build_manifest(folder, frozenset({DONE}))
+            write_json(folder / DONE, meta)
+            log.warning("stage %s %s: finished before stage manifests existed; accepted as it is and given one "
+                        "(%d files)", stage, key, len(meta[FILES]))
+            return meta
+        damage = check_manifest(folder, meta[FILES], deep=deep)
+        if damage:
+            raise StageDamaged(stage, key, damage)
+        return meta
 
     def _event(self, stage: str, key: str, status: str, seconds: float) -> None:
         line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "key": key,

@@ -8,6 +8,10 @@ Tables
 - ``results``: one row per (cell, task, metric) with the aggregate value, the metric's direction, the
   task's in-domain flag, and the relative path of the task's per-example samples file.
 
+Integrity: before a run writes to an existing store, SQLite checks it (``PRAGMA quick_check``); a damaged
+store is named and left untouched. Each cell's samples folder holds ``manifest.json``, the size and SHA-256
+of every samples file, which ``s2lbench verify`` checks (readers warn when a size differs).
+
 Several processes may write one store at once: WAL journal, a busy timeout, and short transactions.
 A process running a cell holds an exclusive lock on ``locks/<cell_id>.lock`` while it works, so a cell
 marked running whose lock nobody holds is known to be *interrupted* (its process was killed), and two runs
@@ -20,6 +24,7 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -29,12 +34,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s2lbench.common.atomic import output_lock, write_jsonl
+from s2lbench.common.atomic import known_digest, output_lock, write_json, write_jsonl
 from s2lbench.common.files import iter_jsonl
 from s2lbench.errors import DataError
 
+log = logging.getLogger(__name__)
+
 DB_NAME = "results.sqlite"
 SAMPLES_DIR = "samples"
+#: per cell, beside its samples files: {file name: {"size", "sha256"}}
+SAMPLES_MANIFEST = "manifest.json"
 #: one line per ``s2lbench run`` of the folder (start, end, wall seconds, cell counts, what stopped it)
 INVOCATIONS = "invocations.jsonl"
 LOCKS_DIR = "locks"
@@ -148,6 +157,12 @@ class ResultsStore:
             raise DataError(f"cannot create the results folder: {e.strerror or e}", path=self.folder) from None
         if self.path.exists() and self.path.stat().st_size and not _has_sqlite_header(self.path):
             raise DataError("not an SQLite database; move it away or choose another output folder", path=self.path)
+        if self.path.exists() and self.path.stat().st_size:
+            problem = quick_check(self.path)
+            if problem:
+                raise DataError(f"the results database is damaged (SQLite quick_check: {problem}); left untouched "
+                                "-- restore it from a copy, or move it away and rerun (finished stages are reused)",
+                                path=self.path)
         try:
             # one process at a time: inside executescript SQLite answers a second writer's lock upgrade with
             # SQLITE_BUSY at once, without the busy wait, so runs opening one new store together could fail
@@ -304,8 +319,15 @@ class ResultsStore:
 
     # results -----------------------------------------------------------------------------------------
     def write_samples(self, cell_id: str, task: str, samples: Iterable[dict[str, Any]]) -> str:
+        """Write one task's samples of a cell and list the file (size, SHA-256) in the cell's samples manifest."""
         rel = f"{SAMPLES_DIR}/{cell_id}/{task}.jsonl"
-        write_jsonl(self.folder / rel, samples)
+        path = self.folder / rel
+        write_jsonl(path, samples)
+        manifest_path = path.parent / SAMPLES_MANIFEST
+        with output_lock(manifest_path):
+            manifest = read_samples_manifest(path.parent)
+            manifest[path.name] = {"size": path.stat().st_size, "sha256": known_digest(path)}
+            write_json(manifest_path, manifest)
         return rel
 
     def add_results(self, rows: Iterable[ResultRow]) -> None:
@@ -331,7 +353,13 @@ class ResultsStore:
         path = self.folder / samples_path
         if Path(samples_path).is_absolute() or ".." in Path(samples_path).parts:
             raise DataError(f"samples path {samples_path!r} points outside the results folder", path=self.path)
-        return [row for _, row in iter_jsonl(path, "samples file")]
+        rows = [row for _, row in iter_jsonl(path, "samples file")]  # a row that does not parse is named first
+        entry = read_samples_manifest(path.parent).get(path.name)
+        if entry and path.stat().st_size != entry.get("size"):  # rows that parse, but not the rows written
+            log.warning("%s: samples file changed since it was written (%d bytes, its manifest says %s); run "
+                        "`s2lbench verify %s` (it sends the cell back for a rerun)", path, path.stat().st_size,
+                        entry.get("size"), self.folder)
+        return rows
 
 
 def _cell_columns(con: sqlite3.Connection) -> set[str]:
@@ -390,6 +418,31 @@ def _check_number(value: Any, kind: type, where: str, path: Path, nullable: bool
     if not ok and not (nullable and value is None):
         raise DataError(f"{where}: {value!r} is not {'a number' if kind is float else 'an integer'}; "
                         "the database was edited or damaged", path=path)
+
+
+def read_samples_manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """A cell's samples manifest ({file name: {size, sha256}}); {} where there is none or it is unreadable."""
+    try:
+        data = json.loads((Path(folder) / SAMPLES_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def quick_check(path: Path) -> str | None:
+    """None if SQLite's ``PRAGMA quick_check`` passes on the database at ``path`` (opened read-only: nothing is
+    written, not even a journal), else what it reports (first lines)."""
+    wal = path.with_name(path.name + "-wal").exists()
+    try:
+        con = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro{'' if wal else '&immutable=1'}", uri=True,
+                              timeout=60)
+        try:
+            rows = [str(r[0]) for r in con.execute("PRAGMA quick_check(5)")]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        return str(e)
+    return None if rows == ["ok"] else "; ".join(rows)[:300]
 
 
 def _has_sqlite_header(path: Path) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2lbench.common.blas import single_threaded_blas
+from s2lbench.signals.signalset import check_distance_range
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,10 @@ def kmeans(x: np.ndarray, k: int, *, n_iter: int = 20, seed: int = 0, init: str 
     """
     import faiss
 
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    # faiss aborts the process (not an exception) on distances that overflow; refuse such features here
+    check_distance_range(x, "k-means features", "the features")
     if spherical:
         x = normalize_rows(x)
     n, d = x.shape

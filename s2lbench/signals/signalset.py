@@ -39,6 +39,13 @@ NOT_POOL_ROWS = frozenset({DEV_GRADIENTS, DEV_EMBEDDING, DEV_TASKS, CHECKPOINT_L
 #: signals of strings (numpy unicode, never objects): the task name of each dev row
 TEXT_SIGNALS = frozenset({DEV_TASKS})
 
+#: signals that selectors cluster or measure distances on (k-means, facility location, k-center, cosine
+#: similarity): their values must keep a squared distance finite in float32, or the native code (faiss)
+#: computing it aborts the process
+DISTANCE_SIGNALS = frozenset({LOSS, PROXY_EMBEDDING, TEXT_EMBEDDING, DEV_EMBEDDING, GRADIENTS, DEV_GRADIENTS})
+#: the largest float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: a signals folder's manifest: what each file holds, for which pool and checkpoints; written last
 MANIFEST = "manifest.json"
 #: manifest key marking a signals folder whose write has not finished
@@ -157,13 +164,51 @@ def check_matrix(arr: np.ndarray, origin: object) -> np.ndarray:
         raise DataError(f"expected a 2-D matrix (examples x checkpoints), got shape {arr.shape}", path=origin)
     if arr.size == 0:
         raise DataError(f"the matrix is empty (shape {arr.shape})", path=origin)
-    arr = np.asarray(arr, dtype=np.float32)
-    if np.isinf(arr).any():
-        raise DataError(f"the matrix holds {int(np.isinf(arr).sum())} infinite values; losses must be finite "
+    with np.errstate(over="ignore"):
+        converted = np.asarray(arr, dtype=np.float32)
+    infinite = int(np.isinf(converted).sum())
+    if infinite:
+        beyond = int(np.isinf(arr).sum()) if arr.dtype.kind == "f" else 0
+        overflowed = f" ({infinite - beyond} of them beyond float32's range)" if infinite > beyond else ""
+        raise DataError(f"the matrix holds {infinite} infinite values{overflowed}; losses must be finite "
                         "(NaN marks a missing entry)", path=origin)
+    arr = check_distance_range(converted, origin)
     nan = np.isnan(arr)
     if nan.all():
         raise DataError("every entry of the matrix is NaN", path=origin)
+    return arr
+
+
+def distance_limit(dim: int) -> float:
+    """The largest |value| whose squared distances stay finite in float32 over ``dim`` features: a squared
+    distance sums ``dim`` terms of at most (2 * max|x|)^2 (a point and a centre of opposite sign)."""
+    return float(np.sqrt(FLOAT32_MAX / (4.0 * max(1, int(dim)))))
+
+
+def check_distance_range(arr: np.ndarray, origin: object, what: str = "the matrix") -> np.ndarray:
+    """``arr`` unchanged if every value is finite (NaN allowed: a missing entry) and small enough that squared
+    distances between its rows stay finite in float32; else a DataError naming ``origin`` and how many
+    values are out of range. Values beyond that overflow inside k-means and distance kernels (faiss aborts
+    the whole process on them), so they are refused like infinite ones. Read in blocks: no full-size copy."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return arr
+    dim = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
+    limit = distance_limit(dim)
+    flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
+    infinite = huge = 0
+    rows = max(1, (1 << 22) // max(1, flat.shape[1]))
+    for start in range(0, flat.shape[0], rows):
+        block = np.asarray(flat[start:start + rows])
+        infinite += int(np.isinf(block).sum())
+        with np.errstate(invalid="ignore"):
+            huge += int((np.abs(block) > limit).sum())
+    huge -= infinite
+    if infinite or huge:
+        parts = ([f"{infinite} infinite value{'s' * (infinite != 1)}"] if infinite else []) + \
+            ([f"{huge} value{'s' * (huge != 1)} with |x| above {limit:.2g} (their squared distances overflow float32)"] if huge else [])
+        raise DataError(f"{what} holds {' and '.join(parts)}; selectors cluster and measure distances on it, "
+                        "so its values must be finite and in range (NaN marks a missing entry)", path=origin)
     return arr
 
 
@@ -235,7 +280,10 @@ class SignalSet:
                 where = f" in {self.directory}" if self.directory else ""
                 hint = HOW_TO.get(name, "compute it and save it as " + FILES.get(name, f"{name}.npy"))
                 raise MissingSignalError(f"signal {name!r} is not available{where}; to compute it, {hint}")
-            self._arrays[name] = _load_npy(path, mmap=True, text=name in TEXT_SIGNALS)
+            arr = _load_npy(path, mmap=True, text=name in TEXT_SIGNALS)
+            if name in DISTANCE_SIGNALS:
+                check_distance_range(arr, path, f"signal {name!r}")
+            self._arrays[name] = arr
         arr = self._arrays[name]
         if arr.ndim == 0:
             raise DataError(f"signal {name!r} is a scalar, expected one row per example", path=path_of(self, name))
