@@ -9,7 +9,6 @@ the culprit and exit 2. Anything else is a bug: one line with the path of a log 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import time
 import traceback
 
 from s2lbench import __version__
+from s2lbench.common import console
 from s2lbench.errors import S2LBenchError, describe_expected
 
 
@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="s2lbench",
         description="Compare data-selection methods for supervised fine-tuning (SmallToLarge and baselines).")
     parser.add_argument("--version", action="version", version=f"s2lbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="stream the full log to the terminal (-vv: other libraries' debug lines too)")
+    parser.add_argument("-q", "--quiet", action="count", default=0,
+                        help="only warnings, errors and the final table (the log file still has everything)")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for registered in hooks.commands().values():
@@ -75,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        # s2lbench logs what it does at INFO; other libraries only warn unless -vv
-        logging.basicConfig(level=logging.DEBUG if args.verbose >= 2 else logging.WARNING,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-        logging.getLogger("s2lbench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        console.configure(max(-1, min(2, args.verbose)) if not args.quiet else -1)  # common/console.py
         if not getattr(args, "_command", None):
             parser.print_help()
             return 2

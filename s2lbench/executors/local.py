@@ -3,8 +3,6 @@ from more)."""
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
-
 from s2lbench import hookimpl
 from s2lbench.executors.base import Executor
 
@@ -13,7 +11,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def run(self, grid):
-        for task in tqdm(grid.tasks, desc="cells", unit="cell"):
+        for task in grid.tasks:  # the runner shows the grid's progress (common/console.py)
             yield task.cell_id, grid.run_cell(task.payload)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s2lbench.common import console
 from s2lbench.common.atomic import write_json
 from s2lbench.common.files import iter_jsonl
 from s2lbench.common.fingerprint import config_hash
@@ -66,10 +67,11 @@ class StageStore:
         (training does); ``stage.json`` is written last, atomically, and marks the stage finished."""
         key = self.key(stage, spec)
         folder = self.path(stage, key)
-        with file_lock(self.root / stage / f".{key}.lock"):
+        with console.stage(stage), file_lock(self.root / stage / f".{key}.lock"):
             if (folder / DONE).exists():
                 meta = json.loads((folder / DONE).read_text())
                 self._event(stage, key, "cached", 0.0)
+                console.stage_done(log, stage, key, None)
                 return StageResult(key, folder, meta, cached=True)
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "spec.json", spec)
@@ -79,6 +81,7 @@ class StageStore:
             meta.setdefault("seconds", round(time.perf_counter() - start, 3))
             write_json(folder / DONE, meta)
             self._event(stage, key, "computed", meta["seconds"])
+            console.stage_done(log, stage, key, meta["seconds"])
             return StageResult(key, folder, meta, cached=False)
 
     def _event(self, stage: str, key: str, status: str, seconds: float) -> None:
