@@ -303,7 +303,7 @@ def test_redirected_run_is_plain_lines(grid_config, tmp_path):
     out = tmp_path / "plain"
     with open(tmp_path / "output.txt", "w") as f:
         code = subprocess.call([*_cli(), "run", str(grid_config), "--out", str(out), "--only", "random"],
-                               stdout=f, stderr=subprocess.STDOUT, env=_env({"S2LBENCH_PROGRESS_SECONDS": "1"}))
+                               stdout=f, stderr=subprocess.STDOUT, env=_env({"S2LBENCH_PROGRESS_SECONDS": "0"}))
     text = (tmp_path / "output.txt").read_text()
     assert code == 0, text
     assert "\r" not in text and "\x1b" not in text
@@ -321,8 +321,26 @@ def test_quiet_and_verbose_on_a_finished_grid(terminal_run, grid_config, flag):
     assert result.returncode == 0, result.stderr
     assert "| selector" in result.stdout.lower() or "|" in result.stdout  # the final table, always
     if flag == "-q":
-        assert result.stderr == "" and "cells done" not in result.stdout and "log:" not in result.stdout
+        assert all(re.match(r"^\d\d:\d\d:\d\d (warning|error): ", line) for line in result.stderr.splitlines())
+        assert "cells done" not in result.stdout and "log:" not in result.stdout
     else:
         assert re.search(r"INFO +\[t__s2l__20%__s0\] s2lbench\.grid\.runner: cell t__s2l__20%__s0: done already",
                          result.stderr), result.stderr[-3000:]
         assert "log:" in result.stdout
+
+
+def test_cluster_workers_write_their_cells_logs(tmp_path, restore_console):
+    """What a SLURM job (``Pinned``) and a Ray task (``_call``) run: the cell's lines land in its log."""
+    from s2lbench.executors.base import Pinned
+    from s2lbench.executors.ray_executor import _call
+
+    def cell_work(cell_id: str) -> str:
+        with console.cell(cell_id):
+            logging.getLogger("s2lbench.test").info("working on %s", cell_id)
+        return cell_id
+
+    assert Pinned(cell_work, None, tmp_path)("a__random__10%__s0") == "a__random__10%__s0"
+    assert _call(cell_work, ("b__s2l__10%__s0",), None, str(tmp_path)) == "b__s2l__10%__s0"
+    cells = tmp_path / "logs" / "cells"
+    assert "working on a__random__10%__s0" in (cells / "a__random__10%__s0.log").read_text()
+    assert "working on b__s2l__10%__s0" in (cells / "b__s2l__10%__s0.log").read_text()
