@@ -86,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except S2LBenchError as e:
         if debug:
             traceback.print_exc()
-        print(f"s2lbench: error: {_one_line(e)}", file=sys.stderr)
+        console.closing(f"s2lbench: error: {_one_line(e)}")
         return 2
     except KeyboardInterrupt:
-        print("s2lbench: interrupted", file=sys.stderr)
+        console.closing("s2lbench: interrupted")
         return 130
     except BrokenPipeError:
         # the reader of our output went away (`s2lbench plugins | head`): not an error of ours or of the hub;
@@ -102,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         expected = describe_expected(e)
         if expected is not None:
-            print(f"s2lbench: error: {_one_line(expected)}", file=sys.stderr)
+            console.closing(f"s2lbench: error: {_one_line(expected)}")
             return 2
         log_path = _crash_log(e)
         where = f"; traceback in {log_path}" if log_path else ""
-        print(f"s2lbench: internal error: {type(e).__name__}: {_one_line(e)}{where} "
-              "(rerun with --debug to print it; please report it)", file=sys.stderr)
+        console.closing(f"s2lbench: internal error: {type(e).__name__}: {_one_line(e)}{where} "
+                        "(rerun with --debug to print it; please report it)")
         return 1
+    finally:
+        console.get().reset()  # the log file closed; a second main() in one process starts afresh
 
 
 if __name__ == "__main__":

@@ -558,6 +558,11 @@ class Console:
                 else STAGE_TITLES.get(_STAGE.get() or "", ""))
         return " — ".join(p for p in (label, work) if p)
 
+    def closing(self, text: str) -> None:
+        """The command line's last word (an error, an interruption): on stderr always, and in the log file."""
+        logging.getLogger("s2lbench.cli").debug("%s", text)
+        print(text, file=sys.stderr)
+
     def say(self, text: str = "", file: IO[str] | None = None) -> None:
         """A summary line on stdout (the run's closing lines), unless ``-q``."""
         if self.verbosity > QUIET:
@@ -676,6 +681,7 @@ cell_finished = _CONSOLE.cell_finished
 stage_done = _CONSOLE.stage_done
 tick = _CONSOLE.tick
 say = _CONSOLE.say
+closing = _CONSOLE.closing
 
 
 showing = _CONSOLE.showing

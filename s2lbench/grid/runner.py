@@ -411,9 +411,11 @@ class Runner:
     def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
         rows: list[ResultRow] = []
         start = time.perf_counter()
-        for plan in console.Bar(self.tasks(), desc="evaluate", unit="test sets"):
-            result = evaluate_task(model_dir, plan, self.out / "generations", limit=self.config.evaluation.limit,
-                                   decoding=self.config.evaluation.generation)
+        tasks = self.tasks()
+        for plan in console.Bar(tasks, desc="evaluate", unit="test sets"):
+            with console.stage("evaluation"):
+                result = evaluate_task(model_dir, plan, self.out / "generations",
+                                       limit=self.config.evaluation.limit, decoding=self.config.evaluation.generation)
             rel = self.store.write_samples(cell.cell_id, plan.name, (s.to_dict() for s in result.samples))
             for metric in plan.evaluator.metrics:
                 if metric.name in result.aggregate:
