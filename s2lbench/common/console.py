@@ -424,9 +424,12 @@ class Console:
         if self._file_handler is not None:  # a second folder in one invocation: the first file is complete
             logging.getLogger().removeHandler(self._file_handler)
             self._file_handler.close()
-        if self._buffer is not None:
+        if self._buffer is not None:  # replayed once, then dropped: from here on the file has every record
             for record in self._buffer.records:
                 handler.handle(record)
+            logging.getLogger().removeHandler(self._buffer)
+            self._handlers.remove(self._buffer)
+            self._buffer = None
         logging.getLogger().addHandler(handler)
         self._handlers.append(handler)
         self._file_handler = handler
@@ -599,7 +602,9 @@ class Console:
 
         self._rich = RichConsole(file=self.stream, force_terminal=True, highlight=False)
         self._live = Live(_View(self), console=self._rich, refresh_per_second=REFRESH_PER_SECOND,
-                          transient=True, redirect_stdout=True, redirect_stderr=True)
+                          transient=True, redirect_stderr=True,
+                          # stray prints go above the view, unless stdout is a file of its own
+                          redirect_stdout=_is_terminal(sys.stdout))
         self._live.start()
 
     def _stop_live(self, force: bool = False) -> None:
