@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import traceback
 
@@ -55,7 +54,7 @@ def command_hooks():
 
 def _crash_log(exc: BaseException) -> str | None:
     """Write the traceback of an unexpected error to a log file; its path, or None if nothing could be written."""
-    folder = os.environ.get("S2LBENCH_LOG_DIR") or os.path.join(tempfile.gettempdir(), "s2lbench-logs")
+    folder = console.default_log_dir()
     try:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")

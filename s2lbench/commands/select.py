@@ -121,7 +121,7 @@ class SelectCommand(Command):
         out = check_output_path(args.out)
         for sibling in (diagnostics_path(out), labels_path(out)):
             check_output_path(sibling)
-        console.log_to(out.parent, "select")
+        console.log_to(None, "select")  # nothing beside the selection file but what it writes
         pool = open_pool_from_args(args.pool, args)
         selector_cls = get_hooks().selector(args.selector)
         signals, signal_info = load_signals(args, pool)

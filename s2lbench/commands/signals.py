@@ -81,8 +81,7 @@ class SignalsCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         command = getattr(args, "signals_command", None)
-        if args.out:
-            console.log_to(args.out, "signals" + (f"-{command}" if command else ""))
+        console.log_to(None, "signals" + (f"-{command}" if command else ""))  # the signals folder stays whole
         if command == "embed":
             from s2lbench.signals.embeddings import compute_text_embeddings
 

@@ -406,18 +406,23 @@ class Console:
         self.configured = False
         logging.captureWarnings(False)
 
-    def log_to(self, out_dir: str | Path, command: str) -> Path:
+    def log_to(self, out_dir: str | Path | None, command: str) -> Path | None:
         """Write this invocation's log to ``<out_dir>/logs/<timestamp>-<command>.log`` (DEBUG, every record
-        since ``configure``); its path."""
+        since ``configure``); its path. ``out_dir`` None: the user's log folder (``default_log_dir()``), for
+        commands whose output is a single file or a folder that must appear whole or not at all."""
         if not self.configured:
             self.configure(self.verbosity)
-        folder = Path(out_dir) / LOG_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(out_dir) / LOG_DIR if out_dir is not None else default_log_dir()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = folder / f"{stamp}-{_safe(command)}.log"
         if path.exists() or self.log_file is not None:
             path = folder / f"{stamp}-{_safe(command)}-{os.getpid()}.log"
-        handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+        except OSError as e:  # the log is a record of the work, never a reason to refuse it
+            logging.getLogger(__name__).warning("no log file for this run: %s: %s", path, e.strerror or e)
+            return None
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(logging.Formatter(FILE_FORMAT, DATE_FORMAT))
         handler.addFilter(_Stamp())
@@ -613,6 +618,14 @@ class Console:
                 self._live.stop()
             finally:
                 self._live = None
+
+
+def default_log_dir() -> Path:
+    """Where logs go that have no results folder to sit in (and crash reports): ``$S2LBENCH_LOG_DIR``, else
+    ``<tmp>/s2lbench-logs``."""
+    import tempfile
+
+    return Path(os.environ.get("S2LBENCH_LOG_DIR") or Path(tempfile.gettempdir()) / "s2lbench-logs")
 
 
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
