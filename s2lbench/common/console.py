@@ -66,7 +66,7 @@ THIRD_PARTY = ("transformers", "datasets", "huggingface_hub", "accelerate", "tor
                "submitit", "ray", "py.warnings")
 
 #: the stage names of the data path as a user calls them in the status line
-STAGE_TITLES = {"gym": "build the gym", "gym-base": "pre-train the base", "proxy": "train the proxy",
+STAGE_TITLES = {"gym": "build the gym", "gym-base": "base model", "proxy": "train the proxy",
                 "signals": "signal pass", "text-embedding": "text embeddings", "selection": "select",
                 "finetune": "fine-tune", "generation": "generate", "evaluation": "evaluate"}
 
