@@ -344,3 +344,14 @@ def test_cluster_workers_write_their_cells_logs(tmp_path, restore_console):
     cells = tmp_path / "logs" / "cells"
     assert "working on a__random__10%__s0" in (cells / "a__random__10%__s0.log").read_text()
     assert "working on b__s2l__10%__s0" in (cells / "b__s2l__10%__s0.log").read_text()
+
+
+def test_a_foreign_tqdm_bar_stays_off_the_screen():
+    """A plugin's or library's own tqdm bar, made after the console is set up, draws nothing."""
+    code = ("import sys; from s2lbench.common import console; console.configure(0, interactive=False)\n"
+            "from tqdm.auto import tqdm\n"
+            "for _ in tqdm(range(3), desc='foreign bar', file=sys.stderr): pass\n")
+    env = {k: v for k, v in _env().items() if k != "TQDM_DISABLE"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "foreign bar" not in result.stderr and "\r" not in result.stderr

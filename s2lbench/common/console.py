@@ -385,6 +385,9 @@ class Console:
         # progress bars of the hub, datasets and transformers (which reads the hub's switch when imported)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        # any other tqdm bar (a plugin's, a library's) in a process whose tqdm is imported from here on:
+        # workers, subprocesses (tqdm reads TQDM_* defaults when imported); ours use ``Bar``
+        os.environ.setdefault("TQDM_DISABLE", "1")
         _hushed.clear()
         quiet_third_parties(third)
         _known_warnings_filtered()
