@@ -9,14 +9,13 @@ the culprit and exit 2. Anything else is a bug: one line with the path of a log 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import tempfile
 import time
 import traceback
 
 from s2lbench import __version__
+from s2lbench.common import console
 from s2lbench.errors import S2LBenchError, describe_expected
 
 
@@ -26,7 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="s2lbench",
         description="Compare data-selection methods for supervised fine-tuning (SmallToLarge and baselines).")
     parser.add_argument("--version", action="version", version=f"s2lbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="stream the full log to the terminal (-vv: other libraries' debug lines too)")
+    parser.add_argument("-q", "--quiet", action="count", default=0,
+                        help="only warnings, errors and the final table (the log file still has everything)")
     parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for registered in hooks.commands().values():
@@ -52,7 +54,7 @@ def command_hooks():
 
 def _crash_log(exc: BaseException) -> str | None:
     """Write the traceback of an unexpected error to a log file; its path, or None if nothing could be written."""
-    folder = os.environ.get("S2LBENCH_LOG_DIR") or os.path.join(tempfile.gettempdir(), "s2lbench-logs")
+    folder = console.default_log_dir()
     try:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
@@ -75,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        # s2lbench logs what it does at INFO; other libraries only warn unless -vv
-        logging.basicConfig(level=logging.DEBUG if args.verbose >= 2 else logging.WARNING,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-        logging.getLogger("s2lbench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        console.configure(max(-1, min(2, args.verbose)) if not args.quiet else -1)  # common/console.py
         if not getattr(args, "_command", None):
             parser.print_help()
             return 2
@@ -86,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except S2LBenchError as e:
         if debug:
             traceback.print_exc()
-        print(f"s2lbench: error: {_one_line(e)}", file=sys.stderr)
+        console.closing(f"s2lbench: error: {_one_line(e)}")
         return 2
     except KeyboardInterrupt:
-        print("s2lbench: interrupted", file=sys.stderr)
+        console.closing("s2lbench: interrupted")
         return 130
     except BrokenPipeError:
         # the reader of our output went away (`s2lbench plugins | head`): not an error of ours or of the hub;
@@ -102,13 +101,15 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         expected = describe_expected(e)
         if expected is not None:
-            print(f"s2lbench: error: {_one_line(expected)}", file=sys.stderr)
+            console.closing(f"s2lbench: error: {_one_line(expected)}")
             return 2
         log_path = _crash_log(e)
         where = f"; traceback in {log_path}" if log_path else ""
-        print(f"s2lbench: internal error: {type(e).__name__}: {_one_line(e)}{where} "
-              "(rerun with --debug to print it; please report it)", file=sys.stderr)
+        console.closing(f"s2lbench: internal error: {type(e).__name__}: {_one_line(e)}{where} "
+                        "(rerun with --debug to print it; please report it)")
         return 1
+    finally:
+        console.get().reset()  # the log file closed; a second main() in one process starts afresh
 
 
 if __name__ == "__main__":

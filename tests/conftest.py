@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the logs of commands without a results folder (select, signals) and crash reports: not the user's /tmp folder
+os.environ.setdefault("S2LBENCH_LOG_DIR", tempfile.mkdtemp(prefix="s2lbench-test-logs-"))
 
 REPO = Path(__file__).resolve().parents[1]
 

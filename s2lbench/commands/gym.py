@@ -8,6 +8,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
+from s2lbench.common import console
 from s2lbench.common.atomic import atomic_dir, check_output_path
 from s2lbench.common.files import read_json
 from s2lbench.common.typed import from_dict
@@ -75,6 +76,7 @@ class GymCommand(Command):
         base.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the gym's base recipe)")
 
     def run(self, args: argparse.Namespace) -> int:
+        console.log_to(None, f"gym-{args.gym_command}")  # the gym folder appears whole or not at all
         if args.gym_command == "pretrain":
             return self._pretrain(args)
         return self._build(args)

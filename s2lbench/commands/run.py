@@ -14,6 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from s2lbench.commands.base import Command
+from s2lbench.common import console
 from s2lbench.common.atomic import write_text
 from s2lbench.common.typed import apply_overrides
 from s2lbench.errors import DataError
@@ -26,11 +27,13 @@ DEMO_CONFIG = "demo.yaml"
 
 
 def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
-                   cost_options: dict | None = None, verify: bool = False) -> int:
+                   cost_options: dict | None = None, verify: bool = False, command: str = "run") -> int:
     from s2lbench.grid.preflight import preflight
     from s2lbench.grid.runner import Runner
 
     runner = Runner(config, out)
+    if not dry_run:
+        console.log_to(out, command)
     if verify and not dry_run:
         verify_before_run(runner)
     report = preflight(runner, only)
@@ -42,12 +45,14 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
         summary = runner.run(only=only)
     elapsed = time.perf_counter() - start
     skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
-    print(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
-          f"results in {out}")
+    console.say(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
+                f"results in {out}")
     for cell_id, error in summary.failed.items():
         print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
     print_regime_warnings(runner.store, config.name)
-    print_leaderboard(out)
+    paths = print_leaderboard(out)
+    where = [("log", console.log_file()), ("results", out / DB_NAME), *paths]
+    console.say("\n".join(f"  {name + ':':<12} {path}" for name, path in where if path is not None))
     return 0 if summary.ok else 1
 
 
@@ -125,8 +130,9 @@ def print_regime_warnings(store: ResultsStore, experiment: str) -> None:
             print(f"  {line}")
 
 
-def print_leaderboard(out: Path) -> None:
-    """Print the grid's table and write it with the data-scaling plot beside the results."""
+def print_leaderboard(out: Path) -> list[tuple[str, Path | None]]:
+    """Print the grid's table and write it with the data-scaling plot beside the results; (what, path) of
+    each file written."""
     from s2lbench.report.plots import plot_scaling
 
     try:
@@ -136,9 +142,9 @@ def print_leaderboard(out: Path) -> None:
         png = plot_scaling(out, out / "scaling.png")
     except Exception as e:  # the grid's results are stored; a table that fails to render must not hide that
         log.warning("could not render the leaderboard: %s: %s", type(e).__name__, e)
-        return
+        return []
     print(text)
-    print(f"leaderboard: {out / 'leaderboard.md'}; plot: {png}")
+    return [("leaderboard", out / "leaderboard.md"), ("plot", png)]
 
 
 class RunCommand(Command):
@@ -192,7 +198,7 @@ class DemoCommand(Command):
             print(text)
             return 0
         config = parse_experiment(apply_overrides(yaml.safe_load(text), args.overrides), origin="demo")
-        return run_experiment(config, Path(args.out))
+        return run_experiment(config, Path(args.out), command="demo")
 
 
 class StatusCommand(Command):

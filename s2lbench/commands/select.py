@@ -14,6 +14,7 @@ import numpy as np
 from s2lbench import __version__
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, length_stats, open_pool_from_args
+from s2lbench.common import console
 from s2lbench.common.atomic import (
     atomic_path,
     check_output_path,
@@ -111,13 +112,15 @@ class SelectCommand(Command):
         out = check_output_path(args.out)
         for sibling in (diagnostics_path(out), labels_path(out)):
             check_output_path(sibling)
+        console.log_to(None, "select")  # nothing beside the selection file but what it writes
         pool = open_pool_from_args(args.pool, args)
         selector_cls = get_hooks().selector(args.selector)
         signals, signal_info = load_signals(args, pool)
         options = parse_option_pairs(args.option)
         log.info("selecting %s of %d examples with %s", args.budget, len(pool), args.selector)
-        result = run_selector(selector_cls, pool, args.budget, seed, signals=signals, options=options,
-                              check_determinism=args.check)
+        with console.activity(f"select {args.budget} with {args.selector}", unit="examples"):
+            result = run_selector(selector_cls, pool, args.budget, seed, signals=signals, options=options,
+                                  check_determinism=args.check)
         if signals.nan_entries:
             print(f"note: the loss matrix has {signals.nan_entries} NaN entries; selectors that read "
                   "trajectories set them to 0, as the official S2L code does")
@@ -154,6 +157,7 @@ class SelectCommand(Command):
             print(f"cluster balance: {balance['clusters']} clusters, picks entropy ratio "
                   f"{balance['picks_entropy_ratio']} (random {balance['random_entropy_ratio']}), "
                   f"small-cluster uplift {balance['small_cluster_uplift']}x random")
+        console.say(f"log: {console.log_file()}")
         return 0
 
 

@@ -11,6 +11,7 @@ import argparse
 
 from s2lbench.commands.base import Command
 from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
+from s2lbench.common import console
 from s2lbench.errors import ConfigError
 
 
@@ -80,6 +81,7 @@ class SignalsCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         command = getattr(args, "signals_command", None)
+        console.log_to(None, "signals" + (f"-{command}" if command else ""))  # the signals folder stays whole
         if command == "embed":
             from s2lbench.signals.embeddings import compute_text_embeddings
 
@@ -116,4 +118,5 @@ class SignalsCommand(Command):
                                   device=args.device, embed=args.embed, full_logits=args.full_logits,
                                   ifd=args.ifd, dev=dev, gradients=gradients, progress=not args.no_progress)
         print(_summary(sig))
+        console.say(f"log: {console.log_file()}")
         return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from s2lbench.commands.base import Command, seed_type
 from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
+from s2lbench.common import console
 from s2lbench.common.atomic import check_output_path
 from s2lbench.common.typed import from_dict
 from s2lbench.gym.evaluators import gym_template
@@ -78,6 +79,7 @@ class TrainCommand(Command):
         pool = open_pool_from_args(args.pool, args)
         existed = out.exists()
         try:
+            console.log_to(out, "train")
             result = train(pool, config, out)
         except BaseException:
             _remove_if_nothing_saved(out, existed)
@@ -86,6 +88,7 @@ class TrainCommand(Command):
         print(f"checkpoints: {', '.join(str(step) for step, _ in result.checkpoints) or 'none'}")
         print(f"steps {result.total_steps} ({result.epochs:.2f} epochs), {result.train_tokens} tokens, "
               f"{result.flops:.3g} FLOPs, {result.wall_seconds:.1f}s, final loss {result.final_loss}")
+        console.say(f"log: {console.log_file()}")
         return 0
 
 

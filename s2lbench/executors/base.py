@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from s2lbench.common import console
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError
 
@@ -99,11 +100,13 @@ def set_torch_threads(threads: int | None) -> None:
 
 
 class Pinned:
-    """``fn`` with torch's thread count pinned first: what a job on another process runs."""
+    """``fn`` with torch's thread count pinned first and its log lines in each cell's log under ``out_dir``
+    (``<out>/logs/cells/<cell id>.log``): what a job on another process runs."""
 
-    def __init__(self, fn: Callable[..., Any], threads: int | None):
-        self.fn, self.threads = fn, threads
+    def __init__(self, fn: Callable[..., Any], threads: int | None, out_dir: str | Path | None = None):
+        self.fn, self.threads, self.out_dir = fn, threads, out_dir
 
     def __call__(self, *args: Any) -> Any:
         set_torch_threads(self.threads)
-        return self.fn(*args)
+        with console.worker_logs(self.out_dir):
+            return self.fn(*args)

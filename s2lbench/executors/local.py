@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tqdm.auto import tqdm
-
 from s2lbench import hookimpl
 from s2lbench.errors import ConfigError
 from s2lbench.executors.base import Executor
@@ -31,7 +29,7 @@ class LocalExecutor(Executor):
 
     def run(self, grid):
         method = None if self.options is None or self.options.isolate == "auto" else self.options.isolate
-        for task in tqdm(grid.tasks, desc="cells", unit="cell"):
+        for task in grid.tasks:  # the runner shows the grid's progress (common/console.py)
             yield task.cell_id, run_isolated(grid.run_cell, task.payload, method)
 
 

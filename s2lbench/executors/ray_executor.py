@@ -23,9 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from s2lbench import hookimpl
+from s2lbench.common import console
 from s2lbench.errors import ConfigError
 from s2lbench.executors.base import Executor, Grid, check_shared_folder, sees_token, set_torch_threads
 
@@ -61,13 +60,13 @@ class RayOptions:
             raise ConfigError(f"gpus_per_cell: {self.gpus_per_cell} must be >= 0")
 
 
-def _call(fn: Callable[..., Any], args: tuple, threads: int | None, *upstream: Any) -> Any:
-    """``fn(*args)`` in a worker. ``upstream`` are results of earlier tasks, passed only so that Ray starts
-    this one after them (it resolves top-level references before a task runs); their values are unused."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _call(fn: Callable[..., Any], args: tuple, threads: int | None, log_dir: str | None, *upstream: Any) -> Any:
+    """``fn(*args)`` in a worker, its log lines in each cell's log under ``log_dir``. ``upstream`` are results
+    of earlier tasks, passed only so that Ray starts this one after them (it resolves top-level references
+    before a task runs); their values are unused."""
     set_torch_threads(threads)
-    return fn(*args)
+    with console.worker_logs(log_dir):
+        return fn(*args)
 
 
 class RayExecutor(Executor):
@@ -111,26 +110,26 @@ class RayExecutor(Executor):
         call = ray.remote(max_retries=0)(_call)
         heavy = call.options(num_cpus=options.cpus_per_cell, num_gpus=gpus)
         light = call.options(num_cpus=options.cpus_per_selection, num_gpus=0)
-        shared = heavy.remote(grid.shared, (), threads) if grid.shared else None
+        out = str(self.out_dir) if self.out_dir is not None else None
+        shared = heavy.remote(grid.shared, (), threads, out) if grid.shared else None
         run_cell = ray.put(grid.run_cell)
         cpu_stages = ray.put(grid.cpu_stages) if grid.cpu_stages else None
         refs: dict[Any, str] = {}
         for task in grid.tasks:
             upstream = [] if shared is None else [shared]
             if cpu_stages is not None:
-                upstream = [light.remote(cpu_stages, (task.payload,), threads, *upstream)]
-            refs[heavy.remote(run_cell, (task.payload,), threads, *upstream)] = task.cell_id
+                upstream = [light.remote(cpu_stages, (task.payload,), threads, out, *upstream)]
+            refs[heavy.remote(run_cell, (task.payload,), threads, out, *upstream)] = task.cell_id
         pending = list(refs)
         log.info("ray: %d cells submitted (%g CPU + %g GPU each, selection %g CPU)", len(refs),
                  options.cpus_per_cell, gpus, options.cpus_per_selection)
         try:
-            with tqdm(total=len(pending), desc="cells", unit="cell") as bar:
-                while pending:
-                    # a timeout so that Ctrl-C is seen within a second, however long the cells take
-                    ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                    for ref in ready:
-                        bar.update()
-                        yield refs[ref], _result(ray, ref)
+            while pending:  # the runner shows the grid's progress; each cell's lines are in logs/cells/
+                # a timeout so that Ctrl-C is seen within a second, however long the cells take
+                ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                console.tick()
+                for ref in ready:
+                    yield refs[ref], _result(ray, ref)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True, recursive=True)

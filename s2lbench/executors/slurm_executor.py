@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tqdm.auto import tqdm
-
 from s2lbench import hookimpl
+from s2lbench.common import console
 from s2lbench.errors import ConfigError
 from s2lbench.executors.base import Executor, Grid, Pinned, check_shared_folder, sees_token
 
@@ -87,7 +86,7 @@ class SlurmExecutor(Executor):
             if grid.shared is not None:
                 executor.update_parameters(**_gpus(options.shared_gpus if options.shared_gpus is not None
                                                    else options.gpus_per_node, cluster), name="s2lbench-shared")
-                job = executor.submit(Pinned(grid.shared, options.torch_threads))
+                job = executor.submit(Pinned(grid.shared, options.torch_threads, out))
                 jobs["shared"] = job
                 log.info("slurm: shared stages in job %s (logs %s)", job.job_id, logs / str(job.job_id))
                 _wait([job], options.poll_seconds)
@@ -104,30 +103,28 @@ class SlurmExecutor(Executor):
 
     def _cells(self, executor, cluster: str, options: SlurmOptions, grid: Grid, logs: Path, jobs: dict[str, Any]):
         tasks = list(grid.tasks)
-        run_cell = Pinned(grid.run_cell, options.torch_threads)
+        run_cell = Pinned(grid.run_cell, options.torch_threads, self.out_dir)
         window = len(tasks) if cluster == "slurm" or options.max_parallel is None else options.max_parallel
         queue = list(reversed(tasks))
-        with tqdm(total=len(tasks), desc="cells", unit="cell") as bar:
-            while queue or jobs:
-                fresh = []
-                while queue and len(jobs) + len(fresh) < window:
-                    fresh.append(queue.pop())
-                if fresh:
-                    with executor.batch():  # one job array on SLURM
-                        submitted = [(t.cell_id, executor.submit(run_cell, t.payload)) for t in fresh]
-                    for cell_id, job in submitted:
-                        jobs[cell_id] = job
-                        _link_logs(logs, cell_id, job)
-                    log.info("slurm: submitted %d cells (%s)", len(fresh),
-                             ", ".join(str(j.job_id) for _, j in submitted[:3]) + (" ..." if len(fresh) > 3 else ""))
-                done = [cell_id for cell_id, job in jobs.items() if job.done()]
-                if not done:
-                    time.sleep(options.poll_seconds)
-                    continue
-                for cell_id in done:
-                    job = jobs.pop(cell_id)
-                    bar.update()
-                    yield cell_id, _outcome(job)
+        while queue or jobs:  # the runner shows the grid's progress; each cell's lines are in logs/cells/
+            fresh = []
+            while queue and len(jobs) + len(fresh) < window:
+                fresh.append(queue.pop())
+            if fresh:
+                with executor.batch():  # one job array on SLURM
+                    submitted = [(t.cell_id, executor.submit(run_cell, t.payload)) for t in fresh]
+                for cell_id, job in submitted:
+                    jobs[cell_id] = job
+                    _link_logs(logs, cell_id, job)
+                log.info("slurm: submitted %d cells (%s)", len(fresh),
+                         ", ".join(str(j.job_id) for _, j in submitted[:3]) + (" ..." if len(fresh) > 3 else ""))
+            done = [cell_id for cell_id, job in jobs.items() if job.done()]
+            if not done:
+                console.tick()
+                time.sleep(options.poll_seconds)
+                continue
+            for cell_id in done:
+                yield cell_id, _outcome(jobs.pop(cell_id))
 
 
 def _parameters(options: SlurmOptions, cluster: str) -> dict[str, Any]:

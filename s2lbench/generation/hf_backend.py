@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
+from s2lbench.common import console
 from s2lbench.generation.config import GenerationConfig, cut_at_stop
 from s2lbench.generation.greedy import compacting_greedy, end_token_ids, greedy_choice_settings
 
@@ -46,7 +45,7 @@ class TransformersBackend:
 
     def generate(self, prompts: list[str], cfg: GenerationConfig) -> list[str]:
         outputs: list[str] = []
-        for start in tqdm(range(0, len(prompts), cfg.batch_size), desc="generate (transformers)", unit="batch",
+        for start in console.Bar(range(0, len(prompts), cfg.batch_size), desc="generate", unit="batch",
                           disable=len(prompts) <= cfg.batch_size):
             texts, self.compacting = greedy_texts(self.model, self.tokenizer, prompts[start:start + cfg.batch_size],
                                                   cfg, compacting=self.compacting)

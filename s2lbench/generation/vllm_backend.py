@@ -44,5 +44,5 @@ class VLLMBackend:
 
         params = SamplingParams(temperature=0.0, max_tokens=cfg.max_new_tokens, stop=list(cfg.stop) or None,
                                 skip_special_tokens=True)
-        results = self.llm.generate(prompts, params, use_tqdm=len(prompts) > cfg.batch_size)
+        results = self.llm.generate(prompts, params, use_tqdm=False)  # the console's status line shows the run
         return [cut_at_stop(r.outputs[0].text, cfg.stop) for r in results]

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from s2lbench.common import settings
+from s2lbench.common import console, settings
 from s2lbench.common.atomic import write_json
 from s2lbench.common.fingerprint import file_fingerprint, ids_hash
 from s2lbench.common.provenance import git_commit, package_versions
@@ -86,6 +86,11 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+def cell_label(cell: CellSpec) -> str:
+    """A cell as a user names it: ``target-l · s2l · 10% · seed 0``."""
+    return f"{cell.target.name} · {cell.row} · {100 * cell.fraction:.3g}% · seed {cell.seed}"
 
 
 class Runner:
@@ -215,7 +220,7 @@ class Runner:
         # LESS normalises gradients with the Adam moments of every checkpoint it reads
         hook = keep_adam_state if needs_adam_state else None
         stage = self.stages.run(training_stage.PROXY, spec, lambda folder: training_stage.compute_proxy(
-            folder, self.pool, self._with_base(config), eval_hook=hook))
+            folder, self.pool, self._with_base(config), eval_hook=hook, label=f"the proxy ({cfg.model})"))
         cost = {"proxy_seconds": stage.meta["seconds"], "proxy_flops": stage.meta.get("flops", 0.0)}
         return stage.path / "run", stage.key, cost
 
@@ -408,23 +413,24 @@ class Runner:
         pool = self.pool
         subset = pool.subset(sorted(pool.position_of(i) for i in ids), name=f"{cell.row}-{cell.budget}")
         config = self.train_config(cell.target.model, cell.target.tokenizer, cell.target.train, cell.seed)
-        stage = self._finetune_stage(ids, subset, config)
+        label = f"target {cell.target.name} ({cell.target.model})"
+        stage = self._finetune_stage(ids, subset, config, label)
         matched: dict[str, float] = {}
         if cell.selector is not None and cell.selector.compute_matched:
             # the fixed schedule's fine-tune of this subset (shared with the plain row) gives FLOPs per step
             config, matched = training_stage.compute_matched_config(
                 config, len(subset), self._selection_flops(cell.selector.compute_matched),
                 float(stage.meta.get("flops") or 0.0))
-            stage = self._finetune_stage(ids, subset, config)
+            stage = self._finetune_stage(ids, subset, config, label)
         cost = {"finetune_seconds": float(stage.meta.get("seconds") or 0.0),
                 "finetune_flops": float(stage.meta.get("flops") or 0.0), **matched}
         return stage.path / stage.meta["model_dir"], stage.key, cost
 
-    def _finetune_stage(self, ids: list[str], subset: Pool, config: TrainConfig):
+    def _finetune_stage(self, ids: list[str], subset: Pool, config: TrainConfig, label: str):
         spec = training_stage.finetune_spec(self.pool, ids, self._portable(dataclasses.asdict(config)),
                                             self._base_spec(config.model))
         return self.stages.run(training_stage.FINETUNE, spec, lambda folder: training_stage.compute_finetune(
-            folder, subset, self._with_base(config)))
+            folder, subset, self._with_base(config), label=label))
 
     def _selection_flops(self, row: str) -> float:
         """What the selection of grid row ``row`` cost in FLOPs, as recorded: its proxy training, signal pass
@@ -437,9 +443,11 @@ class Runner:
     def evaluate(self, cell: CellSpec, model_dir: Path) -> tuple[list[ResultRow], float]:
         rows: list[ResultRow] = []
         start = time.perf_counter()
-        for plan in self.tasks():
-            result = evaluate_task(model_dir, plan, self.out / "generations", limit=self.config.evaluation.limit,
-                                   decoding=self.config.evaluation.generation)
+        tasks = self.tasks()
+        for plan in console.Bar(tasks, desc="evaluate", unit="test sets"):
+            with console.stage("evaluation"):
+                result = evaluate_task(model_dir, plan, self.out / "generations",
+                                       limit=self.config.evaluation.limit, decoding=self.config.evaluation.generation)
             rel = self.store.write_samples(cell.cell_id, plan.name, (s.to_dict() for s in result.samples))
             for metric in plan.evaluator.metrics:
                 if metric.name in result.aggregate:
@@ -486,22 +494,27 @@ class Runner:
                     shared=self._shared_stages, cpu_stages=self._select_only)
         stopped_by = None
         try:
-            for cell_id, error in executor.run(grid):
-                if error:
-                    summary.failed[cell_id] = error
-                    stored = self.store.get_cell(cell_id)
-                    if stored is None or stored.status != "failed":  # its process died before recording it
-                        self.store.set_status(cell_id, "failed", error)
-                elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
-                    summary.done.append(cell_id)
-                else:  # another process holds it
-                    summary.skipped.append(cell_id)
+            with console.grid(len(cells)):
+                for cell_id, error in executor.run(grid):
+                    self._count(summary, cell_id, error)
         except BaseException as e:  # Ctrl-C, SIGTERM (a scheduler's time limit), a crash: the time still counts
             stopped_by = type(e).__name__
             raise
         finally:
             self._record_invocation(started, len(cells), summary, only, stopped_by)
         return summary
+
+    def _count(self, summary: RunSummary, cell_id: str, error: str | None) -> None:
+        if error:
+            summary.failed[cell_id] = error
+            stored = self.store.get_cell(cell_id)
+            if stored is None or stored.status != "failed":  # its process died before recording it
+                self.store.set_status(cell_id, "failed", error)
+        elif (stored := self.store.get_cell(cell_id)) and stored.status == "done":
+            summary.done.append(cell_id)
+        else:  # another process holds it
+            summary.skipped.append(cell_id)
+        console.cell_finished(cell_id, error, log)
 
     def _record_invocation(self, started: float, n_cells: int, summary: RunSummary, only: list[str] | None,
                            stopped_by: str | None = None) -> None:
@@ -547,11 +560,12 @@ class Runner:
 
     def _run_one(self, cell: CellSpec) -> str | None:
         try:
-            self.run_cell(cell)
+            with console.cell(cell.cell_id, cell_label(cell)):
+                self.run_cell(cell)
             return None
         except Exception as e:  # one broken cell must not stop the grid; the store says what happened
             error = f"{type(e).__name__}: {e}"
-            log.error("cell %s failed: %s", cell.cell_id, error)
+            log.info("cell %s failed: %s", cell.cell_id, error)  # the grid's loop says so to the user
             log.debug("%s", traceback.format_exc())
             self.store.set_status(cell.cell_id, "failed", error)
             return error

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s2lbench.common import console
 from s2lbench.common.atomic import write_json
 from s2lbench.common.files import iter_jsonl
 from s2lbench.common.fingerprint import config_hash
@@ -92,11 +93,12 @@ class StageStore:
         (training does); ``stage.json`` is written last, atomically, and marks the stage finished."""
         key = self.key(stage, spec)
         folder = self.path(stage, key)
-        with file_lock(lock_path(self.root, stage, key)):
+        with console.stage(stage), file_lock(lock_path(self.root, stage, key)):
             if (folder / DONE).exists():
                 meta = self.checked_meta(stage, key, deep=self.verify)
                 if meta is not None:
                     self._event(stage, key, "cached", 0.0)
+                    console.stage_done(log, stage, key, None)
                     return StageResult(key, folder, meta, cached=True)
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "spec.json", spec)
@@ -107,6 +109,7 @@ class StageStore:
             meta[FILES] = build_manifest(folder, frozenset({DONE}))  # fsyncs them too: on disk before stage.json
             write_json(folder / DONE, meta)
             self._event(stage, key, "computed", meta["seconds"])
+            console.stage_done(log, stage, key, meta["seconds"])
             return StageResult(key, folder, meta, cached=False)
 
     def checked_meta(self, stage: str, key: str, *, deep: bool) -> dict[str, Any] | None:

@@ -24,11 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2lbench.common import console
 from s2lbench.common.atomic import atomic_dir, write_json
 from s2lbench.common.fingerprint import config_hash, file_fingerprint
 from s2lbench.errors import ConfigError
 from s2lbench.gym.corpus import CorpusConfig, pretraining_corpus
 from s2lbench.training.models import tiny_model
+from s2lbench.training.progress import console_trainer
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +140,13 @@ def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Pat
             learning_rate=recipe.learning_rate, lr_scheduler_type="cosine",
             warmup_steps=math.ceil(recipe.steps * recipe.warmup_ratio),
             logging_steps=max(1, recipe.steps // 10), save_strategy="no", report_to=[], seed=recipe.seed,
-            use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=False)
+            use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
                           data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
-        result = trainer.train()
+        progress = console.Activity(f"pre-train {model_name}", recipe.steps, "steps")
+        console_trainer(trainer, progress)
+        with console.showing(progress):
+            result = trainer.train()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

@@ -8,8 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from s2lbench.common import console
 from s2lbench.common.atomic import write_json, write_jsonl
 from s2lbench.common.fingerprint import config_hash, file_fingerprint
 from s2lbench.errors import ConfigError
@@ -407,7 +406,7 @@ def build_gym(out_dir: str | Path, config: GymConfig | None = None) -> GymPaths:
     config = config or GymConfig()
     out = Path(out_dir)
     test_specs = config.design.test_sets
-    steps = tqdm(total=4, desc="gym build", unit="step")
+    steps = console.Bar(total=4, desc="build the gym", unit="step")
     pool, defects = generate_pool(config)
     pool_path = write_pool(out / "pool.jsonl", pool)
     defects_path = write_json(out / "defects.json", defects)

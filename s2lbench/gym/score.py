@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from s2lbench.common import console
 from s2lbench.generation import hf_backend
 from s2lbench.generation.config import GenerationConfig
 from s2lbench.pool.prompts import NEXT_PROMPT, check_template, render_prompt
@@ -43,7 +42,7 @@ def greedy_completions(model: Any, tokenizer: Any, prompts: list[str], *, batch_
                               stop=stop)
     texts: list[str] = []
     compacting = True
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", leave=False):
+    for start in console.Bar(range(0, len(prompts), batch_size), desc=desc, unit="batch", leave=False):
         batch, compacting = hf_backend.greedy_texts(model, tokenizer, prompts[start:start + batch_size], config,
                                          compacting=compacting)
         texts.extend(batch)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from s2lbench.common import console
 from s2lbench.common.blas import single_threaded_blas
 from s2lbench.errors import BudgetError, ConfigError, DataError
 from s2lbench.selection.clustering import kmeans
@@ -334,7 +335,6 @@ def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Ge
                  epsilon: float, batch: int) -> tuple[np.ndarray, dict]:
     import heapq
 
-    from tqdm.auto import tqdm
 
     n = x.shape[0]
     coverage = np.zeros(reps.shape[0], dtype=np.float64)
@@ -345,8 +345,7 @@ def _greedy_loop(x: np.ndarray, reps: np.ndarray, budget: int, rng: np.random.Ge
         sims = (1.0 + x[candidates] @ reps.T) * 0.5
         return np.round(np.maximum(sims - coverage, 0.0).sum(axis=1), GAIN_DECIMALS)
 
-    progress = tqdm(total=budget, desc=f"facility location ({algorithm} greedy)", unit="pick", disable=None,
-                    leave=False)
+    progress = console.Bar(total=budget, desc=f"facility location ({algorithm} greedy)", unit="picks")
 
     def take(j: int) -> None:
         selected[j] = True

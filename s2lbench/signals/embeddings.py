@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from s2lbench.common import console
 from s2lbench.common.atomic import save_npy, write_json
 from s2lbench.errors import ConfigError
 from s2lbench.pool.prompts import render_prompt
@@ -61,7 +62,6 @@ def embed_texts(texts: Sequence[str], model: Any = MINILM, *, batch_size: int = 
     sorted by length for batching (less padding); rows come back in input order.
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer
 
     device = resolve_device(device)
@@ -76,7 +76,7 @@ def embed_texts(texts: Sequence[str], model: Any = MINILM, *, batch_size: int = 
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out: np.ndarray | None = None
     with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc="text embeddings", unit="batch",
+        for start in console.Bar(range(0, len(texts), batch_size), desc="text embeddings", unit="batch",
                           disable=not progress):
             idx = order[start:start + batch_size]
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from s2lbench.common import console
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.pool.encoding import IGNORE_INDEX, Encoded
@@ -217,13 +218,12 @@ def gradient_features(model, encoded: Sequence[Encoded], *, pad_id: int, project
                       desc: str = "gradients") -> np.ndarray:
     """n x dim float32 unit vectors: projected (Adam-normalised when ``moments`` is given) gradients."""
     import torch
-    from tqdm.auto import tqdm
 
     model.eval()  # dropout off: a gradient feature must not depend on a random mask
     n = len(encoded)
     out = np.zeros((n, projector.dim), dtype=np.float32)
     order = np.argsort([-len(e.input_ids) for e in encoded], kind="stable")  # similar lengths share a batch
-    with tqdm(total=n, unit="ex", desc=desc, disable=not progress, leave=False) as bar:
+    with console.Bar(total=n, unit="ex", desc=desc, disable=not progress, leave=False) as bar:
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
             ids, labels, _ = collate([encoded[i] for i in batch], pad_id)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from s2lbench.common import console
 from s2lbench.errors import ConfigError
 from s2lbench.pool.encoding import IGNORE_INDEX, Encoded, encode_example
 from s2lbench.pool.prompts import RESPONSE_HEADERS
@@ -247,7 +248,6 @@ def score_checkpoint(model, encoded: Sequence[Encoded], batches: Sequence[np.nda
                      desc: str = "signals") -> CheckpointScores:
     """Every example's signals under one model, in one forward pass over length-grouped batches."""
     import torch
-    from tqdm.auto import tqdm
 
     scorer = _Scorer(model, full_logits=full_logits)
     n = len(encoded)
@@ -256,7 +256,7 @@ def score_checkpoint(model, encoded: Sequence[Encoded], batches: Sequence[np.nda
     total_tokens = sum(len(e.input_ids) for e in encoded)
     padded_tokens = 0
     started = time.perf_counter()
-    with torch.inference_mode(), tqdm(total=total_tokens, unit="tok", unit_scale=True, desc=desc,
+    with torch.inference_mode(), console.Bar(total=total_tokens, unit="tok", unit_scale=True, desc=desc,
                                       disable=not progress, leave=False) as bar:
         for batch in batches:
             input_ids, labels, attention = (t.to(device) for t in collate([encoded[i] for i in batch], pad_id))

@@ -44,8 +44,8 @@ def proxy_spec(pool: Pool, train: dict[str, Any], base: dict[str, Any] | None,
 
 
 def compute_proxy(folder: Path, pool: Pool, config: TrainConfig,
-                  eval_hook: Callable[[int, Path], Any] | None = None) -> dict[str, Any]:
-    result = train(pool, config, folder / "run", eval_hook=eval_hook)
+                  eval_hook: Callable[[int, Path], Any] | None = None, label: str | None = None) -> dict[str, Any]:
+    result = train(pool, config, folder / "run", eval_hook=eval_hook, label=label)
     return {"seconds": result.wall_seconds, "flops": result.flops,
             "checkpoints": [[s, str(Path(p).relative_to(folder))] for s, p in result.checkpoints]}
 
@@ -57,8 +57,8 @@ def finetune_spec(pool: Pool, ids: list[str], train: dict[str, Any], base: dict[
     return spec
 
 
-def compute_finetune(folder: Path, subset: Pool, config: TrainConfig) -> dict[str, Any]:
-    result = train(subset, config, folder / "run")
+def compute_finetune(folder: Path, subset: Pool, config: TrainConfig, label: str | None = None) -> dict[str, Any]:
+    result = train(subset, config, folder / "run", label=label)
     return {"seconds": result.wall_seconds, "flops": result.flops,
             "model_dir": str(Path(result.model_dir).relative_to(folder))}
 

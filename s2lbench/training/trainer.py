@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from s2lbench.common import console
 from s2lbench.common.atomic import atomic_dir, write_json
 from s2lbench.common.fingerprint import config_hash
 from s2lbench.common.hub import load_pretrained
@@ -34,6 +35,7 @@ from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.pool.encoding import IGNORE_INDEX, encode_example
 from s2lbench.pool.records import Pool
 from s2lbench.training.models import TINY_CONFIGS, tiny_model
+from s2lbench.training.progress import console_trainer
 
 log = logging.getLogger(__name__)
 
@@ -591,10 +593,12 @@ def wait_for_everyone() -> None:
 
 
 def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
-          eval_hook: Callable[[int, Path], dict[str, Any] | None] | None = None) -> TrainResult:
+          eval_hook: Callable[[int, Path], dict[str, Any] | None] | None = None, label: str | None = None) -> TrainResult:
     """Fine-tune ``config.model`` on ``pool`` (loss on response tokens only) and write the run folder.
 
     ``eval_hook(step, checkpoint_dir)`` runs after each checkpoint; a dict it returns is stored in run.json.
+    ``label`` names the model in the log as the user knows it (``target target-l (gym-base:gym-target-l)``);
+    by default ``config.model``. The steps show on the console's status line.
     """
     import torch
     from transformers import Trainer, TrainingArguments, set_seed
@@ -618,8 +622,9 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
     tokens_per_step = dataset.mean_tokens() * config.batch_size * config.grad_accum
     n_params = sum(p.numel() for p in model.parameters())
     use_bf16 = resolve_bf16(config.bf16)
-    log.info("training %s (%.2fM params) on %d examples: %d steps (%.2f epochs), batch %d x %d, lr %g %s, "
-             "bf16 %s, checkpoints at %s", config.model, n_params / 1e6, len(pool), total, epochs,
+    what = label or config.model
+    log.info("training %s (%.2fM params) on %s (%d examples): %d steps (%.2f epochs), batch %d x %d, lr %g %s, "
+             "bf16 %s, checkpoints at %s", what, n_params / 1e6, pool.name, len(pool), total, epochs,
              config.batch_size, config.grad_accum, config.learning_rate, config.lr_scheduler, use_bf16,
              sorted(save_steps) or "none")
 
@@ -634,7 +639,7 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
         weight_decay=config.weight_decay,
         logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed,
         data_seed=config.seed, bf16=use_bf16, use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=False,
+        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True,  # the console shows the steps
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     args.per_device_train_batch_size = split_global_batch(config, world, args.n_gpu)
@@ -663,7 +668,10 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
     manifest.save()
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator,
                             processing_class=tokenizer, callbacks=[callback])
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    progress = console.Activity(console.activity_name("train"), total, "steps")
+    console_trainer(trainer, progress)
+    with console.showing(progress):
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
     if trainer.is_world_process_zero():
         with atomic_dir(out_dir / "final") as tmp:
@@ -680,7 +688,7 @@ def train(pool: Pool, config: TrainConfig, out_dir: str | Path, *,
     manifest.data.pop("wall_seconds_before", None)
     manifest.save()
     wait_for_everyone()  # no rank returns before the final model and manifest exist
-    log.info("finished %s in %.1fs: final model in %s", config.model, wall, out_dir / "final")
+    log.info("finished training %s on %s in %.1fs: final model in %s", what, pool.name, wall, out_dir / "final")
     return _result_from_manifest(out_dir, manifest.data)
 
 
