@@ -353,6 +353,10 @@ class Console:
         self._last_plain = 0.0
         self._lock = threading.RLock()
         self.third_party_level = logging.WARNING
+        #: in a cell's child process: where terminal lines and the status line go (the parent draws them)
+        self._relay: Any = None
+        #: in the parent: the status line a cell's child process last sent
+        self._remote_status: str | None = None
 
     # --- set-up ---------------------------------------------------------------------------------------
     def configure(self, verbosity: int = NORMAL, *, stream: IO[str] | None = None,
@@ -563,6 +567,8 @@ class Console:
                 self.write_line(f"{time.strftime('%H:%M:%S')} {line}")
 
     def status_line(self) -> str:
+        if self._remote_status is not None:
+            return self._remote_status
         busy = bool(self.activities or _STAGE.get())
         label = self.labels[-1] if self.labels else ("shared stages" if self.grid_progress and busy else "")
         work = (" › ".join(a.describe() for a in self.activities) if self.activities
@@ -581,6 +587,9 @@ class Console:
 
     # --- the terminal ----------------------------------------------------------------------------------
     def write_line(self, text: str, level: int = logging.INFO) -> None:
+        if self._relay is not None:
+            self._relay(("line", text, level))
+            return
         with self._lock:
             if self._live is not None:
                 from rich.text import Text
@@ -605,6 +614,8 @@ class Console:
             self._stop_live()
 
     def _start_live(self) -> None:
+        if self._relay is not None:  # a cell's child process: the parent draws the view
+            return
         from rich.console import Console as RichConsole
         from rich.live import Live
 
@@ -621,6 +632,63 @@ class Console:
                 self._live.stop()
             finally:
                 self._live = None
+
+
+    # --- a cell in a child process (executors/isolation.py) --------------------------------------------
+    def relay_to(self, send: Any) -> None:
+        """In a cell's child process: the parent process keeps drawing the view, so nothing here touches the
+        terminal. Lines meant for it, stray prints included, and (in a terminal) the status line a few times a
+        second go to ``send`` as messages for the parent's :meth:`relayed`. The log file is shared as is."""
+        self._live = None  # the parent's, forked: its refresh thread did not survive the fork; never stop it
+        self._relay = send
+        if self.interactive:
+            sys.stdout = _RelayStream(self, logging.INFO)
+            sys.stderr = _RelayStream(self, logging.WARNING)
+            threading.Thread(target=self._relay_status, name="s2lbench-status", daemon=True).start()
+
+    def _relay_status(self) -> None:
+        last = None
+        while True:
+            status = self.status_line()
+            if status != last:
+                last = status
+                try:
+                    self._relay(("status", status))
+                except (OSError, ValueError):  # the parent is gone, or the cell has answered and closed
+                    return
+            time.sleep(1 / REFRESH_PER_SECOND)
+
+    def relayed(self, message: tuple) -> None:
+        """In the parent: apply a message from a cell's child process (a line to print, its status line)."""
+        if message[0] == "line":
+            self.write_line(message[1], message[2])
+        elif message[0] == "status":
+            self._remote_status = message[1] or None
+
+    def relay_ended(self) -> None:
+        """In the parent: the cell's child process has finished; the status line is this process's again."""
+        self._remote_status = None
+
+
+class _RelayStream:
+    """``sys.stdout`` / ``sys.stderr`` of a cell's child process in a terminal: whole lines to the parent."""
+
+    def __init__(self, console: Console, level: int):
+        self.console, self.level, self._pending = console, level, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.console.write_line(_plain(line), self.level)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
 
 
 def default_log_dir() -> Path:

@@ -29,6 +29,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from s2lbench.common import console
+
 log = logging.getLogger(__name__)
 
 START_METHODS = ("fork", "forkserver", "spawn", "none")
@@ -101,6 +103,13 @@ def _child(fn: Callable[[Any], str | None], payload: Any, conn: Any, single_thre
            parent: int | None = None) -> None:
     if parent is not None:
         _die_with_parent(parent)
+    lock = threading.Lock()
+
+    def send(message: tuple) -> None:
+        with lock:
+            conn.send(message)
+
+    console.get().relay_to(send)  # the parent draws the live view; this cell's lines and status go to it
     try:
         if single_threaded:
             _single_threaded_native()
@@ -110,8 +119,9 @@ def _child(fn: Callable[[Any], str | None], payload: Any, conn: Any, single_thre
     except BaseException as e:  # the cell function records its own errors; anything else is reported here
         result = ("result", f"{type(e).__name__}: {e}")
         traceback.print_exc()
-    conn.send(result)
-    conn.close()
+    send(result)
+    with lock:
+        conn.close()
 
 
 def how_it_died(exitcode: int | None) -> str:
@@ -144,11 +154,17 @@ def run_isolated(fn: Callable[[Any], str | None], payload: Any, method: str | No
     process.start()
     send.close()
     try:
+        view = console.get()
         try:
             message = receive.recv()
+            while message[0] in ("line", "status"):  # the cell's lines and status line, for this view
+                view.relayed(message)
+                message = receive.recv()
         except EOFError:  # the child died before sending
             process.join()
             return how_it_died(process.exitcode)
+        finally:
+            view.relay_ended()
         process.join()
         if message[0] == "stop":
             raise KeyboardInterrupt if message[1] == "KeyboardInterrupt" else SystemExit(message[2])
