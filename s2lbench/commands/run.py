@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -27,17 +24,16 @@ DEMO_CONFIG = "demo.yaml"
 
 def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
                    cost_options: dict | None = None) -> int:
-    from s2lbench.grid.preflight import preflight
-    from s2lbench.grid.runner import Runner
-
-    runner = Runner(config, out)
-    report = preflight(runner, only)
     if dry_run:
-        return dry_run_report(runner, report, cost_options or {}, only)
-    report.raise_if_failed()  # before the first stage: nothing trains on a run that would fail later
+        from s2lbench.grid.preflight import preflight
+        from s2lbench.grid.runner import Runner
+
+        runner = Runner(config, out)
+        return dry_run_report(runner, preflight(runner, only), cost_options or {}, only)
+    from s2lbench.api.grid import run  # the Python API's run: the CLI only prints around it
+
     start = time.perf_counter()
-    with sigterm_as_exit():
-        summary = runner.run(only=only)
+    summary = run(config, out, only=only).summary
     elapsed = time.perf_counter() - start
     skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
     print(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
@@ -46,24 +42,6 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
         print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
     print_leaderboard(out)
     return 0 if summary.ok else 1
-
-
-@contextlib.contextmanager
-def sigterm_as_exit():
-    """A SIGTERM (a scheduler's time limit, ``kill``) ends the run as Ctrl-C does, through its ``finally``
-    blocks, so the run's invocation line, with its wall time, is still written; exit status 143."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = None) -> int:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from s2lbench import __version__
+from s2lbench.api.diagnostics import length_report, source_mix, versions
 from s2lbench.commands.base import Command, seed_type
-from s2lbench.commands.data import add_pool_arguments, length_stats, open_pool_from_args
+from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
 from s2lbench.common.atomic import (
     atomic_path,
     check_output_path,
@@ -45,37 +44,6 @@ def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
         key, value = item.split("=", 1)
         options[key.strip()] = value.strip()
     return options
-
-
-def source_mix(pool, positions: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per source: count and share in the pool and in the subset."""
-    pool_counts = pool.source_counts()
-    picked = np.asarray(pool.sources, dtype=object)[positions]
-    sel_values, sel_counts = np.unique(picked.astype(str), return_counts=True) if len(picked) else ([], [])
-    selected = dict(zip(sel_values, sel_counts.tolist() if len(picked) else [], strict=True))
-    n, k = len(pool), max(1, len(positions))
-    return {s: {"pool": c, "pool_share": round(c / n, 4), "selected": int(selected.get(s, 0)),
-                "selected_share": round(selected.get(s, 0) / k, 4)} for s, c in pool_counts.items()}
-
-
-def length_report(pool, positions: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
-    """Character lengths of prompts (instruction + input) and outputs, pool vs subset."""
-    prompt = np.array([len(ex.instruction) + len(ex.input) for ex in pool])
-    output = np.array([len(ex.output) for ex in pool])
-    return {"unit": "characters",
-            "prompt": {"pool": length_stats(prompt.tolist()), "selected": length_stats(prompt[positions].tolist())},
-            "output": {"pool": length_stats(output.tolist()), "selected": length_stats(output[positions].tolist())}}
-
-
-def versions() -> dict[str, str]:
-    found = {"s2lbench": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    try:
-        import faiss
-
-        found["faiss"] = faiss.__version__
-    except ImportError:
-        pass
-    return found
 
 
 def load_signals(args: argparse.Namespace, pool):
