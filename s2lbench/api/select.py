@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from s2lbench.api.subset import subset
-from s2lbench.errors import ConfigError, DataError, MissingSignalError
+from s2lbench.errors import ConfigError, DataError
 from s2lbench.plugin_manager import get_hooks
 from s2lbench.pool.loaders import load_pool, read_rows, records_from_rows, resolve_columns, write_pool
 from s2lbench.pool.records import Pool
@@ -95,17 +95,16 @@ def default_work_dir(pool: Pool) -> Path:
 def select(pool: Any, selector: str, budget: int | float | str, *, seed: int = 0, proxy: str | None = None,
            signals: Any = None, options: Mapping[str, Any] | None = None,
            proxy_train: Mapping[str, Any] | None = None, out: str | Path | None = None,
-           preset: str | None = None, columns: Mapping[str, str] | None = None,
+           preset: str | None = None, columns: Mapping[str, str] | None = None, check_determinism: bool = False,
            report: Callable[[str], None] | None = print) -> SelectResult:
     """Select ``budget`` (a count, or a fraction of the pool: ``0.1``, ``"10%"``) examples of ``pool`` with
-    the registered ``selector``. See docs/api.md."""
+    the registered ``selector``. See docs/api.md. ``s2lbench select`` runs this function."""
+    if proxy is not None and signals is not None:
+        raise ConfigError("give either proxy= (signals computed here) or signals=, not both")
     records = as_pool(pool, preset=preset, columns=columns)
     selector_cls = get_hooks().selector(selector)
     needed = set(selector_cls.required_signals(parse_options(selector_cls, options)))
-    if signals is None and needed & PROXY_SIGNALS:
-        if proxy is None:
-            raise MissingSignalError(f"selector {selector!r} reads {', '.join(sorted(needed & PROXY_SIGNALS))}: "
-                                     "pass proxy='gym-proxy' (or a hub id) to compute them, or signals=")
+    if proxy is not None and needed & PROXY_SIGNALS:
         work = Path(out) if out is not None else default_work_dir(records)
         in_memory = not isinstance(pool, (str, os.PathLike))
         source = _pool_file(pool, records, work)
@@ -113,11 +112,9 @@ def select(pool: Any, selector: str, budget: int | float | str, *, seed: int = 0
                       seed=seed, preset="s2lbench" if in_memory else preset, columns=None if in_memory else columns,
                       report=report)
         positions, diagnostics = done.positions, done.diagnostics
-    else:
-        if proxy is not None and signals is not None:
-            raise ConfigError("give either proxy= (signals computed here) or signals=, not both")
+    else:  # a selector reading signals that are not given raises MissingSignalError, naming how to get them
         result = run_selector(selector_cls, records, budget, seed, signals=load_signals(signals, records),
-                              options=options)
+                              options=options, check_determinism=check_determinism)
         positions, diagnostics = np.asarray(result.positions, dtype=np.int64), dict(result.diagnostics)
     ids = [records[int(p)].id for p in positions]
     return SelectResult(_rows_like(pool, records, positions), positions, ids, diagnostics)

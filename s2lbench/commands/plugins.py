@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from s2lbench.commands.base import Command
 from s2lbench.api.registry import describe_registry
+from s2lbench.commands.base import Command
 
 
 class PluginsCommand(Command):

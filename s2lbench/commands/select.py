@@ -24,7 +24,7 @@ from s2lbench.common.atomic import (
 from s2lbench.common.files import read_json
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.plugin_manager import get_hooks
-from s2lbench.selection import check_seed, run_selector
+from s2lbench.selection import check_seed
 from s2lbench.signals.signalset import SignalSet
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,15 @@ class SelectCommand(Command):
         out = check_output_path(args.out)
         for sibling in (diagnostics_path(out), labels_path(out)):
             check_output_path(sibling)
+        from s2lbench.api.select import select  # the Python API's select: this command only reads and writes
+
         pool = open_pool_from_args(args.pool, args)
         selector_cls = get_hooks().selector(args.selector)
         signals, signal_info = load_signals(args, pool)
         options = parse_option_pairs(args.option)
         log.info("selecting %s of %d examples with %s", args.budget, len(pool), args.selector)
-        result = run_selector(selector_cls, pool, args.budget, seed, signals=signals, options=options,
-                              check_determinism=args.check)
+        result = select(pool, args.selector, args.budget, seed=seed, signals=signals, options=options,
+                        check_determinism=args.check, report=None)
         if signals.nan_entries:
             print(f"note: the loss matrix has {signals.nan_entries} NaN entries; selectors that read "
                   "trajectories set them to 0, as the official S2L code does")
