@@ -18,7 +18,7 @@ import pytest
 import s2lbench
 from s2lbench.cli import main
 from s2lbench.grid.stages import read_events
-from s2lbench.pool.exports import DATASET_INFO, FILES
+from s2lbench.pool.exports import DATASET_INFO, FILES, sha256_of
 from s2lbench.pool.loaders import load_pool
 
 PROXY_TRAIN = {"total_steps": 6, "n_checkpoints": 3, "batch_size": 8, "max_length": 64}
@@ -69,7 +69,7 @@ def test_subset_writes_the_selection_its_diagnostics_and_provenance(s2l_subset, 
     assert [r["id"] for r in rows] == result.ids == [pool[int(p)].id for p in result.positions]
     assert rows[0] == pool[int(result.positions[0])].to_dict()  # s2lbench's own records
     picks = [json.loads(line) for line in (out / "selection.jsonl").read_text().splitlines()]
-    assert [(p["id"], p["position"]) for p in picks] == list(zip(result.ids, map(int, result.positions)))
+    assert [(p["id"], p["position"]) for p in picks] == list(zip(result.ids, map(int, result.positions), strict=True))
     diag = json.loads((out / "diagnostics.json").read_text())
     prov = diag["provenance"]
     assert prov["pool"]["fingerprint"] == pool.fingerprint() and prov["budget"] == count
@@ -230,3 +230,28 @@ def test_kill_during_subset_resumes_without_recomputing_finished_stages(tmp_path
     assert computed.count("proxy") == 1 and computed.count("tokenizer") == 1 and computed.count("signals") == 1
     assert "[subset]   stage proxy" in done.stdout and "cached" in done.stdout
     assert json.loads((out / "diagnostics.json").read_text())["provenance"]["budget"] == 40
+
+
+def test_an_hf_pool_exports_its_original_columns(tmp_path, monkeypatch):
+    """``hf://owner/name`` pools go through ``datasets.load_dataset``, served here from a local file (tests are
+    offline): the subset is selected from it and its HF export keeps the dataset's own columns."""
+    datasets = pytest.importorskip("datasets")
+    source = write_pool(tmp_path / "train.jsonl", 50)
+    real = datasets.load_dataset
+
+    def from_the_hub(path, *args, split="train", **kwargs):
+        assert path == "acme/math" and split == "train"
+        return real("json", data_files=str(source), split="train")
+
+    monkeypatch.setattr(datasets, "load_dataset", from_the_hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the preflight would look for it in the hub cache
+    out = tmp_path / "out"
+    assert main(["subset", "--pool", "hf://acme/math", "--selector", "random", "--budget", "0.2", "--out", str(out),
+                 "--format", "hf"]) == 0
+    ds = datasets.load_from_disk(str(out / FILES["hf"]))
+    picks = [json.loads(line) for line in (out / "selection.jsonl").read_text().splitlines()]
+    originals = [json.loads(line) for line in source.read_text().splitlines()]
+    assert len(ds) == 10 and set(ds.column_names) == {"question", "answer", "difficulty", "id"}
+    assert [{k: r[k] for k in ("question", "answer", "difficulty")} for r in ds] == \
+        [originals[p["position"]] for p in picks]
+    assert ds["id"] == [p["id"] for p in picks]
