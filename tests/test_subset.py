@@ -79,7 +79,6 @@ def test_subset_writes_the_selection_its_diagnostics_and_provenance(s2l_subset, 
     assert diag["cost"]["by_stage"]["proxy"]["flops"] > 0 and diag["cost"]["seconds"] > 0
     assert diag["selector_diagnostics"]["selected_ids_hash"]
     assert sum(v["selected"] for v in diag["source_mix"].values()) == count
-    from s2lbench.pool.exports import sha256_of
 
     for entry in diag["files"].values():  # the manifest describes exactly the files beside it
         assert sha256_of(out / entry["file"]) == entry["sha256"]
