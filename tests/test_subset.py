@@ -254,3 +254,28 @@ def test_an_hf_pool_exports_its_original_columns(tmp_path, monkeypatch):
     assert [{k: r[k] for k in ("question", "answer", "difficulty")} for r in ds] == \
         [originals[p["position"]] for p in picks]
     assert ds["id"] == [p["id"] for p in picks]
+
+
+def test_proxy_recipes_default_to_the_gym_and_the_paper_and_take_overrides():
+    from s2lbench.api.subset import proxy_recipe
+
+    tiny = proxy_recipe("gym-proxy", None)
+    assert tiny["schedule"] == "steps" and tiny["n_checkpoints"] == 8 and tiny["learning_rate"] == 3e-3
+    paper = proxy_recipe("EleutherAI/pythia-70m-deduped", None)
+    assert (paper["schedule"], paper["epochs"], paper["learning_rate"], paper["max_length"]) == ("epochs", 3, 2e-5, 512)
+    assert paper["batch_size"] * paper["grad_accum"] == 128 and paper["n_checkpoints"] == 12
+    steps = proxy_recipe("EleutherAI/pythia-70m-deduped", {"total_steps": 500, "save_every": 50})
+    assert steps["schedule"] == "steps" and "n_checkpoints" not in steps and steps["save_every"] == 50
+    assert proxy_recipe("gym-proxy", {"epochs": 2})["schedule"] == "epochs"
+
+
+def test_dry_run_of_a_hub_proxy_estimates_the_paper_recipe_and_names_what_is_missing(pool_file, tmp_path, capsys):
+    """Offline (as tests are) a hub proxy absent from the cache is a preflight problem; the estimate of its
+    stages (the paper's recipe: 3 epochs over the pool, a signal pass per checkpoint) is printed first."""
+    code = main(["subset", "--pool", str(pool_file), "--selector", "s2l", "--budget", "0.1", "--proxy",
+                 "EleutherAI/pythia-70m-deduped", "--out", str(tmp_path), "--dry-run"])
+    printed = capsys.readouterr()
+    assert "70.4M parameters (built-in table)" in printed.out
+    assert "proxy training" in printed.out and "signal pass" in printed.out
+    assert code == 2 and "EleutherAI/pythia-70m-deduped" in printed.err and len(printed.err.splitlines()) == 1
+    assert read_events(tmp_path / "stages") == []

@@ -65,11 +65,30 @@ class SubsetResult:
         return self.out / self.files["subset"]["file"]
 
 
+#: a tiny proxy's recipe: the gym's (``s2lbench train``'s), with checkpoints for the loss trajectories
+TINY_PROXY_TRAINING: dict[str, Any] = {**GYM_TRAINING, "n_checkpoints": 8}
+#: any other proxy's: the S2L paper's (configs/paper/mathinstruct.yaml: Pythia-70M, 3 epochs, lr 2e-5, cosine,
+#: effective batch 128, length 512), with 12 evenly spaced checkpoints whatever the pool's size, and bf16
+#: where the device has it
+PAPER_PROXY_TRAINING: dict[str, Any] = {
+    "schedule": "epochs", "epochs": 3, "batch_size": 32, "grad_accum": 4, "learning_rate": 2.0e-5,
+    "weight_decay": 0.0, "lr_scheduler": "cosine", "warmup_ratio": 0.03, "max_length": 512, "n_checkpoints": 12,
+    "bf16": "auto", "group_by_length": True}
+
+
 def proxy_recipe(proxy: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The proxy's TrainConfig fields: the gym's recipe for a built-in tiny config (as ``s2lbench train``),
-    TrainConfig's defaults for any other model; ``overrides`` on top."""
-    recipe: dict[str, Any] = dict(GYM_TRAINING) if proxy in TINY_CONFIGS else {}
-    recipe.update(overrides or {})
+    """The proxy's TrainConfig fields: ``TINY_PROXY_TRAINING`` for a built-in tiny config, else
+    ``PAPER_PROXY_TRAINING``; ``overrides`` on top (a checkpoint rule given replaces the default one)."""
+    recipe = dict(TINY_PROXY_TRAINING if proxy in TINY_CONFIGS else PAPER_PROXY_TRAINING)
+    overrides = dict(overrides or {})
+    if {"save_every", "n_checkpoints"} & set(overrides):
+        recipe.pop("n_checkpoints", None)
+    if "schedule" not in overrides:  # naming a length names its schedule
+        if "total_steps" in overrides:
+            recipe["schedule"] = "steps"
+        elif "epochs" in overrides:
+            recipe["schedule"] = "epochs"
+    recipe.update(overrides)
     return recipe
 
 
