@@ -43,9 +43,9 @@ class SubsetCommand(Command):
                             help="tokenizer for the proxy (default: the model's; for a tiny config the "
                                  "tokenizer/ folder beside the pool, else one trained on the pool)")
         parser.add_argument("--proxy-train", action="append", default=[], metavar="KEY=VALUE",
-                            help="a proxy training setting (TrainConfig field; repeatable) over the default recipe (tiny config: the "
-                                 "gym's; else the S2L paper's, 3 epochs, 12 checkpoints), e.g. total_steps=300, "
-                                 "n_checkpoints=5, max_length=512")
+                            help="a proxy training setting (TrainConfig field; repeatable) over the default "
+                                 "recipe (tiny config: the gym's; else the S2L paper's, 3 epochs, 12 checkpoints), "
+                                 "e.g. total_steps=300, n_checkpoints=5, max_length=512")
         parser.add_argument("--signal-option", action="append", default=[], metavar="KEY=VALUE",
                             help="a signal-pass option (repeatable), e.g. batch_tokens=32768, dtype=bfloat16")
         parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
