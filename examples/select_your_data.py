@@ -71,7 +71,7 @@ def fine_tune(subset_file: Path, tokenizer_source: str, args: argparse.Namespace
         model = AutoModelForCausalLM.from_config(config)
     dataset = load_dataset("json", data_files=str(subset_file), split="train")
     config = SFTConfig(output_dir=str(args.out / "sft"), max_steps=args.train_steps, per_device_train_batch_size=16,
-                       learning_rate=3e-3, lr_scheduler_type="cosine", warmup_ratio=0.05, max_length=256,
+                       learning_rate=3e-3, lr_scheduler_type="cosine", warmup_steps=2, max_length=256,
                        assistant_only_loss=True, logging_steps=max(1, args.train_steps // 5), save_strategy="no",
                        report_to=[], seed=args.seed, use_cpu=args.cpu, dataloader_num_workers=0)
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
