@@ -125,8 +125,7 @@ def _pool_file(pool: Any, records: Pool, work: Path) -> Any:
     if isinstance(pool, (str, os.PathLike)):
         return pool
     path = work / "pool.jsonl"
-    if not path.exists():
-        write_pool(path, records)
+    write_pool(path, records)  # the stages key on its content, not on this file: rewriting it costs nothing
     return str(path)
 
 
