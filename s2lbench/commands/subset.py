@@ -50,7 +50,8 @@ class SubsetCommand(Command):
                             help="a signal-pass option (repeatable), e.g. batch_tokens=32768, dtype=bfloat16")
         parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                             help="a selector option (repeatable); `s2lbench plugins` lists them")
-        parser.add_argument("--seed", type=seed_type, default=0, help="selection seed (default 0); the proxy's: --proxy-train seed=N")
+        parser.add_argument("--seed", type=seed_type, default=0,
+                            help="selection seed (default 0); the proxy's: --proxy-train seed=N")
         parser.add_argument("--out", required=True, help="output folder: the stage cache, the subset, "
                                                           "diagnostics.json (rerunning resumes it)")
         parser.add_argument("--format", default="jsonl", choices=FORMATS,
