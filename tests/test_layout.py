@@ -43,6 +43,7 @@ ORDER = [
     ("executors",),
     ("plugin_manager",),
     ("grid",),
+    ("api",),
     ("commands", "cli"),
 ]
 LEVEL = {name: level for level, names in enumerate(ORDER) for name in names}

@@ -456,7 +456,7 @@ def test_sigterm_ends_a_run_through_its_finally_blocks():
     import os
     import signal
 
-    from s2lbench.commands.run import sigterm_as_exit
+    from s2lbench.api.grid import sigterm_as_exit
 
     before = signal.getsignal(signal.SIGTERM)
     cleaned = []

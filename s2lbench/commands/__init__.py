@@ -11,10 +11,12 @@ from s2lbench.commands.plugins import PluginsCommand
 from s2lbench.commands.run import DemoCommand, RunCommand, StatusCommand
 from s2lbench.commands.select import SelectCommand
 from s2lbench.commands.signals import SignalsCommand
+from s2lbench.commands.subset import SubsetCommand
 from s2lbench.commands.train import TrainCommand
 
 CORE_COMMANDS = [PluginsCommand, DataCommand, EvaluateCommand, RunCommand, DemoCommand, StatusCommand, SignalsCommand, LeaderboardCommand, RegressCommand, SelectCommand, CompareSubsetsCommand, GymCommand, TrainCommand,
-                 VerifyCommand, DuCommand, GcCommand]
+                 VerifyCommand, DuCommand, GcCommand,
+                 SubsetCommand]
 
 
 @hookimpl

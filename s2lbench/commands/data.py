@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
+from s2lbench.api.diagnostics import length_stats
 from s2lbench.commands.base import Command
 from s2lbench.common.hub import load_tokenizer
 from s2lbench.pool.loaders import load_pool, parse_columns
@@ -22,12 +21,6 @@ def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_pool_from_args(spec: str, args: argparse.Namespace):
     return load_pool(spec, preset=args.preset, columns=parse_columns(args.columns))
-
-
-def length_stats(lengths: list[int]) -> dict[str, float]:
-    a = np.asarray(lengths)
-    return {"min": int(a.min()), "mean": round(float(a.mean()), 1), "p50": float(np.percentile(a, 50)),
-            "p90": float(np.percentile(a, 90)), "max": int(a.max())}
 
 
 def inspect_pool(pool, tokenizer=None) -> dict:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -28,63 +25,28 @@ DEMO_CONFIG = "demo.yaml"
 
 def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
                    cost_options: dict | None = None, verify: bool = False, command: str = "run") -> int:
-    from s2lbench.grid.preflight import preflight
-    from s2lbench.grid.runner import Runner
-
-    runner = Runner(config, out)
-    if not dry_run:
-        console.log_to(out, command)
-    if verify and not dry_run:
-        verify_before_run(runner)
-    report = preflight(runner, only)
     if dry_run:
-        return dry_run_report(runner, report, cost_options or {}, only)
-    report.raise_if_failed()  # before the first stage: nothing trains on a run that would fail later
+        from s2lbench.grid.preflight import preflight
+        from s2lbench.grid.runner import Runner
+
+        runner = Runner(config, out)
+        return dry_run_report(runner, preflight(runner, only), cost_options or {}, only)
+    from s2lbench.api.grid import run  # the Python API's run: the CLI only prints around it
+
+    console.log_to(out, command)
     start = time.perf_counter()
-    with sigterm_as_exit():
-        summary = runner.run(only=only)
+    summary = run(config, out, only=only, verify=verify).summary
     elapsed = time.perf_counter() - start
     skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
     console.say(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
                 f"results in {out}")
     for cell_id, error in summary.failed.items():
         print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
-    print_regime_warnings(runner.store, config.name)
+    print_regime_warnings(ResultsStore(out, read_only=True), config.name)
     paths = print_leaderboard(out)
     where = [("log", console.log_file()), ("results", out / DB_NAME), *paths]
     console.say("\n".join(f"  {name + ':':<12} {path}" for name, path in where if path is not None))
     return 0 if summary.ok else 1
-
-
-def verify_before_run(runner) -> None:
-    """``run --verify``: check every hash of the folder (and its shared cache) first, moving damaged parts
-    aside so this run recomputes them, and check hashes again on each stage reuse."""
-    from s2lbench.grid.verify import verify_folder
-
-    report = verify_folder(runner.out)
-    for line in report.damaged:
-        print(f"DAMAGED {line}", file=sys.stderr)
-    checked = ", ".join(f"{n} {kind}" for kind, n in report.checked.items()) or "nothing yet"
-    print(f"verified {checked}: {'all intact' if report.ok else f'{len(report.damaged)} damaged, recomputed below'}")
-    runner.stages.verify = True
-
-
-@contextlib.contextmanager
-def sigterm_as_exit():
-    """A SIGTERM (a scheduler's time limit, ``kill``) ends the run as Ctrl-C does, through its ``finally``
-    blocks, so the run's invocation line, with its wall time, is still written; exit status 143."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = None) -> int:

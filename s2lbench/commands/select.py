@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from s2lbench import __version__
+from s2lbench.api.diagnostics import length_report, versions
 from s2lbench.commands.base import Command, seed_type
-from s2lbench.commands.data import add_pool_arguments, length_stats, open_pool_from_args
+from s2lbench.commands.data import add_pool_arguments, open_pool_from_args
 from s2lbench.common import console
 from s2lbench.common.atomic import (
     atomic_path,
@@ -27,7 +26,7 @@ from s2lbench.common.files import read_json
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.plugin_manager import get_hooks
 from s2lbench.report.regime import WARNING_MARK
-from s2lbench.selection import check_seed, run_selector
+from s2lbench.selection import check_seed
 from s2lbench.selection.regime import describe, regime_warnings
 from s2lbench.signals.signalset import SignalSet
 
@@ -48,26 +47,6 @@ def parse_option_pairs(pairs: list[str] | None) -> dict[str, str]:
         key, value = item.split("=", 1)
         options[key.strip()] = value.strip()
     return options
-
-
-def length_report(pool, positions: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:
-    """Character lengths of prompts (instruction + input) and outputs, pool vs subset."""
-    prompt = np.array([len(ex.instruction) + len(ex.input) for ex in pool])
-    output = np.array([len(ex.output) for ex in pool])
-    return {"unit": "characters",
-            "prompt": {"pool": length_stats(prompt.tolist()), "selected": length_stats(prompt[positions].tolist())},
-            "output": {"pool": length_stats(output.tolist()), "selected": length_stats(output[positions].tolist())}}
-
-
-def versions() -> dict[str, str]:
-    found = {"s2lbench": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    try:
-        import faiss
-
-        found["faiss"] = faiss.__version__
-    except ImportError:
-        pass
-    return found
 
 
 def load_signals(args: argparse.Namespace, pool):
@@ -113,14 +92,16 @@ class SelectCommand(Command):
         for sibling in (diagnostics_path(out), labels_path(out)):
             check_output_path(sibling)
         console.log_to(None, "select")  # nothing beside the selection file but what it writes
+        from s2lbench.api.select import select  # the Python API's select: this command only reads and writes
+
         pool = open_pool_from_args(args.pool, args)
         selector_cls = get_hooks().selector(args.selector)
         signals, signal_info = load_signals(args, pool)
         options = parse_option_pairs(args.option)
         log.info("selecting %s of %d examples with %s", args.budget, len(pool), args.selector)
         with console.activity(f"select {args.budget} with {args.selector}", unit="examples"):
-            result = run_selector(selector_cls, pool, args.budget, seed, signals=signals, options=options,
-                                  check_determinism=args.check)
+            result = select(pool, args.selector, args.budget, seed=seed, signals=signals, options=options,
+                            check_determinism=args.check, report=None)
         if signals.nan_entries:
             print(f"note: the loss matrix has {signals.nan_entries} NaN entries; selectors that read "
                   "trajectories set them to 0, as the official S2L code does")

@@ -94,7 +94,10 @@ def cell_label(cell: CellSpec) -> str:
 
 
 class Runner:
-    def __init__(self, config: ExperimentConfig, out_dir: str | Path, hooks: Hooks | None = None):
+    def __init__(self, config: ExperimentConfig, out_dir: str | Path, hooks: Hooks | None = None, *,
+                 results: bool = True):
+        """``results=False``: the data side only (pool, proxy, signals, selection; ``s2lbench subset``): no
+        results store and no config.json in ``out_dir``, which then holds the stage cache alone."""
         self.config = config
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -102,10 +105,12 @@ class Runner:
         self.stages = StageStore(self.out / "stages")
         #: the stage cache's path as spelled and as resolved: both may appear in stage specs (see _portable)
         self._stage_roots = tuple(dict.fromkeys((str(self.stages.root), str(self.stages.root.resolve()))))
-        self.store = ResultsStore(self.out)
         self.config_hash = experiment_hash(config)
-        write_json(self.out / "config.json", {"config": dataclasses.asdict(config), "config_hash": self.config_hash,
-                                              "versions": package_versions(), "git_commit": git_commit()})
+        if results:
+            self.store = ResultsStore(self.out)
+            write_json(self.out / "config.json", {"config": dataclasses.asdict(config),
+                                                  "config_hash": self.config_hash,
+                                                  "versions": package_versions(), "git_commit": git_commit()})
         self._pool: Pool | None = None
         #: the built gym (pool.path: gym): its config, folder and stage key; set when the pool loads
         self._gym_config: GymConfig | None = None

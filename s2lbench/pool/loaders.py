@@ -73,6 +73,11 @@ def _iter_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataError("unsupported file type (use .jsonl, .json, .csv or .tsv)", path=path)
 
 
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The raw rows of a local pool file, every column as the file has it, in pool order (one row per example)."""
+    return [row for _, row in _iter_rows(check_input_file(path))]
+
+
 def content_id(source: str, instruction: str, input: str, output: str) -> str:
     digest = hashlib.sha1("\x1f".join((source, instruction, input, output)).encode()).hexdigest()
     return digest[:16]
@@ -177,13 +182,7 @@ def load_hub(dataset_id: str, *, split: str = "train", preset: str | None = None
              columns: Mapping[str, str] | None = None, revision: str | None = None,
              name: str | None = None, **load_kwargs: Any) -> Pool:
     """Load a Hugging Face hub dataset with ``datasets.load_dataset`` (needs the hub or its cache)."""
-    import datasets
-
-    config = load_kwargs.pop("config", None)
-    try:
-        ds = datasets.load_dataset(dataset_id, config, split=split, revision=revision, **load_kwargs)
-    except Exception as e:
-        raise hub_error(e, f"hf://{dataset_id}") from e
+    ds = load_hub_dataset(dataset_id, split=split, revision=revision, **load_kwargs)
     preset = preset or HUB_DATASETS.get(dataset_id)
     origin = f"hf://{dataset_id}[{split}]"
     mapping = resolve_columns(preset, columns, dict(zip(ds.column_names, [None] * len(ds.column_names), strict=True)),
@@ -192,6 +191,25 @@ def load_hub(dataset_id: str, *, split: str = "train", preset: str | None = None
     examples = records_from_rows(rows, mapping, origin=origin, default_source=dataset_id.split("/")[-1],
                                  optional=OPTIONAL - set(columns or {}))
     return Pool(examples, name=name or dataset_id.split("/")[-1])
+
+
+def load_hub_dataset(dataset_id: str, *, split: str = "train", revision: str | None = None, **load_kwargs: Any):
+    """``datasets.load_dataset`` of a hub pool, its failures as one-line ``DataError``s."""
+    import datasets
+
+    config = load_kwargs.pop("config", None)
+    try:
+        return datasets.load_dataset(dataset_id, config, split=split, revision=revision, **load_kwargs)
+    except Exception as e:
+        raise hub_error(e, f"hf://{dataset_id}") from e
+
+
+def split_hub_spec(spec: str, split: str = "train") -> tuple[str, str]:
+    """``hf://owner/name[:split]`` -> (owner/name, split)."""
+    ident = spec[len("hf://"):] if spec.startswith("hf://") else spec
+    if ":" in ident:
+        ident, split = ident.split(":", 1)
+    return ident, split
 
 
 def hub_error(e: Exception, origin: str) -> Exception:
@@ -224,9 +242,7 @@ def load_pool(spec: str | Path, *, preset: str | None = None, columns: Mapping[s
     """A local path, or ``hf://owner/name[:split]`` for the hub."""
     text = str(spec)
     if text.startswith("hf://"):
-        ident = text[len("hf://"):]
-        if ":" in ident:
-            ident, split = ident.split(":", 1)
+        ident, split = split_hub_spec(text, split)
         return load_hub(ident, split=split, preset=preset, columns=columns)
     return load_local(text, preset=preset, columns=columns, source=source)
 
