@@ -407,7 +407,8 @@ def aa_controls(folder: Path, baseline: str) -> list[str]:
     if not path.is_file():
         return []
     try:
-        selectors = json.loads(path.read_text(encoding="utf-8"))["config"]["selectors"]
+        # a config.json without the run's selectors (written by an older version or another tool) names none
+        selectors = (json.loads(path.read_text(encoding="utf-8")).get("config") or {}).get("selectors") or []
         return [s["label"] for s in selectors if s.get("name") == baseline and s.get("label")
                 and s["label"] != baseline]
     except (ValueError, KeyError, TypeError, AttributeError) as e:
