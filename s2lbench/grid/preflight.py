@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.common.typed import from_dict
-from s2lbench.errors import S2LBenchError
+from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.grid.experiment import chosen_by, grid_cells
+from s2lbench.grid.pool_tokenizer import PREFIX as POOL_BPE
+from s2lbench.grid.pool_tokenizer import pool_tokenizer_size
 from s2lbench.gym import GymConfig
 from s2lbench.gym.bases import BASE_PREFIX, base_model_name
 from s2lbench.selection import resolve_budget
@@ -115,6 +117,12 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
         return None
 
     if not tokenizer and name in TINY_CONFIGS:
+        return None
+    if tokenizer and name.startswith(POOL_BPE):
+        try:
+            pool_tokenizer_size(name)
+        except ConfigError as e:
+            return f"{where}: {e}"
         return None
     base = None if tokenizer else base_model_name(name)
     if base is not None:
