@@ -159,3 +159,13 @@ def test_every_reference_is_documented():
 
     for name in REFERENCES:
         assert f"``{name}``" in references.__doc__
+
+
+def test_only_can_pick_reference_cells_and_the_preflight_knows_their_ids(tmp_path):
+    from s2lbench.grid.preflight import cell_ids
+
+    data = _reports_dir(tmp_path)
+    config = _references_config(data)
+    assert cell_ids(config) == ["t__ref-constant__0__s0", "t__ref-nearest-copy__0__s0"]
+    summary = Runner(config, tmp_path / "run").run(only=["__ref-constant"])
+    assert summary.done == ["t__ref-constant__0__s0"]

@@ -26,7 +26,8 @@ from typing import Any
 
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError, S2LBenchError
-from s2lbench.grid.experiment import chosen_by, grid_cells
+from s2lbench.evaluation.references import reference_row
+from s2lbench.grid.experiment import chosen_by, grid_cells, reference_cell_id
 from s2lbench.grid.pool_tokenizer import PREFIX as POOL_BPE
 from s2lbench.grid.pool_tokenizer import pool_tokenizer_size
 from s2lbench.gym import GymConfig
@@ -145,7 +146,9 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
 
 def cell_ids(config: Any) -> list[str]:
     """Every cell id the grid has, without loading the pool (ids name budgets as written, not as counts)."""
-    return [cell.cell_id for cell in grid_cells(config)]
+    references = [reference_cell_id(target, reference_row(name), config.seeds[0])
+                  for target in config.targets for name in config.references]
+    return [cell.cell_id for cell in grid_cells(config)] + references
 
 
 def _check_pool(runner: Any, report: PreflightReport) -> None:
