@@ -169,3 +169,25 @@ def test_only_can_pick_reference_cells_and_the_preflight_knows_their_ids(tmp_pat
     assert cell_ids(config) == ["t__ref-constant__0__s0", "t__ref-nearest-copy__0__s0"]
     summary = Runner(config, tmp_path / "run").run(only=["__ref-constant"])
     assert summary.done == ["t__ref-constant__0__s0"]
+
+
+def test_pool_bpe_tokenizers_are_trained_once_on_the_training_pool_only(tmp_path):
+    from transformers import AutoTokenizer
+
+    from s2lbench.grid.pool_tokenizer import pool_texts, pool_tokenizer_size
+    from s2lbench.grid.preflight import check_model_name
+
+    assert pool_tokenizer_size("pool-bpe:300") == 300 and pool_tokenizer_size("gpt2") is None
+    with pytest.raises(ConfigError, match="pool-bpe:VOCAB"):
+        pool_tokenizer_size("pool-bpe:12")
+    assert check_model_name("pool-bpe:2000", "targets[0].tokenizer", tokenizer=True) is None
+    assert "pool-bpe:VOCAB" in check_model_name("pool-bpe:x", "targets[0].tokenizer", tokenizer=True)
+    data = _reports_dir(tmp_path)
+    runner = Runner(_references_config(data, test_size=12), tmp_path / "run")
+    first = runner.train_config("gym-target-s", "pool-bpe:300", EPOCHS).tokenizer
+    again = runner.train_config("gym-target-s", "pool-bpe:300", EPOCHS).tokenizer
+    assert first == again and len(AutoTokenizer.from_pretrained(first)) <= 300
+    plan = runner.tasks()[0]
+    test_findings = {item.input for item in plan.evaluator.load(plan.data_dir)}
+    texts = pool_texts(runner.pool, "alpaca")
+    assert len(texts) == 28 and not any(f in text for f in test_findings for text in texts)
