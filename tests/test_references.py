@@ -191,3 +191,12 @@ def test_pool_bpe_tokenizers_are_trained_once_on_the_training_pool_only(tmp_path
     test_findings = {item.input for item in plan.evaluator.load(plan.data_dir)}
     texts = pool_texts(runner.pool, "alpaca")
     assert len(texts) == 28 and not any(f in text for f in test_findings for text in texts)
+
+
+def test_the_scaling_plot_of_a_one_task_board_draws_its_only_column_as_the_average(tmp_path):
+    store = ResultsStore(tmp_path / "store")
+    for seed in range(2):
+        add_cell(store, "random", BUDGET, seed, {"gsm8k": 0.4})
+    add_cell(store, "ref-constant", 0, 0, {"gsm8k": 0.3}, cost={})
+    [panel] = scaling_series(tmp_path / "store")  # column "avg", the default of `s2lbench run`'s plot
+    assert panel.series["random"][0][1] == pytest.approx(40.0) and panel.floors == {"ref-constant": 30.0}

@@ -87,6 +87,8 @@ def scaling_series(store_dir: str | Path, *, column: str = "avg", target: str | 
     panels = []
     for table in tables:
         col = next((c for c in table.columns if c.key == column), None)
+        if col is None and column == "avg" and len(table.columns) == 1:  # one task: its column is the average
+            col = table.columns[0]
         if col is None:
             raise DataError(f"no column {column!r} for target {table.target}; have "
                             f"{', '.join(c.key for c in table.columns)}", path=store_dir)
