@@ -111,6 +111,8 @@ class RadiologyEvaluator(Evaluator):
         import sacrebleu
 
         out = super().aggregate(samples)
+        if not self.options.bertscore:  # not computed: no NaN row in the results
+            out.pop("bertscore_f1", None)
         out["bleu"] = sacrebleu.corpus_bleu([s.output for s in samples], [[s.reference for s in samples]]).score
         return out
 

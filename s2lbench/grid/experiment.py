@@ -17,6 +17,7 @@ from typing import Any
 from s2lbench.common.fingerprint import config_hash
 from s2lbench.common.typed import apply_overrides, check_keywords, from_dict, load_yaml, suggest
 from s2lbench.errors import ConfigError, PluginError
+from s2lbench.evaluation.references import REFERENCE_PREFIX, REFERENCES
 from s2lbench.generation import GenerationConfig
 from s2lbench.gym import GymConfig
 from s2lbench.gym.evaluators import gym_evaluators
@@ -141,6 +142,9 @@ class ExperimentConfig:
     dev: DevConfig = field(default_factory=DevConfig)
     #: also fine-tune each target on the whole pool (the reference row)
     full_reference: bool = True
+    #: rows computed without training, scored like the cells (s2lbench/evaluation/references.py): "constant"
+    #: (the pool's most frequent output), "nearest-copy" (the output of the pool example sharing most words)
+    references: list[str] = field(default_factory=list)
     executor: str = "local"
     #: the executor's own options (``ray``: address, cpus/gpus per task; ``slurm``: partition, gpus, time, ...)
     executor_options: dict[str, Any] = field(default_factory=dict)
@@ -151,8 +155,8 @@ class ExperimentConfig:
         rows = [s.row for s in self.selectors]
         if len(set(rows)) != len(rows):
             raise ValueError(f"selectors: duplicate row names {rows}; give one a 'label'")
-        if not self.selectors and not self.full_reference:
-            raise ValueError("nothing to run: no selectors and full_reference is false")
+        if not self.selectors and not self.full_reference and not self.references:
+            raise ValueError("nothing to run: no selectors, no references and full_reference is false")
         if any(s.proxy_seed is not None for s in self.selectors) and (self.proxy.trajectories or self.proxy.run_dir):
             raise ValueError("selectors[].proxy_seed trains a second proxy; it cannot apply to a given "
                              "proxy.trajectories or proxy.run_dir")
@@ -171,6 +175,14 @@ class ExperimentConfig:
             if spec.row == FULL:
                 raise ValueError(f"selectors[{i}]: the row name {FULL!r} is the full-data reference's; "
                                  "give the selector another 'label'")
+            if spec.row.startswith(REFERENCE_PREFIX):
+                raise ValueError(f"selectors[{i}]: row names starting {REFERENCE_PREFIX!r} are reference rows'; "
+                                 "give the selector another 'label'")
+        _refuse_duplicates("references", self.references)
+        for i, name in enumerate(self.references):
+            if name not in REFERENCES:
+                raise ValueError(f"references[{i}]: unknown reference {name!r}{suggest(name, list(REFERENCES))}; "
+                                 f"known: {', '.join(REFERENCES)}")
         self._check_compute_matched()
 
     def _check_compute_matched(self) -> None:
@@ -244,7 +256,8 @@ def experiment_hash(config: ExperimentConfig) -> str:
     """The whole experiment's hash, recorded in the run folder's config.json."""
     # where cells run does not change what they compute: every executor hashes as `local` did before
     # executors had options, so existing configs keep their hashes
-    hashed = {k: v for k, v in dataclasses.asdict(config).items() if k != "executor_options"}
+    hashed = {k: v for k, v in dataclasses.asdict(config).items()
+              if k != "executor_options" and not (k == "references" and not v)}
     return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"]),
                         "selectors": [spec.hashed() for spec in config.selectors]})
 
@@ -262,6 +275,17 @@ def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: i
     if reads_dev:
         spec["dev"] = dataclasses.asdict(config.dev)
     return config_hash(spec)
+
+
+def reference_cell_id(target: TargetConfig, row: str, seed: int) -> str:
+    """A reference row's cell: no budget (nothing is trained), one seed (its answers are deterministic)."""
+    return f"{target.name}__{row}__0__s{seed}"
+
+
+def reference_cell_hash(config: ExperimentConfig, name: str) -> str:
+    """What a reference cell's scores depend on: the pool, the evaluation and the reference's name."""
+    return config_hash({"pool": dataclasses.asdict(config.pool),
+                        "evaluation": _hashed_evaluation(dataclasses.asdict(config.evaluation)), "reference": name})
 
 
 def chosen_by(cell_id: str, only: list[str] | None) -> bool:

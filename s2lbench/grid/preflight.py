@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.common.typed import from_dict
-from s2lbench.errors import S2LBenchError
-from s2lbench.grid.experiment import chosen_by, grid_cells
+from s2lbench.errors import ConfigError, S2LBenchError
+from s2lbench.evaluation.references import reference_row
+from s2lbench.grid.experiment import chosen_by, grid_cells, reference_cell_id
+from s2lbench.grid.pool_tokenizer import PREFIX as POOL_BPE
+from s2lbench.grid.pool_tokenizer import pool_tokenizer_size
 from s2lbench.gym import GymConfig
 from s2lbench.gym.bases import BASE_PREFIX, base_model_name
 from s2lbench.selection import resolve_budget
@@ -116,6 +119,12 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
 
     if not tokenizer and name in TINY_CONFIGS:
         return None
+    if tokenizer and name.startswith(POOL_BPE):
+        try:
+            pool_tokenizer_size(name)
+        except ConfigError as e:
+            return f"{where}: {e}"
+        return None
     base = None if tokenizer else base_model_name(name)
     if base is not None:
         return None if base in TINY_CONFIGS else \
@@ -137,7 +146,9 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
 
 def cell_ids(config: Any) -> list[str]:
     """Every cell id the grid has, without loading the pool (ids name budgets as written, not as counts)."""
-    return [cell.cell_id for cell in grid_cells(config)]
+    references = [reference_cell_id(target, reference_row(name), config.seeds[0])
+                  for target in config.targets for name in config.references]
+    return [cell.cell_id for cell in grid_cells(config)] + references
 
 
 def _check_pool(runner: Any, report: PreflightReport) -> None:

@@ -32,8 +32,10 @@ from s2lbench.common.fingerprint import file_fingerprint, ids_hash
 from s2lbench.common.provenance import git_commit, package_versions
 from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError, S2LBenchError
-from s2lbench.evaluation.stage import TaskPlan, evaluate_task
+from s2lbench.evaluation.references import reference_outputs, reference_row
+from s2lbench.evaluation.stage import TaskPlan, TaskResult, evaluate_task
 from s2lbench.executors.base import CellTask, Grid
+from s2lbench.grid import pool_tokenizer
 from s2lbench.grid.experiment import (
     ExperimentConfig,
     SelectorSpec,
@@ -42,6 +44,8 @@ from s2lbench.grid.experiment import (
     chosen_by,
     experiment_hash,
     grid_cells,
+    reference_cell_hash,
+    reference_cell_id,
 )
 from s2lbench.grid.stages import StageStore
 from s2lbench.gym import stage as gym_stage
@@ -149,7 +153,9 @@ class Runner:
             # the training side of the same seeded findings -> impression split the radiology evaluator tests on
             if cfg.clinical not in ("indiana", "mimic"):
                 raise S2LBenchError(f"pool.clinical: {cfg.clinical!r} is not 'indiana' or 'mimic'")
-            return radiology_train_pool(self.pool_path(), source=cfg.clinical)
+            split = self.config.evaluation.task_options.get(f"radiology-{cfg.clinical}", {})
+            return radiology_train_pool(self.pool_path(), seed=split.get("seed", 0),
+                                        test_size=split.get("test_size", 500), source=cfg.clinical)
         return load_pool(self.pool_path(), preset=cfg.preset, columns=cfg.columns)
 
     def pool_path(self) -> str:
@@ -171,12 +177,22 @@ class Runner:
         if self.config.pool.path == "gym":
             self.pool  # noqa: B018 -- builds the gym: its tokenizer, and the template its rows are prompted with
         template = self._gym_config.prompt_template if self._gym_config is not None else None
-        return training_stage.train_config(model, self._default_tokenizer(tokenizer), train, seed, template=template)
+        return training_stage.train_config(model, self._default_tokenizer(tokenizer, train.get("template")), train,
+                                           seed, template=template)
 
-    def _default_tokenizer(self, tokenizer: str | None) -> str | None:
-        """A model's tokenizer as configured, else the built gym's own."""
+    def _default_tokenizer(self, tokenizer: str | None, template: str | None = None) -> str | None:
+        """A model's tokenizer as configured (``pool-bpe:VOCAB``: the one trained on this pool), else the built
+        gym's own."""
         if tokenizer is None and self._gym_dir is not None:
             return str(self._gym_dir / "tokenizer")
+        vocab_size = pool_tokenizer.pool_tokenizer_size(tokenizer)
+        if vocab_size is not None:
+            template = template or TrainConfig.template
+            stage = self.stages.run(pool_tokenizer.POOL_TOKENIZER,
+                                    pool_tokenizer.pool_tokenizer_spec(self.pool, vocab_size, template),
+                                    partial(pool_tokenizer.compute_pool_tokenizer, pool=self.pool,
+                                            vocab_size=vocab_size, template=template))
+            return str(stage.path / stage.meta["path"])
         return tokenizer
 
     def _base_spec(self, model: str) -> dict[str, Any] | None:
@@ -294,7 +310,8 @@ class Runner:
         """The signal pass, with the optional signals (IFD, dev set, gradients) the grid's selectors need.
         Returns its folder, the base pass's cost and what each optional signal added."""
         options = signals_stage.signal_pass_options(self.config.signals.options, needed,
-                                                    self._default_tokenizer(self.config.proxy.tokenizer))
+                                                    self._default_tokenizer(self.config.proxy.tokenizer,
+                                                                            self.config.proxy.train.get("template")))
         dev = self.dev_set() if needed & DEV_SIGNALS else None
         spec = signals_stage.signal_pass_spec(self.pool, proxy_key, self._portable(options), needed, dev,
                                               dataclasses.asdict(self.config.dev))
@@ -453,12 +470,59 @@ class Runner:
             with console.stage("evaluation"):
                 result = evaluate_task(model_dir, plan, self.out / "generations",
                                        limit=self.config.evaluation.limit, decoding=self.config.evaluation.generation)
-            rel = self.store.write_samples(cell.cell_id, plan.name, (s.to_dict() for s in result.samples))
-            for metric in plan.evaluator.metrics:
-                if metric.name in result.aggregate:
-                    rows.append(ResultRow(cell.cell_id, plan.name, metric.name, float(result.aggregate[metric.name]),
-                                          metric.higher_is_better, plan.in_domain, result.n_items, rel))
+            rows += self._result_rows(cell.cell_id, result)
         return rows, time.perf_counter() - start
+
+    def _result_rows(self, cell_id: str, result: TaskResult) -> list[ResultRow]:
+        """A task's scores as stored rows, its samples written beside them (for the paired tests)."""
+        plan = result.plan
+        rel = self.store.write_samples(cell_id, plan.name, (s.to_dict() for s in result.samples))
+        return [ResultRow(cell_id, plan.name, metric.name, float(result.aggregate[metric.name]),
+                          metric.higher_is_better, plan.in_domain, result.n_items, rel)
+                for metric in plan.evaluator.metrics if metric.name in result.aggregate]
+
+    # --- reference rows: answers computed from the pool without training -------------------------------
+    def run_references(self, only: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
+        """Score every reference of the config (``references:``) once per target: (cell ids done here, failed
+        cell id -> error). Finished ones (same pool, evaluation and name) are kept."""
+        done: list[str] = []
+        failed: dict[str, str] = {}
+        seed = self.config.seeds[0]
+        for target in self.config.targets:
+            for name in self.config.references:
+                row = reference_row(name)
+                cell_id = reference_cell_id(target, row, seed)
+                config_hash = reference_cell_hash(self.config, name)
+                existing = self.store.get_cell(cell_id)
+                if not chosen_by(cell_id, only) or (existing and existing.status == "done"
+                                                    and existing.config_hash == config_hash):
+                    continue
+                started = time.time()
+                record = Cell(cell_id, self.config.name, row, 0, 0.0, seed, target.name, status="running",
+                              config_hash=config_hash, pool_fingerprint=self.pool.fingerprint(),
+                              versions=package_versions(), git_commit=git_commit(), started_at=started)
+                self.store.upsert_cell(record)
+                try:
+                    rows = self._reference_rows(cell_id, name)
+                except Exception as e:  # recorded like a failed cell; the grid goes on
+                    failed[cell_id] = f"{type(e).__name__}: {e}"
+                    log.error("reference %s failed: %s", cell_id, failed[cell_id])
+                    self.store.set_status(cell_id, "failed", failed[cell_id])
+                    continue
+                self.store.add_results(rows)
+                self.store.upsert_cell(dataclasses.replace(
+                    record, status="done", finished_at=time.time(),
+                    cost={"evaluation_seconds": round(time.time() - started, 3)}))
+                done.append(cell_id)
+        return done, failed
+
+    def _reference_rows(self, cell_id: str, name: str) -> list[ResultRow]:
+        rows = []
+        for plan in self.tasks():
+            items = plan.evaluator.load(plan.data_dir)[: self.config.evaluation.limit]
+            aggregate, samples = plan.evaluator.evaluate(items, reference_outputs(name, self.pool, items))
+            rows += self._result_rows(cell_id, TaskResult(plan, len(items), aggregate, list(samples)))
+        return rows
 
     def _environment(self, cell: CellSpec, model_dir: Path) -> dict[str, list[dict[str, Any]]]:
         """Where the cell's target trained and, when its subset came from proxy signals, where the proxy did:
@@ -489,10 +553,11 @@ class Runner:
         """Run every cell (or those whose id contains one of ``only``); failures are recorded, not raised."""
         started = time.time()
         cells = [c for c in self.cells() if chosen_by(c.cell_id, only)]
+        summary = RunSummary()
+        summary.done, summary.failed = self.run_references(only)
         for cell in cells:
             self.store.add_pending(Cell(cell.cell_id, self.config.name, cell.row, cell.budget, cell.fraction,
                                         cell.seed, cell.target.name, config_hash=self._cell_hash(cell)))
-        summary = RunSummary()
         executor_cls = self.hooks.executor(self.config.executor)
         executor = executor_cls(executor_cls.parse_options(self.config.executor_options), self.out)
         grid = Grid([CellTask(cell.cell_id, cell) for cell in cells], self._run_one,

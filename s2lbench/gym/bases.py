@@ -119,8 +119,9 @@ def committed_base(model_name: str, tokenizer_dir: str | Path, recipe: BaseRecip
 
 
 def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Path,
-                  recipe: BaseRecipe | None = None) -> Path:
-    """Train the tiny config ``model_name`` on the corpus; returns ``out_dir`` (reused when already complete)."""
+                  recipe: BaseRecipe | None = None, corpus: list[str] | None = None) -> Path:
+    """Train the tiny config ``model_name`` on the gym's corpus (or ``corpus``: documents of another domain,
+    e.g. the radiology base probe's training-split findings); returns ``out_dir`` (reused when complete)."""
     import torch
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
@@ -129,7 +130,7 @@ def pretrain_base(model_name: str, tokenizer_dir: str | Path, out_dir: str | Pat
     if (out / "base.json").is_file():
         return out
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    corpus = pretraining_corpus(recipe.corpus)
+    corpus = pretraining_corpus(recipe.corpus) if corpus is None else corpus
     blocks = pack_blocks(corpus, tokenizer, recipe.block_size)
     model = tiny_model(model_name, tokenizer, seed=recipe.seed)
     dataset = [{"input_ids": torch.tensor(b)} for b in blocks]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from s2lbench.errors import DataError
+from s2lbench.evaluation.references import is_untrained_reference
 from s2lbench.report.regime import regime_notes
 from s2lbench.report.seed_variance import SeedSDSource
 from s2lbench.report.stats import (
@@ -102,7 +103,8 @@ class Row:
 
     @property
     def is_reference(self) -> bool:
-        return self.selector == FULL
+        """The full-data reference, or an untrained reference row (``ref-NAME``): shown below the contenders."""
+        return is_reference_row(self.selector)
 
 
 @dataclass
@@ -131,6 +133,10 @@ class Leaderboard:
 
 
 # ------------------------------------------------------------------------------------------ building
+def is_reference_row(selector: str) -> bool:
+    return selector == FULL or is_untrained_reference(selector)
+
+
 def _primary_metric(metrics: set[str], wanted: str | None) -> str | None:
     if wanted:
         return wanted if wanted in metrics else None
@@ -347,13 +353,13 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
         columns = b.columns(target)
         if not columns:
             continue
-        full_keys = sorted(k for k in groups if k[0] == target and k[1] == FULL)
-        budgets = sorted({k[2] for k in groups if k[0] == target and k[1] != FULL})
+        full_keys = sorted(k for k in groups if k[0] == target and is_reference_row(k[1]))
+        budgets = sorted({k[2] for k in groups if k[0] == target and not is_reference_row(k[1])})
         blocks = [[b_] for b_ in budgets] if by == "budget" else [budgets]
         for block in blocks:
             rows = []
             for budget in block:
-                keys = sorted((k for k in groups if k[0] == target and k[2] == budget and k[1] != FULL),
+                keys = sorted((k for k in groups if k[0] == target and k[2] == budget and not is_reference_row(k[1])),
                               key=lambda k: _selector_order(k[1], baseline))
                 budget_rows = [b.row(sorted(groups[k], key=lambda c: c.seed), columns) for k in keys]
                 for row in budget_rows:
@@ -636,7 +642,7 @@ def render_latex(lb: Leaderboard) -> str:
                 cells.append(body + marks.get(_mark(cell), ""))
             if r.is_reference:
                 out.append(r"\midrule")
-            name = _latex_escape("Full data" if r.is_reference else _row_name(r))
+            name = _latex_escape("Full data" if r.selector == FULL else _row_name(r))
             out.append(" & ".join([name, _latex_escape(f"{100 * r.fraction:.3g}%"), str(len(r.seeds)),
                                    _latex_escape(_cost(r)).replace("—", "--")] + cells) + r" \\")
         floor_key = [r"$^\flat$: " + FLOOR_LABEL + "."] if any(c.floor for c in t.columns) else []

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 from s2lbench.common.atomic import atomic_path
 from s2lbench.common.files import read_json
 from s2lbench.errors import DataError
+from s2lbench.evaluation.references import is_untrained_reference
 from s2lbench.report.compute import UNRECORDED, compute_series
 from s2lbench.report.leaderboard import build_leaderboard
 from s2lbench.results.store import FULL
@@ -73,6 +74,8 @@ class ScalingPanel:
     reference: list[tuple[int, float, float]]  # the full-data rows
     scale: float
     baseline: str
+    #: untrained reference rows (``ref-NAME``): name -> mean score, drawn as horizontal lines
+    floors: dict[str, float] = field(default_factory=dict)
 
 
 def scaling_series(store_dir: str | Path, *, column: str = "avg", target: str | None = None,
@@ -85,20 +88,26 @@ def scaling_series(store_dir: str | Path, *, column: str = "avg", target: str | 
     panels = []
     for table in tables:
         col = next((c for c in table.columns if c.key == column), None)
+        if col is None and column == "avg" and len(table.columns) == 1:  # one task: its column is the average
+            col = table.columns[0]
         if col is None:
             raise DataError(f"no column {column!r} for target {table.target}; have "
                             f"{', '.join(c.key for c in table.columns)}", path=store_dir)
         series: dict[str, list[tuple[int, float, float]]] = {}
         reference = []
+        floors: dict[str, float] = {}
         for row in table.rows:
             s = row.cells[col.key].summary
             if s is None:
                 continue
             point = (row.budget, s.mean * lb.scale, (s.std or 0.0) * lb.scale)
+            if is_untrained_reference(row.selector):
+                floors.setdefault(row.selector, point[1])
+                continue
             (reference if row.is_reference else series.setdefault(row.selector, [])).append(point)
         panels.append(ScalingPanel(table.target, col.label if col.key != "avg" else "average over the sets above the floor",
                                    col.metric.split("+")[0], {k: sorted(v) for k, v in sorted(series.items())},
-                                   reference, lb.scale, lb.baseline))
+                                   reference, lb.scale, lb.baseline, floors))
     return panels
 
 
@@ -134,6 +143,9 @@ def plot_scaling(store_dir: str | Path, out_png: str | Path, *, column: str = "a
             ax.axhline(mean, color="dimgray", linewidth=1.4, linestyle=":", label=f"full data ({reference[0][0]})")
             if std > 0:
                 ax.axhspan(mean - std, mean + std, color="gray", alpha=0.12)
+        for i, (name, value) in enumerate(sorted(panel.floors.items())):
+            ax.axhline(value, color="firebrick", linewidth=1.2, linestyle=("--", "-.", ":")[i % 3], alpha=0.8,
+                       label=f"{name} (no training)")
         if len(budgets) > 1 and budgets[-1] / max(budgets[0], 1) >= 8:
             ax.set_xscale("log")
         if budgets:

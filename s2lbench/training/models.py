@@ -11,6 +11,11 @@ _COMMON = dict(rotary_pct=0.25, use_parallel_residual=True, max_position_embeddi
 
 #: name -> GPTNeoXConfig kwargs (vocab and special-token ids come from the tokenizer)
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    #: a proxy for pools with a larger vocabulary (configs/radiology.yaml: 2,000 BPE tokens), where the embeddings
+    #: are most of a small model's parameters: input and output embeddings tied, 62k parameters at 2,000 tokens,
+    #: 11.5x below gym-target-s (gym-proxy would be 2.9x)
+    "tiny-proxy-xs": dict(num_hidden_layers=2, hidden_size=24, num_attention_heads=2, intermediate_size=96,
+                          **{**_COMMON, "tie_word_embeddings": True}),
     "gym-proxy": dict(num_hidden_layers=2, hidden_size=48, num_attention_heads=4, intermediate_size=192, **_COMMON),
     "gym-target-s": dict(num_hidden_layers=3, hidden_size=96, num_attention_heads=4, intermediate_size=384,
                          **_COMMON),
