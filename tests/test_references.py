@@ -138,7 +138,7 @@ def test_reference_rows_sit_below_every_budget_table_never_bold_never_tested(tmp
     for name, value in (("ref-constant", 0.5), ("ref-nearest-copy", 0.99)):
         cid = add_cell(store, name, 0, 0, {"gsm8k": value, "svamp": value}, cost={})
         assert cid
-    board = build_leaderboard(store, resamples=100)
+    board = build_leaderboard(store)
     assert sorted(t.budget for t in board.tables) == sorted([BUDGET, 20])
     for table in board.tables:
         rows = [r.selector for r in table.rows]
