@@ -143,7 +143,8 @@ def test_the_runner_gives_the_compute_matched_row_the_extra_steps_and_stores_reg
     assert matched.cost["matched_flops_per_step"] == pytest.approx(per_step)
     extra = int(selection // per_step)
     assert extra > 0 and matched.cost["matched_extra_steps"] == extra
-    assert matched.cost["finetune_flops"] == pytest.approx(plain.cost["finetune_flops"] * (8 + extra) / 8, rel=1e-6)
+    # FLOPs are 6 x parameters x round(steps x tokens per step): proportional to the steps up to that rounding
+    assert matched.cost["finetune_flops"] == pytest.approx(plain.cost["finetune_flops"] * (8 + extra) / 8, rel=1e-4)
     assert plain.model_fingerprint != matched.model_fingerprint
     # the regime each selection ran in is stored with its cell (S2L's own report; the source mix for all)
     assert s2l.regime["selector"]["facts"]["K"] == 4 and "source_mix" in s2l.regime
