@@ -20,23 +20,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_runner import TINY as RUNNER_TINY
 
 from s2lbench.common import console
 
-TRAIN = {"schedule": "steps", "batch_size": 16, "learning_rate": 3.0e-3, "max_length": 128, "logging_steps": 2}
-TINY = {
-    "name": "tiny-console",
-    "pool": {"path": "gym", "gym": {"pool_size": 300, "test_size": 12, "seed": 0}},
-    "proxy": {"model": "gym-proxy", "train": {**TRAIN, "total_steps": 12, "n_checkpoints": 3}},
-    "signals": {"options": {"max_length": 128}},
-    "selectors": ["random", {"name": "s2l", "options": {"n_clusters": 4}}],
-    "budgets": [0.2],
-    "seeds": [0],
-    "full_reference": False,
-    "targets": [{"name": "t", "model": "gym-proxy", "train": {**TRAIN, "total_steps": 8, "n_checkpoints": 1}}],
-    "evaluation": {"tasks": ["gym"], "limit": 6,
-                   "generation": {"backend": "transformers", "batch_size": 16, "max_new_tokens": 24}},
-}
+#: the runner tests' tiny grid, logging every 2 steps (the status line shows steps and loss), no full reference
+TINY = {**json.loads(json.dumps(RUNNER_TINY)), "name": "tiny-console", "full_reference": False}
+for _block in (TINY["proxy"], TINY["targets"][0]):
+    _block["train"]["logging_steps"] = 2
 EVERY_STAGE = ("gym", "proxy", "signals", "selection", "finetune", "evaluation")
 #: what other libraries print when left alone: none of it may reach the screen
 FOREIGN = ("{'loss'", "{'train_runtime'", "Loading weights", "Writing model shards", "it/s]", "s/it]",
