@@ -262,6 +262,8 @@ def test_a_cell_whose_process_aborts_is_recorded_failed_and_the_grid_goes_on(tmp
         data = tiny_config(selectors=["native-abort", "random"], full_reference=False)
         data["targets"][0]["train"]["total_steps"] = 4
         data["evaluation"]["limit"] = 2
+        # fork named: with `auto`, a process that has already trained (this one) runs cells in-process
+        data["executor_options"] = {"isolate": "fork"}
         hooks = Hooks(pm)
         summary = Runner(parse_experiment(data, hooks=hooks), tmp_path, hooks=hooks).run()
     finally:

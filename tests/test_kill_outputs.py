@@ -160,8 +160,9 @@ def test_leaderboard_tables_interrupted_at_every_file_operation(work, monkeypatc
     from test_leaderboard_store import make_store
 
     make_store(work / "res")
+    # the tables, then their results/ export beside them (a file and an fsync per samples file)
     seen = interrupt_everywhere(monkeypatch, ["leaderboard", "res", "--tables", "tables"],
-                                lambda: tables_state("tables"))
+                                lambda: tables_state("tables"), max_points=400)
     assert seen == {False, True}
 
 

@@ -137,9 +137,22 @@ def how_it_died(exitcode: int | None) -> str:
 
 
 def run_isolated(fn: Callable[[Any], str | None], payload: Any, method: str | None = None) -> str | None:
-    """``fn(payload)`` in a child process (start ``method``, default :func:`default_start_method`; ``"none"``
-    runs it here). Returns its result, or a one-line error when the child died without one."""
+    """``fn(payload)`` in a child process (start ``method``; default, ``"auto"``: :func:`default_start_method`;
+    ``"none"`` runs it here). Returns its result, or a one-line error when the child died without one.
+
+    ``auto`` in a process that already runs an OpenMP pool (a notebook or a test that trained in-process):
+    a forked child would hang in it or, kept to one thread, train slower and to other float bits than the
+    same cell from ``s2lbench run``; such a process runs its cells here, as before cells were isolated (said
+    once). An explicit ``fork`` there runs the child on one thread instead."""
+    auto = method is None
     method = method or default_start_method()
+    if auto and method == "fork" and has_openmp_pool():
+        if not _warned:
+            _warned.append(True)
+            log.warning("this process already runs native thread pools (it trained or clustered in-process), "
+                        "which a forked cell cannot use: cells run in this process, without isolation from "
+                        "native aborts (`s2lbench run`, or executor_options.isolate: spawn, isolates them)")
+        method = "none"
     if method == "none":
         return fn(payload)
     ctx = multiprocessing.get_context(method)
