@@ -275,3 +275,23 @@ def test_the_isolation_option_is_checked():
 
     with pytest.raises(ConfigError, match="executor_options.isolate: 'threads' is not one of auto"):
         LocalExecutor.parse_options({"isolate": "threads"})
+
+
+_POOL_PROBE = """
+import sys, tempfile
+from s2lbench.executors.isolation import has_openmp_pool
+from s2lbench.gym.build import GymConfig, build_gym
+build_gym(tempfile.mkdtemp(), GymConfig(pool_size=200, test_size=10, version=2, tokenizer="shared"))
+after_gym = has_openmp_pool()  # tokenizers' Rust pool is running now: forking past it is safe
+import torch
+torch.ones(256, 256) @ torch.ones(256, 256)
+print(after_gym, has_openmp_pool())
+"""
+
+
+def test_only_an_openmp_pool_keeps_cells_from_forking_not_the_tokenizers_pool():
+    # `s2lbench run` builds the gym (training a tokenizer) before its first cell: its cells must still fork
+    out = subprocess.run([sys.executable, "-c", _POOL_PROBE], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["False", "True"]

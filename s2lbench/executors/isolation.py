@@ -60,9 +60,20 @@ def idle_native_threads() -> int:
         return 0
 
 
+def openmp_loaded() -> bool:
+    """Whether an OpenMP runtime (GNU libgomp, LLVM libomp, Intel libiomp; torch and faiss bring one) is mapped
+    into this process; True where that cannot be read."""
+    try:
+        maps = open("/proc/self/maps", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return True
+    return any(lib in maps for lib in ("libgomp", "libomp", "libiomp"))
+
+
 def has_openmp_pool() -> bool:
-    """Whether this process has started native thread pools beyond numpy's: an OpenMP pool, most likely."""
-    return native_threads() > idle_native_threads()
+    """Whether this process has started an OpenMP pool: native threads beyond numpy's with an OpenMP runtime
+    loaded (the Rust thread pool of ``tokenizers``, which a gym build starts, survives a fork: it is not one)."""
+    return openmp_loaded() and native_threads() > idle_native_threads()
 
 
 def _single_threaded_native() -> None:
@@ -103,6 +114,8 @@ def _child(fn: Callable[[Any], str | None], payload: Any, conn: Any, single_thre
            parent: int | None = None) -> None:
     if parent is not None:
         _die_with_parent(parent)
+    # tokenizers' Rust pool, if the parent used it, is off in a fork; say so once here instead of its warning
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     lock = threading.Lock()
 
     def send(message: tuple) -> None:
