@@ -14,8 +14,9 @@ compares a selector with a baseline (random) on the *same* examples and counts b
   estimate ``MS_residual / m`` replaces it when discrete scores make the seeds agree exactly) plus the
   example term ``(MS_examples - MS_residual) / (n m)`` (how much the set's particular examples move the mean
   when every seed sees the same ones), truncated at 0 and averaged over tasks as ``1 / T^2`` times the sum.
-- The p-value and the interval are Student-t's with the Welch-Satterthwaite degrees of freedom of that sum
-  (``n - 1`` for the seed term, ``m - 1`` per task for the example terms). At 3 seeds the seed term has 2
+- The p-value and the interval are Student-t's with the seed term's degrees of freedom (``n - 1`` paired; the
+  Welch-Satterthwaite df of the two seed terms unpaired): the example terms add variance, not degrees of
+  freedom (with them in the Satterthwaite sum the averages were measured anti-conservative). At 3 seeds the seed term has 2
   degrees of freedom and the 95% quantile is 4.30, not the normal 1.96: that is what a bootstrap over 3 seed
   pairs misses (its variance is also shrunk by ``(n - 1) / n``), and why it marked identical selectors.
 - Sides that share no seed are compared unpaired: the seed term is ``var(a_s) / n_a + var(b_s) / n_b``
@@ -42,7 +43,7 @@ from s2lbench.errors import DataError
 
 DEFAULT_RESAMPLES = 2000  # the transfer table's bootstrap
 DEFAULT_BOOTSTRAP_SEED = 0
-METHOD = "seed-level paired t + example variance (Welch-Satterthwaite df)"
+METHOD = "seed-level paired t (the seeds' df) + the test set's example variance"
 
 
 @dataclass(frozen=True)
