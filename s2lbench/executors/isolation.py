@@ -8,11 +8,13 @@ signals, plugins registered in this process through the Python API); ``forkserve
 preloaded) and ``spawn`` (0.6 s warm, 2-3 s cold) start a fresh interpreter state: each cell reloads the
 pool and signals, and plugins registered in-process are gone. Against a ~95 s fine-tune all are cheap, so
 the choice is about state: ``fork`` is the default, with two guards. A parent that has initialised CUDA
-(which a forked child cannot use) gets ``spawn``. A parent that has already run multi-threaded native code
-has a live OpenMP pool, which GNU libgomp does not carry over ``fork`` (the child's next parallel region
-hangs forever, measured): its children run torch and faiss on one thread (logged once). ``s2lbench run``
-builds its pool without such code, so its cells keep every thread; ``executor_options: {isolate: spawn}``
-(or ``forkserver``) gives every thread in any case.
+(which a forked child cannot use) gets ``spawn``. A parent that already runs an OpenMP pool (torch or faiss ran
+multi-threaded in it: a notebook or a test that trained in-process) would hang a forked child's next parallel
+region (GNU libgomp does not survive ``fork``, measured) or, kept to one thread, train slower and to other float
+bits: under ``auto`` it runs its cells in-process, as before cells were isolated, and says so once. ``s2lbench
+run`` builds the gym and checks its inputs without an OpenMP pool (the ``tokenizers`` pool a gym build starts is
+not one), so its cells fork with every thread; ``executor_options: {isolate: spawn}`` (or ``forkserver``)
+isolates cells from any parent.
 """
 
 from __future__ import annotations
