@@ -4,8 +4,8 @@ The Python API (docs/api.md)::
 
     import s2lbench
     picked = s2lbench.select("train.jsonl", "s2l", 0.1, proxy="gym-proxy")   # rows, positions, diagnostics
-    result = s2lbench.run("configs/demo.yaml", out="runs/demo")              # a grid, as `s2lbench run`
-    frame = s2lbench.load_results("runs/demo")                               # pandas, one row per score
+    result = s2lbench.run("configs/regression.yaml", out="runs/regression")  # a grid, as `s2lbench run`
+    frame = s2lbench.load_results("runs/regression")                         # pandas, one row per score
 
 Each function imports what it needs when it is called: importing s2lbench loads neither torch nor the grid.
 """
@@ -76,13 +76,14 @@ def subset(pool: str | _Path, selector: str, budget: int | float | str, *, out: 
 
 
 def run(config: ExperimentConfig | Mapping[str, Any] | str | _Path, out: str | _Path | None = None, *,
-        overrides: list[str] | None = None, only: list[str] | None = None) -> RunResult:
+        overrides: list[str] | None = None, only: list[str] | None = None, verify: bool = False) -> RunResult:
     """Run an experiment grid (a YAML path, a dict as the YAML holds, or an ``ExperimentConfig``) into ``out``
     (default ``runs/<name>``), as ``s2lbench run`` does: inputs checked first, finished stages and cells
-    reused. Returns a ``RunResult`` (``out``, ``summary``, ``ok``)."""
+    reused (``verify``: every cached file's hash checked first, as ``s2lbench run --verify``). Returns a
+    ``RunResult`` (``out``, ``summary``, ``ok``)."""
     from s2lbench.api.grid import run as run_grid
 
-    return run_grid(config, out, overrides=overrides, only=only)
+    return run_grid(config, out, overrides=overrides, only=only, verify=verify)
 
 
 def load_results(out: str | _Path, *, experiment: str | None = None,
