@@ -1,4 +1,5 @@
-"""What a subset looks like next to its pool: source mix, prompt and output lengths, library versions."""
+"""What a subset looks like next to its pool: prompt and output lengths, library versions (its source mix:
+``s2lbench.selection.regime.source_mix``)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,6 @@ def length_stats(lengths: list[int]) -> dict[str, float]:
     a = np.asarray(lengths)
     return {"min": int(a.min()), "mean": round(float(a.mean()), 1), "p50": float(np.percentile(a, 50)),
             "p90": float(np.percentile(a, 90)), "max": int(a.max())}
-
-
-def source_mix(pool: Pool, positions: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per source: count and share in the pool and in the subset."""
-    pool_counts = pool.source_counts()
-    picked = np.asarray(pool.sources, dtype=object)[positions]
-    sel_values, sel_counts = np.unique(picked.astype(str), return_counts=True) if len(picked) else ([], [])
-    selected = dict(zip(sel_values, sel_counts.tolist() if len(picked) else [], strict=True))
-    n, k = len(pool), max(1, len(positions))
-    return {s: {"pool": c, "pool_share": round(c / n, 4), "selected": int(selected.get(s, 0)),
-                "selected_share": round(selected.get(s, 0) / k, 4)} for s, c in pool_counts.items()}
 
 
 def length_report(pool: Pool, positions: np.ndarray) -> dict[str, dict[str, dict[str, float]]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from s2lbench.api.diagnostics import length_report, source_mix, versions
+from s2lbench.api.diagnostics import length_report, versions
 from s2lbench.common.atomic import check_output_path, output_lock, write_json, write_jsonl
 from s2lbench.common.provenance import git_commit, package_versions
 from s2lbench.errors import ConfigError
@@ -36,6 +36,7 @@ from s2lbench.pool.loaders import load_hub_dataset, read_rows, split_hub_spec
 from s2lbench.pool.prompts import render_prompt
 from s2lbench.pool.records import Pool
 from s2lbench.selection import check_seed, parse_options, resolve_budget
+from s2lbench.selection.regime import source_mix
 from s2lbench.signals.stage import DEV_SIGNALS, PROXY_SIGNALS
 from s2lbench.training.models import GYM_TRAINING, TINY_CONFIGS
 
@@ -233,7 +234,7 @@ def subset(pool: str | Path, selector: str, budget: int | float | str, *, out: s
                        "signals": sorted(needed), "stages": log.stages, "versions": {**versions(),
                                                                                      **package_versions()},
                        "git_commit": git_commit()},
-        "source_mix": source_mix(pool_obj, positions),
+        "source_mix": source_mix(pool_obj.sources, positions),
         "lengths": length_report(pool_obj, positions),
         "selector_diagnostics": selector_diag,
         "cost": _actual_cost(log.stages),
