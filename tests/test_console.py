@@ -130,6 +130,56 @@ def test_status_line_names_the_work_as_the_user_does(restore_console):
     assert line.endswith("loss 0.114")
 
 
+def test_grid_estimate_counts_only_cells_that_computed_and_does_not_grow_while_a_cell_trains(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(console.time, "perf_counter", lambda: clock[0])
+    grid = console.GridProgress(total=6)
+    for _ in range(3):  # three cells found in the cache: a second each
+        clock[0] += 1.0
+        grid.finish_cell(failed=False)
+    assert grid.seconds_left() is None and "left" not in grid.describe()  # nothing measured yet
+    clock[0] += 100.0  # a cell that trained
+    grid.cell_worked = True
+    grid.finish_cell(failed=False)
+    assert grid.seconds_left() == pytest.approx(200.0)  # two cells left at 100 s, not (103 s / 4) x 2
+    estimates = []
+    for _ in range(4):  # the next cell trains: the estimate falls, never grows
+        clock[0] += 20.0
+        estimates.append(grid.seconds_left())
+    assert estimates == sorted(estimates, reverse=True) and estimates[-1] == pytest.approx(120.0)
+    clock[0] += 500.0  # a slow cell: the estimate stops at the one cell still to come
+    assert grid.seconds_left() == pytest.approx(100.0)
+    assert "~1:40 left" in grid.describe()
+
+
+def test_a_stage_computed_in_a_cells_child_counts_in_the_parents_estimate(restore_console):
+    console.configure(console.NORMAL, stream=open(os.devnull, "w"), interactive=False)
+    parent = console.get()
+    with parent.grid(2) as grid:
+        sent = []
+        child = console.Console.__new__(console.Console)
+        child.__dict__.update(parent.__dict__)
+        child._relay = sent.append  # what isolation's child does: relay, never draw
+        child.stage_done(logging.getLogger("t"), "finetune", "0" * 16, 3.0)
+        assert ("worked",) in sent and not grid.cell_worked
+        parent.relayed(("worked",))
+        assert grid.cell_worked
+
+
+def _computes_a_stage(payload):
+    console.get().stage_done(logging.getLogger("s2lbench.test"), "finetune", "0" * 16, 2.0)
+    return "answered"
+
+
+def test_an_isolated_cell_that_computed_counts_in_the_estimate_and_still_answers(restore_console):
+    from s2lbench.executors.isolation import run_isolated
+
+    console.configure(console.NORMAL, stream=open(os.devnull, "w"), interactive=False)
+    with console.get().grid(2) as grid:
+        assert run_isolated(_computes_a_stage, None, "fork") == "answered"
+        assert grid.cell_worked
+
+
 def test_a_worker_writes_each_cell_to_its_own_log(tmp_path, restore_console):
     log = logging.getLogger("s2lbench.test")
     with console.worker_logs(tmp_path):

@@ -152,3 +152,26 @@ def test_cli_seed_sd_options(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "a seed sd of 0.05 given with --seed-sd" in out and "†" in out
     assert main(["leaderboard", str(tmp_path / "one"), "--seed-sd-from", str(tmp_path / "nope.csv")]) == 2
+
+
+def test_the_full_reference_as_baseline_tests_every_row_against_it_at_every_budget(tmp_path):
+    """``--baseline full``: the paper's "a subset beats the full data" question, by the board's own test."""
+    store = ResultsStore(tmp_path)
+    for seed, (base, sel, full) in enumerate([(0.30, 0.60, 0.50), (0.40, 0.70, 0.55), (0.50, 0.80, 0.55)]):
+        add_cell(store, "random", BUDGET, seed, {"gsm8k": base})
+        add_cell(store, "s2l", BUDGET, seed, {"gsm8k": sel})
+        add_cell(store, "random", BUDGET // 2, seed, {"gsm8k": base - 0.1})
+        add_cell(store, "full", 1000, seed, {"gsm8k": full})
+    board = build_leaderboard(store, baseline="full")
+    assert len(board.tables) == 2
+    for table in board.tables:
+        for row in table.rows:
+            cell = row.cells["gsm8k"]
+            if row.selector == "full":
+                assert cell.test is None
+            else:  # random is tested too: it is not the baseline here
+                assert cell.test is not None and cell.test.n_seed_pairs == 3 and cell.test.tested
+    s2l = next(t for t in board.tables if t.budget == BUDGET).row("s2l").cells["gsm8k"]
+    assert s2l.test.mean_diff == pytest.approx(np.mean([0.10, 0.15, 0.25]))
+    assert "difference to the full-data reference (full) of the same target" in render(board, "md")
+    assert main(["leaderboard", str(tmp_path), "--baseline", "full"]) == 0

@@ -89,6 +89,32 @@ def test_selection_diagnostics_and_selected_ids_are_written(finished_run):
 
 
 @pytest.mark.integration
+def test_every_gym_cell_records_the_planted_defect_share_of_its_subset(finished_run):
+    """``planted_defects`` in the cell's regime: compare-subsets' shares of the ids it trained on (the full
+    reference's are the pool's), beside the selection's own regime record."""
+    from s2lbench.common.files import iter_jsonl
+    from s2lbench.gym.defects import defect_shares, read_defects
+
+    (gym,) = (finished_run / "stages" / "gym").glob("*/gym")
+    defects, _ = read_defects(gym / "defects.json")
+    kinds = sorted(set(defects.values()))
+    pool_ids = {row["id"] for _, row in iter_jsonl(gym / "pool.jsonl")}
+    pool_any = round(1 - defect_shares(pool_ids, defects, kinds)["clean"], 4)
+    assert 0 < pool_any < 1
+    for cell in ResultsStore(finished_run).cells():
+        recorded = json.loads((finished_run / "cells" / f"{cell.cell_id}.json").read_text())["diagnostics"]
+        if cell.selector == "full":
+            ids = pool_ids
+            assert set(cell.regime) == {"planted_defects"}
+        else:
+            ids = {row["id"] for _, row in iter_jsonl(finished_run / recorded["selection_dir"] / "selection.jsonl")}
+            assert cell.regime["source_mix"] == recorded["regime"]["source_mix"]  # the selection's record, kept
+        shares = defect_shares(ids, defects, kinds)
+        assert cell.regime["planted_defects"] == {**{k: round(v, 4) for k, v in shares.items()},
+                                                  "any": round(1 - shares["clean"], 4), "pool_any": pool_any}
+
+
+@pytest.mark.integration
 def test_rerun_recomputes_nothing(finished_run):
     before = read_events(finished_run / "stages")
     summary = Runner(parse_experiment(tiny_config()), finished_run).run()

@@ -191,6 +191,35 @@ def test_killed_run_resumes_from_its_last_checkpoint(gym, tmp_path):
         train(gym[0].subset(range(30)), config, tmp_path / "run")
 
 
+def test_a_killed_run_moved_with_its_tokenizer_still_resumes(gym, tmp_path):
+    """A stage cache copied or moved whole (tokenizer stage beside the run) resumes its unfinished runs: the
+    run folder's identity counts local paths relative to it, not where the cache used to live."""
+    import shutil
+
+    pool = gym[0].subset(range(40))
+    old = tmp_path / "old"
+    shutil.copytree(gym[1], old / "tokenizer")
+    config = tiny_config(gym, tokenizer=str(old / "tokenizer"), total_steps=8, save_every=2)
+
+    def kill_at_4(step, checkpoint_dir):
+        if step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(pool, config, old / "run", eval_hook=kill_at_4)
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    moved = replace(config, tokenizer=str(new / "tokenizer"))
+    kept = {step: (d / "model.safetensors").stat().st_mtime_ns for step, d in list_checkpoints(new / "run")}
+    resumed = train(pool, moved, new / "run")
+    assert [s for s, _ in resumed.checkpoints] == [2, 4, 6, 8]
+    assert {s: (d / "model.safetensors").stat().st_mtime_ns for s, d in resumed.checkpoints if s <= 4} == kept
+    # another tokenizer at another relative place is another config
+    shutil.copytree(gym[1], tmp_path / "elsewhere" / "tok")
+    with pytest.raises(ConfigError, match="different training config"):
+        train(pool, replace(config, tokenizer=str(tmp_path / "elsewhere" / "tok")), new / "run")
+
+
 def test_tiny_config_needs_a_tokenizer(gym, tmp_path):
     with pytest.raises(ConfigError, match="tokenizer"):
         train(gym[0], replace(tiny_config(gym), tokenizer=None), tmp_path)

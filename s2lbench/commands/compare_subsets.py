@@ -12,8 +12,9 @@ import numpy as np
 
 from s2lbench.commands.base import Command
 from s2lbench.commands.select import check_selection_unit, diagnostics_path
-from s2lbench.common.files import iter_jsonl, read_json
+from s2lbench.common.files import iter_jsonl
 from s2lbench.errors import ConfigError, DataError
+from s2lbench.gym.defects import defect_shares, read_defects
 from s2lbench.results.store import FULL
 from s2lbench.signals.signalset import LOSS, SignalSet
 
@@ -58,31 +59,6 @@ def loss_profile(final_loss: np.ndarray, positions: np.ndarray) -> dict[str, flo
 def jaccard(a: set[str], b: set[str]) -> float:
     union = len(a | b)
     return len(a & b) / union if union else 1.0
-
-
-def defect_shares(ids: set[str], defects: dict[str, str], kinds: list[str]) -> dict[str, float]:
-    """Share of ``ids`` carrying each defect kind, plus ``clean`` (no defect)."""
-    counts = dict.fromkeys(kinds, 0)
-    for ex_id in ids:
-        kind = defects.get(ex_id)
-        if kind is not None:
-            counts[kind] += 1
-    n = max(len(ids), 1)
-    shares = {kind: counts[kind] / n for kind in kinds}
-    shares["clean"] = (len(ids) - sum(counts.values())) / n
-    return shares
-
-
-def read_defects(path: str | Path) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """``{example id: defect kind}`` from a gym's ``defects.json``, and the pool's row and defect counts
-    from the ``gym.json`` beside it (None where there is none)."""
-    path = Path(path)
-    defects = read_json(path)
-    if not isinstance(defects, dict) or not all(isinstance(v, str) for v in defects.values()):
-        raise DataError("expected an object {example id: defect kind}", path=path)
-    manifest = path.with_name("gym.json")
-    pool = read_json(manifest).get("pool") if manifest.exists() else None
-    return {str(k): v for k, v in defects.items()}, pool
 
 
 def subset_files_of_run(results_dir: str | Path) -> dict[str, Path]:

@@ -57,6 +57,9 @@ CELL_LOG_DIR = "cells"
 PROGRESS_SECONDS = float(os.environ.get("S2LBENCH_PROGRESS_SECONDS", "30"))
 #: how often the live view redraws; updates between redraws only set numbers
 REFRESH_PER_SECOND = 4
+#: what a cell's child process sends its parent's view (:meth:`Console.relayed`); any other message is the
+#: cell's answer (executors/isolation.py)
+RELAYED = ("line", "status", "worked")
 
 FILE_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s [%(where)s] %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -273,10 +276,38 @@ class Activity:
 
 @dataclass
 class GridProgress:
+    """The grid line. Its estimate of the time left counts only cells that computed something (a cell whose
+    stages were all cached takes seconds and says nothing of a cell still to train), assumes every cell left
+    needs work (so a resumed grid's estimate is an upper bound), and takes off what the cell in hand has
+    already run, so it does not grow while a long cell trains."""
+
     total: int
     done: int = 0
     failed: int = 0
     started: float = field(default_factory=time.perf_counter)
+    cell_worked: bool = False  # the cell in hand computed a stage
+    cell_started: float = field(default_factory=time.perf_counter)
+    worked_seconds: float = 0.0
+    worked_cells: int = 0
+
+    def finish_cell(self, failed: bool) -> None:
+        now = time.perf_counter()
+        if failed:
+            self.failed += 1
+        else:
+            self.done += 1
+        if self.cell_worked:
+            self.worked_seconds += now - self.cell_started
+            self.worked_cells += 1
+        self.cell_worked, self.cell_started = False, now
+
+    def seconds_left(self) -> float | None:
+        remaining = self.total - self.done - self.failed
+        if remaining <= 0 or not self.worked_cells:
+            return None
+        per_cell = self.worked_seconds / self.worked_cells
+        in_hand = min(time.perf_counter() - self.cell_started, per_cell)
+        return max(0.0, per_cell * remaining - in_hand)
 
     def describe(self) -> str:
         elapsed = time.perf_counter() - self.started
@@ -285,8 +316,9 @@ class GridProgress:
         if self.failed:
             text += f" ({self.failed} failed)"
         text += f" · {_clock(elapsed)} elapsed"
-        if 0 < finished < self.total:
-            text += f" · ~{_clock(elapsed / finished * (self.total - finished))} left"
+        left = self.seconds_left()
+        if left is not None:
+            text += f" · ~{_clock(left)} left"
         return text
 
 
@@ -534,10 +566,7 @@ class Console:
         logger = logger or logging.getLogger("s2lbench.grid")
         grid = self.grid_progress
         if grid is not None:
-            if error:
-                grid.failed += 1
-            else:
-                grid.done += 1
+            grid.finish_cell(failed=bool(error))
         where = f" ({grid.describe()})" if grid is not None else ""
         if error:
             logger.error("cell %s FAILED: %s%s", cell_id, error, where)
@@ -548,6 +577,8 @@ class Console:
         """A stage computed (``seconds``) or reused (None), said above the view, naming the work in hand."""
         title = STAGE_TITLES.get(stage, stage)
         about = f" for {self.labels[-1]}" if self.labels and stage not in SHARED_STAGES else ""
+        if seconds is not None:
+            self._cell_worked()
         if seconds is None:
             logger.log(NOTICE, "%s%s: reused (%s/%s)", title, about, stage, key[:12])
         else:
@@ -658,12 +689,22 @@ class Console:
                     return
             time.sleep(1 / REFRESH_PER_SECOND)
 
-    def relayed(self, message: tuple) -> None:
-        """In the parent: apply a message from a cell's child process (a line to print, its status line)."""
+    def _cell_worked(self) -> None:
+        """The cell in hand computed a stage: its time counts in the grid line's estimate."""
+        if self._relay is not None:
+            self._relay(("worked",))
+        elif self.grid_progress is not None:
+            self.grid_progress.cell_worked = True
+
+    def relayed(self, message: tuple) -> None:  # the kinds are RELAYED's
+        """In the parent: apply a message from a cell's child process (a line to print, its status line, that
+        it computed a stage)."""
         if message[0] == "line":
             self.write_line(message[1], message[2])
         elif message[0] == "status":
             self._remote_status = message[1] or None
+        elif message[0] == "worked":
+            self._cell_worked()
 
     def relay_ended(self) -> None:
         """In the parent: the cell's child process has finished; the status line is this process's again."""

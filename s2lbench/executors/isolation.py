@@ -185,7 +185,7 @@ def run_isolated(fn: Callable[[Any], str | None], payload: Any, method: str | No
         view = console.get()
         try:
             message = receive.recv()
-            while message[0] in ("line", "status"):  # the cell's lines and status line, for this view
+            while message[0] in console.RELAYED:  # the cell's lines, status line, ...: for this view
                 view.relayed(message)
                 message = receive.recv()
         except EOFError:  # the child died before sending

@@ -51,6 +51,7 @@ from s2lbench.grid.stages import StageStore
 from s2lbench.gym import stage as gym_stage
 from s2lbench.gym.bases import base_model_name
 from s2lbench.gym.build import GymConfig
+from s2lbench.gym.defects import PLANTED_DEFECTS, PlantedDefects, read_defects
 from s2lbench.gym.evaluators import gym_evaluators
 from s2lbench.plugin_manager import Hooks, get_hooks
 from s2lbench.pool.loaders import load_local, load_pool
@@ -120,6 +121,8 @@ class Runner:
         self._gym_config: GymConfig | None = None
         self._gym_dir: Path | None = None
         self._gym_key: str | None = None
+        #: the built gym's planted defects (its defects.json), read once with the shared stages; False: none here
+        self._planted: PlantedDefects | bool | None = None
         #: per proxy seed (None: the config's proxy; else a row's ``proxy_seed``), filled by signals():
         self._signals: dict[int | None, SignalSet] = {}
         self._tasks: list[TaskPlan] | None = None
@@ -403,11 +406,31 @@ class Runner:
         costs.update(finetune_cost, selection_seconds=selection_seconds, evaluation_seconds=round(eval_seconds, 3))
         record = dataclasses.replace(record, selected_ids_hash=ids_hash(ids), model_fingerprint=model_key,
                                      cost=costs, environment=self._environment(cell, model_dir), status="done",
-                                     finished_at=time.time(), regime=diagnostics.get("regime") or {})
+                                     finished_at=time.time(), regime=self._regime(diagnostics, ids))
         write_json(self.out / "cells" / f"{cell.cell_id}.json",
                    {"cell": dataclasses.asdict(record), "diagnostics": diagnostics})
         self.store.add_results(rows)
         self.store.upsert_cell(record)
+
+    def _regime(self, diagnostics: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+        """The cell's regime record: the selection's (none for the full reference), plus on a gym the share of
+        the selected ids carrying each planted defect (``planted_defects``; the full reference's subset is the
+        pool). Kept off the stage and the cell hash: a store recorded before it simply lacks the key."""
+        regime = dict(diagnostics.get("regime") or {})
+        planted = self.planted_defects()
+        if planted is not None:
+            regime[PLANTED_DEFECTS] = planted.record(ids)
+        return regime
+
+    def planted_defects(self) -> PlantedDefects | None:
+        """The gym pool's planted defects (its build's defects.json), read once; None off the gym."""
+        if self._planted is None:
+            _ = self.pool  # a gym's folder is known once its pool has loaded
+            path = self._gym_dir / "defects.json" if self._gym_dir is not None else None
+            self._planted = False
+            if path is not None and path.is_file():
+                self._planted = PlantedDefects(read_defects(path)[0], self.pool.ids)
+        return self._planted if isinstance(self._planted, PlantedDefects) else None
 
     def select(self, cell: CellSpec) -> tuple[list[str], dict[str, Any], float]:
         """(selected ids, diagnostics, selection seconds) for a cell; the full reference takes every id."""
@@ -602,6 +625,7 @@ class Runner:
         and each cell then meets it again and records it."""
         try:
             _ = self.pool
+            self.planted_defects()  # read here, once: forked cells inherit it
             self.tasks()
             for proxy_seed in self.proxy_seeds():
                 self.signals(proxy_seed)
@@ -621,7 +645,8 @@ class Runner:
     # --- pickling: executors ship bound methods of the runner to other processes ----------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(hooks=None, _pool=None, _gym_dir=None, _signals={}, _tasks=None, _signal_sources={})
+        state.update(hooks=None, _pool=None, _gym_dir=None, _signals={}, _tasks=None, _signal_sources={},
+                     _planted=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from s2lbench.errors import DataError
 from s2lbench.evaluation.references import is_untrained_reference
+from s2lbench.report import diagnostics as selection_diagnostics
 from s2lbench.report.regime import regime_notes
 from s2lbench.report.seed_variance import SeedSDSource
 from s2lbench.report.stats import (
@@ -115,6 +116,8 @@ class Table:
     columns: list[Column]
     rows: list[Row]
     notes: list[str] = field(default_factory=list)  # footnotes of this table (an A/A control marked)
+    #: why each row is where it is (source mix, planted defects, the selector's regime); None without records
+    diagnostics: selection_diagnostics.Diagnostics | None = None
 
     def row(self, selector: str, budget: int | None = None) -> Row:
         for r in self.rows:
@@ -355,7 +358,8 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
             continue
         full_keys = sorted(k for k in groups if k[0] == target and is_reference_row(k[1]))
         budgets = sorted({k[2] for k in groups if k[0] == target and not is_reference_row(k[1])})
-        blocks = [[b_] for b_ in budgets] if by == "budget" else [budgets]
+        # a target with reference rows alone (a calibration run of the full data) still gets its table
+        blocks = [[b_] for b_ in budgets] if by == "budget" and budgets else [budgets]
         for block in blocks:
             rows = []
             for budget in block:
@@ -364,14 +368,16 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
                 budget_rows = [b.row(sorted(groups[k], key=lambda c: c.seed), columns) for k in keys]
                 for row in budget_rows:
                     row.control = row.selector in controls
-                base_key = (target, baseline, budget)
+                # the full-data reference as the baseline: every row at every budget against the full data
+                base_key = next((k for k in full_keys if k[1] == FULL), None) if baseline == FULL \
+                    else (target, baseline, budget)
                 for k, row in zip(keys, budget_rows, strict=True):
                     if k[1] == baseline or not paired_tests:
                         continue
                     for col in columns:
                         cell = row.cells[col.key]
                         if base_key not in groups:
-                            cell.note = f"no {baseline} row at this budget"
+                            cell.note = f"no {baseline} row" + ("" if baseline == FULL else " at this budget")
                             continue
                         test = b.test(groups[k], groups[base_key], col, target)
                         if test is None:
@@ -385,13 +391,17 @@ def build_leaderboard(store: ResultsStore | str | Path, *, by: str = "budget", m
             for k in full_keys:
                 rows.append(b.row(sorted(groups[k], key=lambda c: c.seed), columns))
             _adjust_for_multiple_tests(rows)
-            if by == "budget":
+            diag = selection_diagnostics.selection_diagnostics(
+                [(r.selector, r.budget, f"{r.selector} (reference)" if r.is_reference else _row_name(r)) for r in rows],
+                [c for c in b.cells if c.target == target])
+            if by == "budget" and block:
                 budget = block[0]
                 fraction = rows[0].fraction if rows else 0.0
                 title = f"target {target}, budget {budget} ({100 * fraction:.3g}% of the pool)"
-                tables.append(Table(title, target, budget, columns, rows, _control_notes(rows, baseline)))
+                tables.append(Table(title, target, budget, columns, rows, _control_notes(rows, baseline), diag))
             else:
-                tables.append(Table(f"target {target}", target, None, columns, rows, _control_notes(rows, baseline)))
+                tables.append(Table(f"target {target}", target, None, columns, rows, _control_notes(rows, baseline),
+                                    diag))
             all_values += [s.mean for r in rows for cell in r.cells.values() if (s := cell.summary)]
     scale = 100.0 if all_values and all(0.0 <= v <= 1.0 for v in all_values) else 1.0
     notes = []
@@ -493,13 +503,18 @@ def _group(col: Column) -> str:
     return {True: "in-domain", False: "out-of-domain"}.get(col.in_domain, "")
 
 
+def _baseline_words(baseline: str) -> str:
+    return ("the full-data reference (full) of the same target" if baseline == FULL
+            else f"{baseline} at the same target and budget")
+
+
 def _legend(lb: Leaderboard) -> list[str]:
     unit = " Scores ×100." if lb.scale != 1.0 else ""
     return [
         f"Mean ± sample std over seeds (a cell with one seed says so).{unit} Bold: best per column among the "
         "selection methods (the full-data reference does not compete). Avg ID / Avg OOD / Avg: the means over the "
         "in-domain, out-of-domain and all sets, each seed's average first, sets at the floor left out.",
-        f"{BETTER_MARK} / {WORSE_MARK}: the difference to {lb.baseline} at the same target and budget is significant "
+        f"{BETTER_MARK} / {WORSE_MARK}: the difference to {_baseline_words(lb.baseline)} is significant "
         f"at 5% in the selector's favour / against it: {METHOD}, the interval its 95% t interval (docs/"
         "leaderboards.md has the method and its measured error rates).",
         *([HOLM_LEGEND] if _has_tests(lb) else []),
@@ -507,8 +522,14 @@ def _legend(lb: Leaderboard) -> list[str]:
         *([f"A side with one seed is tested with {lb.seed_sd.name}, not its own seeds."]
           if lb.seed_sd is not None and _uses_external(lb) else []),
         *_floor_notes(lb),
+        *_diagnostics_legend(lb),
         *lb.notes,
     ]
+
+
+def _diagnostics_legend(lb: Leaderboard) -> list[str]:
+    shown = [t.diagnostics for t in lb.tables if t.diagnostics is not None]
+    return [selection_diagnostics.legend(any(d.has_defects for d in shown))] if shown else []
 
 
 ONE_SEED_NOTE = ("No mark where a side has one seed: one seed cannot say how much a fine-tune moves with its seed "
@@ -589,6 +610,8 @@ def render_markdown(lb: Leaderboard) -> str:
                     f"{_interval_text(r.cells[c.key], lb.scale)} {_mark(r.cells[c.key])}".strip()
                     for c in t.columns) + " |")
         out += [f"\n{note}" for note in t.notes]
+        if t.diagnostics is not None:
+            out += selection_diagnostics.render_markdown(t.diagnostics)
         out.append("")
     out += [f"{line}  " for line in _legend(lb)]
     return "\n".join(out).rstrip() + "\n"
@@ -651,6 +674,8 @@ def render_latex(lb: Leaderboard) -> str:
                 + _latex_escape(" ".join(t.notes + _legend(lb))).replace(BETTER_MARK, r"$\dagger$").replace(
                     WORSE_MARK, r"$\ddagger$").replace("±", r"$\pm$").replace("×", r"$\times$") + "}",
                 r"\end{table}", ""]
+        if t.diagnostics is not None:
+            out += selection_diagnostics.render_latex(t.diagnostics, t.title, _latex_escape)
     return "\n".join(out)
 
 
@@ -732,6 +757,8 @@ def render_html(lb: Leaderboard) -> str:
                     for c in t.columns) + "</tr>")
             out.append("</table>")
         out += [f"<p>{e(note)}</p>" for note in t.notes]
+        if t.diagnostics is not None:
+            out += selection_diagnostics.render_html(t.diagnostics, e)
     out += [f"<p>{e(line)}</p>" for line in _legend(lb)]
     return "\n".join(out) + "\n"
 

@@ -69,18 +69,31 @@ def regime_warnings(record: Mapping[str, Any] | None) -> list[str]:
     return list(((record or {}).get("selector") or {}).get("warnings") or [])
 
 
+def largest_shift(record: Mapping[str, Any]) -> str | None:
+    """The source whose share moved most, subset vs pool: ``"word_add_cot: 18.2% vs 12.2%"``; None without a mix."""
+    mix = record.get("source_mix") or {}
+    if not mix:
+        return None
+    shifted = max(mix, key=lambda s: (abs(mix[s]["selected_share"] - mix[s]["pool_share"]), s))
+    m = mix[shifted]
+    return f"{shifted}: {100 * m['selected_share']:.1f}% vs {100 * m['pool_share']:.1f}%"
+
+
+def mix_distance(record: Mapping[str, Any]) -> float | None:
+    """The record's total variation between the subset's and the pool's source mix; None without a mix."""
+    mix = record.get("source_mix") or {}
+    return float(record.get("source_mix_tv", total_variation(mix))) if mix else None
+
+
 def describe(record: Mapping[str, Any]) -> str:
     """One line: the selector's summary (if any) and how far the subset's source mix is from the pool's."""
     parts = []
     own = record.get("selector") or {}
     if own.get("summary"):
         parts.append(str(own["summary"]))
-    mix = record.get("source_mix") or {}
-    if mix:
-        shifted = max(mix, key=lambda s: (abs(mix[s]["selected_share"] - mix[s]["pool_share"]), s))
-        m = mix[shifted]
-        parts.append(f"source mix vs pool: total variation {record.get('source_mix_tv', total_variation(mix)):.3f}"
-                     f" (largest shift {shifted}: {100 * m['selected_share']:.1f}% vs {100 * m['pool_share']:.1f}%)")
+    shift = largest_shift(record)
+    if shift is not None:
+        parts.append(f"source mix vs pool: total variation {mix_distance(record):.3f} (largest shift {shift})")
     return "; ".join(parts)
 
 

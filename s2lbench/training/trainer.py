@@ -398,13 +398,22 @@ def choose_collator(config: TrainConfig, model: Any, dataset: EncodedPool, pad_t
 # ---------------------------------------------------------------------------------------------- run folder
 
 
-def _identity(config: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
+def _identity(config: TrainConfig, out_dir: Path | None = None) -> dict[str, Any]:
+    identity = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
+    if out_dir is not None:
+        # a local model or tokenizer (a stage beside this run's, a gym's tokenizer) counts by where it sits
+        # relative to the run folder, so a cache moved or copied whole still resumes its unfinished runs
+        for key in ("model", "tokenizer"):
+            value = identity.get(key)
+            if isinstance(value, str) and os.path.isabs(value) and Path(value).exists():
+                identity[key] = os.path.relpath(value, Path(out_dir).absolute())
+    return identity
 
 
-def config_key(config: TrainConfig) -> str:
-    """The hash a run folder's manifest keys its training config on (resumes check it)."""
-    return config_hash(_identity(config))
+def config_key(config: TrainConfig, out_dir: Path | None = None) -> str:
+    """The hash a run folder's manifest keys its training config on (resumes check it); with ``out_dir``,
+    local model and tokenizer paths count relative to that folder."""
+    return config_hash(_identity(config, out_dir))
 
 
 class _Manifest:
@@ -418,7 +427,7 @@ class _Manifest:
     def open(cls, out_dir: Path, config: TrainConfig, pool: Pool) -> _Manifest:
         path = out_dir / "run.json"
         fingerprint = pool.fingerprint()
-        identity = config_key(config)
+        identity = config_key(config, out_dir)
         if path.exists():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
