@@ -200,3 +200,36 @@ def test_the_scaling_plot_of_a_one_task_board_draws_its_only_column_as_the_avera
     add_cell(store, "ref-constant", 0, 0, {"gsm8k": 0.3}, cost={})
     [panel] = scaling_series(tmp_path / "store")  # column "avg", the default of `s2lbench run`'s plot
     assert panel.series["random"][0][1] == pytest.approx(40.0) and panel.floors == {"ref-constant": 30.0}
+
+
+_PARENT_STAYS_CLEAN = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+import torch
+from test_references import _references_config, _reports_dir
+from s2lbench.executors.isolation import has_openmp_pool
+from s2lbench.grid.runner import Runner
+
+scored = Runner._reference_rows
+def scored_with_torch(self, cell_id, name):  # what BERTScore's model does: start torch's OpenMP pool
+    torch.ones(256, 256) @ torch.ones(256, 256)
+    return scored(self, cell_id, name)
+Runner._reference_rows = scored_with_torch
+tmp = Path({tmp!r})
+summary = Runner(_references_config(_reports_dir(tmp)), tmp / "run").run()
+print(sorted(summary.done), has_openmp_pool())
+"""
+
+
+def test_reference_rows_are_scored_in_a_child_so_the_grid_can_still_fork_its_cells(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _PARENT_STAYS_CLEAN.format(tests=str(Path(__file__).parent), tmp=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['t__ref-constant__0__s0', 't__ref-nearest-copy__0__s0'] False"

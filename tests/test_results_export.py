@@ -83,6 +83,25 @@ def test_licensed_radiology_samples_keep_scores_only(tmp_path):
     assert gsm8k["output"] == "the lungs are clear" and "prompt" not in gsm8k
 
 
+def test_a_board_of_licensed_data_commits_tables_and_provenance_but_no_results(tmp_path, capsys):
+    """The radiology board: its paired tests need per-report scores, which may not be redistributed, so
+    --tables writes the tables (marks included, from the run) and a provenance that says how to regenerate
+    them from a rerun, and no results/ at all."""
+    store = ResultsStore(tmp_path / "run")
+    for seed in range(2):
+        add_cell(store, "random", BUDGET, seed, {"radiology-indiana": 0.5})
+        add_cell(store, "s2l", BUDGET, seed, {"radiology-indiana": 0.6})
+    board = tmp_path / "board"
+    assert main(["leaderboard", str(tmp_path / "run"), "--metric", "accuracy", "--tables", str(board)]) == 0
+    assert not (board / "results").exists()
+    assert sorted(p.name for p in board.iterdir()) == ["leaderboard.csv", "leaderboard.html", "leaderboard.md",
+                                                       "leaderboard.tex", "provenance.json"]
+    record = json.loads((board / "provenance.json").read_text())
+    assert record["command"][:5] == ["s2lbench", "leaderboard", "<run>", "--tables", "<tables>"]
+    assert record["results_withheld"].startswith("radiology-indiana: per-example scores")
+    assert "results/ not written" in capsys.readouterr().err
+
+
 def test_cli_tables_beside_their_results_regenerate_byte_for_byte(tmp_path, capsys):
     _store(tmp_path / "run")
     board = tmp_path / "board"

@@ -23,7 +23,7 @@ from s2lbench.report.leaderboard import (
 )
 from s2lbench.report.seed_variance import given_seed_sd, seed_sd_from_board
 from s2lbench.report.stats import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES
-from s2lbench.results.export import export_results, open_results
+from s2lbench.results.export import export_results, open_results, withheld_tasks
 from s2lbench.signals.signalset import load_matrix
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,19 @@ class LeaderboardCommand(Command):
                 path = write_text(Path(args.tables) / f"leaderboard.{EXTENSIONS[fmt]}", render(lb, fmt))
                 print(f"wrote {path}", file=sys.stderr)
             store = open_results(args.results)
-            path = write_json(Path(args.tables) / "provenance.json", provenance(store, lb, portable_command(args)))
+            withheld = withheld_tasks(store)
+            record = provenance(store, lb, portable_command(args, from_run=bool(withheld)))
+            if withheld:
+                record["results_withheld"] = (
+                    f"{', '.join(withheld)}: per-example scores derive from data that may not be redistributed, "
+                    "so no results/ is committed; rerun the grid on the data, then this command on its folder")
+            path = write_json(Path(args.tables) / "provenance.json", record)
             print(f"wrote {path}", file=sys.stderr)
             exported = Path(args.tables) / RESULTS_SUBDIR
-            if Path(args.results).resolve() != exported.resolve():
+            if withheld:
+                print(f"s2lbench: {', '.join(withheld)}: results/ not written (per-example scores of licensed "
+                      "data stay with the run; provenance.json says so)", file=sys.stderr)
+            elif Path(args.results).resolve() != exported.resolve():
                 # what the tables are computed from, beside them: the board regenerates from the repository
                 # the whole store, as provenance.json counts it (--experiment filters the tables, not the inputs)
                 print(f"wrote {export_results(store, exported)}/", file=sys.stderr)
@@ -125,11 +134,13 @@ TABLE_OPTIONS = ("by", "metric", "baseline", "resamples", "bootstrap_seed", "exp
                  "transfer_order")
 
 
-def portable_command(args: argparse.Namespace) -> list[str]:
+def portable_command(args: argparse.Namespace, from_run: bool = False) -> list[str]:
     """The command that regenerates the tables, for provenance.json: the board's own results/ as input and
     its folder as output, whatever folders this run read and wrote, so provenance carries no machine's paths
-    and a regenerated board is byte-identical."""
-    command = ["s2lbench", "leaderboard", f"<tables>/{RESULTS_SUBDIR}", "--tables", "<tables>"]
+    and a regenerated board is byte-identical (``from_run``: the run's folder instead, where results/ is
+    withheld)."""
+    source = "<run>" if from_run else f"<tables>/{RESULTS_SUBDIR}"
+    command = ["s2lbench", "leaderboard", source, "--tables", "<tables>"]
     for name in TABLE_OPTIONS:
         value = getattr(args, name)
         default = LeaderboardCommand.defaults.get(name)

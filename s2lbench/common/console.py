@@ -69,12 +69,12 @@ THIRD_PARTY = ("transformers", "datasets", "huggingface_hub", "accelerate", "tor
                "submitit", "ray", "py.warnings")
 
 #: the stage names of the data path as a user calls them in the status line
-STAGE_TITLES = {"gym": "build the gym", "gym-base": "base model", "proxy": "train the proxy",
-                "signals": "signal pass", "text-embedding": "text embeddings", "selection": "select",
+STAGE_TITLES = {"gym": "build the gym", "gym-base": "base model", "pool-base": "pool base model",
+                "proxy": "train the proxy", "signals": "signal pass", "text-embedding": "text embeddings", "selection": "select",
                 "finetune": "fine-tune", "generation": "generate", "evaluation": "evaluate"}
 
 #: stages every cell shares: their notices name no cell
-SHARED_STAGES = frozenset({"gym", "gym-base", "proxy", "signals", "text-embedding"})
+SHARED_STAGES = frozenset({"gym", "gym-base", "pool-base", "proxy", "signals", "text-embedding"})
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from s2lbench.common.files import read_json_object
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.grid.experiment import chosen_by, grid_cells
 from s2lbench.grid.preflight import hub_cache_dir
+from s2lbench.grid.pool_base import pool_base_name
 from s2lbench.gym.bases import base_model_name
 from s2lbench.selection import parse_options, resolve_budget
 from s2lbench.signals.signalset import TEXT_EMBEDDING
@@ -123,7 +124,7 @@ def model_size(name: str) -> ModelSize | None:
     """The parameter count of a model name, and where it came from; None when unknown offline. A config.json
     that is there but unreadable, not JSON or without the sizes is a DataError naming it (training would fail
     on it too)."""
-    name = base_model_name(name) or name  # a gym base has its tiny config's size
+    name = base_model_name(name) or pool_base_name(name) or name  # a gym or pool base: its tiny config's size
     if name in TINY_CONFIGS:
         cfg = dict(TINY_CONFIGS[name], vocab_size=1000)
         return ModelSize(name, _params_from_config(cfg), "built-in tiny config (vocabulary ~1,000 assumed)")

@@ -19,6 +19,7 @@ from s2lbench.common.typed import apply_overrides, check_keywords, from_dict, lo
 from s2lbench.errors import ConfigError, PluginError
 from s2lbench.evaluation.references import REFERENCE_PREFIX, REFERENCES
 from s2lbench.generation import GenerationConfig
+from s2lbench.grid.pool_base import PoolBaseRecipe, pool_base_name
 from s2lbench.gym import GymConfig
 from s2lbench.gym.evaluators import gym_evaluators
 from s2lbench.plugin_manager import get_hooks
@@ -145,6 +146,9 @@ class ExperimentConfig:
     #: rows computed without training, scored like the cells (s2lbench/evaluation/references.py): "constant"
     #: (the pool's most frequent output), "nearest-copy" (the output of the pool example sharing most words)
     references: list[str] = field(default_factory=list)
+    #: how ``pool-base:NAME`` models are pre-trained on the pool's inputs (s2lbench/grid/pool_base.py); None:
+    #: the defaults, where a model names one
+    pool_base: PoolBaseRecipe | None = None
     executor: str = "local"
     #: the executor's own options (``ray``: address, cpus/gpus per task; ``slurm``: partition, gpus, time, ...)
     executor_options: dict[str, Any] = field(default_factory=dict)
@@ -257,7 +261,7 @@ def experiment_hash(config: ExperimentConfig) -> str:
     # where cells run does not change what they compute: every executor hashes as `local` did before
     # executors had options, so existing configs keep their hashes
     hashed = {k: v for k, v in dataclasses.asdict(config).items()
-              if k != "executor_options" and not (k == "references" and not v)}
+              if k != "executor_options" and not (k in ("references", "pool_base") and not v)}
     return config_hash({**hashed, "executor": "local", "evaluation": _hashed_evaluation(hashed["evaluation"]),
                         "selectors": [spec.hashed() for spec in config.selectors]})
 
@@ -274,7 +278,19 @@ def cell_hash(config: ExperimentConfig, selector: SelectorSpec | None, budget: i
             "budget": budget, "seed": seed, "target": dataclasses.asdict(target), **(selector_version or {})}
     if reads_dev:
         spec["dev"] = dataclasses.asdict(config.dev)
+    recipe = pool_base_recipe(config)
+    if recipe is not None:  # only where a model starts from a pool base: every other config keeps its hashes
+        spec["pool_base"] = dataclasses.asdict(recipe)
     return config_hash(spec)
+
+
+def pool_base_recipe(config: ExperimentConfig) -> PoolBaseRecipe | None:
+    """The recipe of the config's ``pool-base:NAME`` models (its ``pool_base`` block, else the defaults); None
+    when no model starts from a pool base."""
+    models = [config.proxy.model, *(t.model for t in config.targets)]
+    if not any(pool_base_name(m) for m in models):
+        return None
+    return config.pool_base or PoolBaseRecipe()
 
 
 def reference_cell_id(target: TargetConfig, row: str, seed: int) -> str:

@@ -28,6 +28,7 @@ from s2lbench.common.typed import from_dict
 from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.evaluation.references import reference_row
 from s2lbench.grid.experiment import chosen_by, grid_cells, reference_cell_id
+from s2lbench.grid.pool_base import pool_base_name
 from s2lbench.grid.pool_tokenizer import PREFIX as POOL_BPE
 from s2lbench.grid.pool_tokenizer import pool_tokenizer_size
 from s2lbench.gym import GymConfig
@@ -125,10 +126,10 @@ def check_model_name(name: str | None, where: str, *, tokenizer: bool = False) -
         except ConfigError as e:
             return f"{where}: {e}"
         return None
-    base = None if tokenizer else base_model_name(name)
+    base = None if tokenizer else base_model_name(name) or pool_base_name(name)
     if base is not None:
         return None if base in TINY_CONFIGS else \
-            f"{where}: {name!r}: gym bases are of built-in tiny configs ({', '.join(TINY_CONFIGS)})"
+            f"{where}: {name!r}: gym and pool bases are of built-in tiny configs ({', '.join(TINY_CONFIGS)})"
     path = Path(name).expanduser()
     if path.exists():
         if path.is_dir() and not tokenizer and not (path / "config.json").is_file():
@@ -270,7 +271,7 @@ def _check_models(config: Any, report: PreflightReport) -> None:
             report.problems.append(problem)
         if not is_tokenizer and name and name.startswith(BASE_PREFIX) and config.pool.path != "gym":
             report.problems.append(f"{where}: {name!r} is pre-trained on the gym's corpus: it needs pool.path 'gym'")
-        if not is_tokenizer and name in TINY_CONFIGS and config.pool.path != "gym":
+        if not is_tokenizer and (name in TINY_CONFIGS or pool_base_name(name)) and config.pool.path != "gym":
             tokenizer = config.proxy.tokenizer if where.startswith("proxy") else \
                 config.targets[int(where.split("[")[1].split("]")[0])].tokenizer
             if tokenizer is None:

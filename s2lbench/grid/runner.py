@@ -35,7 +35,8 @@ from s2lbench.errors import ConfigError, S2LBenchError
 from s2lbench.evaluation.references import reference_outputs, reference_row
 from s2lbench.evaluation.stage import TaskPlan, TaskResult, evaluate_task
 from s2lbench.executors.base import CellTask, Grid
-from s2lbench.grid import pool_tokenizer
+from s2lbench.executors.isolation import run_isolated
+from s2lbench.grid import pool_base, pool_tokenizer
 from s2lbench.grid.experiment import (
     ExperimentConfig,
     SelectorSpec,
@@ -198,8 +199,13 @@ class Runner:
             return str(stage.path / stage.meta["path"])
         return tokenizer
 
-    def _base_spec(self, model: str) -> dict[str, Any] | None:
-        """What a ``gym-base:NAME`` model's base is keyed on; None for any other model."""
+    def _base_spec(self, model: str, tokenizer: str | None = None) -> dict[str, Any] | None:
+        """What a ``gym-base:NAME`` or ``pool-base:NAME`` model's base is keyed on; None for any other model."""
+        pool_base_model = pool_base.pool_base_name(model)
+        if pool_base_model is not None:
+            if tokenizer is None:
+                raise S2LBenchError(f"model {model!r}: a pool base needs the model's tokenizer")
+            return pool_base.pool_base_spec(self.pool, pool_base_model, tokenizer, self._pool_base_recipe())
         name = base_model_name(model)
         if name is None:
             return None
@@ -211,13 +217,22 @@ class Runner:
         """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of its ``gym-base`` stage
         (shared by every run of this gym, or of every shared-tokenizer gym). Called only where training
         happens, so dry runs and cost estimates never pre-train."""
-        spec = self._base_spec(train_config.model)
+        spec = self._base_spec(train_config.model, train_config.tokenizer)
         if spec is None:
             return train_config
+        pool_base_model = pool_base.pool_base_name(train_config.model)
+        if pool_base_model is not None:
+            stage = self.stages.run(pool_base.POOL_BASE, spec, partial(
+                pool_base.compute_pool_base, pool=self.pool, name=pool_base_model,
+                tokenizer_dir=train_config.tokenizer, recipe=self._pool_base_recipe()))
+            return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
         stage = self.stages.run(gym_stage.BASE, spec, partial(
             gym_stage.compute_base, name=base_model_name(train_config.model), config=self._gym_config,
             gym_dir=self._gym_dir))
         return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
+
+    def _pool_base_recipe(self) -> pool_base.PoolBaseRecipe:
+        return self.config.pool_base or pool_base.PoolBaseRecipe()
 
     def _portable(self, spec: Any) -> Any:
         """A stage spec with paths into this run's stage cache written relative to it, so that keys do not
@@ -240,7 +255,8 @@ class Runner:
         cfg = self.config.proxy
         config = self.train_config(cfg.model, cfg.tokenizer, cfg.train, seed)
         spec = training_stage.proxy_spec(self.pool, self._portable(dataclasses.asdict(config)),
-                                         self._base_spec(config.model), keep_adam_state=needs_adam_state)
+                                         self._base_spec(config.model, config.tokenizer),
+                                         keep_adam_state=needs_adam_state)
         # LESS normalises gradients with the Adam moments of every checkpoint it reads
         hook = keep_adam_state if needs_adam_state else None
         stage = self.stages.run(training_stage.PROXY, spec, lambda folder: training_stage.compute_proxy(
@@ -473,7 +489,7 @@ class Runner:
 
     def _finetune_stage(self, ids: list[str], subset: Pool, config: TrainConfig, label: str):
         spec = training_stage.finetune_spec(self.pool, ids, self._portable(dataclasses.asdict(config)),
-                                            self._base_spec(config.model))
+                                            self._base_spec(config.model, config.tokenizer))
         return self.stages.run(training_stage.FINETUNE, spec, lambda folder: training_stage.compute_finetune(
             folder, subset, self._with_base(config), label=label))
 
@@ -525,19 +541,37 @@ class Runner:
                               config_hash=config_hash, pool_fingerprint=self.pool.fingerprint(),
                               versions=package_versions(), git_commit=git_commit(), started_at=started)
                 self.store.upsert_cell(record)
-                try:
-                    rows = self._reference_rows(cell_id, name)
-                except Exception as e:  # recorded like a failed cell; the grid goes on
-                    failed[cell_id] = f"{type(e).__name__}: {e}"
-                    log.error("reference %s failed: %s", cell_id, failed[cell_id])
-                    self.store.set_status(cell_id, "failed", failed[cell_id])
+                # in a child process, as the cells are: scoring (BERTScore's model) starts native thread pools,
+                # after which this process could no longer fork the grid's cells
+                error = run_isolated(self._score_reference, (record, name), self._isolation())
+                if error is not None:  # recorded like a failed cell; the grid goes on
+                    failed[cell_id] = error
+                    log.error("reference %s failed: %s", cell_id, error)
+                    stored = self.store.get_cell(cell_id)
+                    if stored is None or stored.status != "failed":
+                        self.store.set_status(cell_id, "failed", error)
                     continue
-                self.store.add_results(rows)
-                self.store.upsert_cell(dataclasses.replace(
-                    record, status="done", finished_at=time.time(),
-                    cost={"evaluation_seconds": round(time.time() - started, 3)}))
                 done.append(cell_id)
         return done, failed
+
+    def _score_reference(self, payload: tuple[Cell, str]) -> str | None:
+        record, name = payload
+        try:
+            rows = self._reference_rows(record.cell_id, name)
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            self.store.set_status(record.cell_id, "failed", error)
+            return error
+        self.store.add_results(rows)
+        self.store.upsert_cell(dataclasses.replace(
+            record, status="done", finished_at=time.time(),
+            cost={"evaluation_seconds": round(time.time() - record.started_at, 3)}))
+        return None
+
+    def _isolation(self) -> str | None:
+        """How work this process hands a child starts: the local executor's ``isolate`` option (None: auto)."""
+        method = self.config.executor_options.get("isolate") if self.config.executor == "local" else None
+        return None if method in (None, "auto") else method
 
     def _reference_rows(self, cell_id: str, name: str) -> list[ResultRow]:
         rows = []

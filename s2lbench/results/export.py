@@ -128,6 +128,13 @@ def _scores_only(task: str) -> bool:
     return any(fnmatch.fnmatch(task, pattern) for pattern in SCORES_ONLY_TASKS)
 
 
+def withheld_tasks(store: ResultsStore) -> list[str]:
+    """The store's tasks whose per-example scores may not leave the machine (:data:`SCORES_ONLY_TASKS`):
+    a board of them commits its tables and figures, not ``results/`` (the paired tests need per-report
+    scores, which are derived from the reports; rerunning the grid on the data regenerates the board)."""
+    return sorted({r.task for r in store.results() if _scores_only(r.task)})
+
+
 def export_results(store: ResultsStore, dest: str | Path, experiment: str | None = None) -> Path:
     """Write ``store``'s cells (of ``experiment``, or all), scores and per-example samples to ``dest`` as text
     (module docstring), replacing a previous export there as a unit."""
@@ -152,4 +159,4 @@ def export_results(store: ResultsStore, dest: str | Path, experiment: str | None
 
 
 __all__ = ["CELLS_FILE", "RESULTS_FILE", "SAMPLES_DIR", "ExportedResults", "export_results", "is_export",
-           "open_results"]
+           "open_results", "withheld_tasks"]
