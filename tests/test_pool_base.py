@@ -13,7 +13,6 @@ from s2lbench.grid.experiment import cell_hash, experiment_hash, parse_experimen
 from s2lbench.grid.pool_base import PoolBaseRecipe, pool_base_name, pool_documents
 from s2lbench.grid.preflight import check_model_name
 from s2lbench.grid.runner import Runner
-from s2lbench.results.store import ResultsStore
 
 TINY_RECIPE = {"steps": 3, "batch_size": 4, "block_size": 32}
 

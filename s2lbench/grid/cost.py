@@ -19,8 +19,8 @@ from typing import Any
 from s2lbench.common.files import read_json_object
 from s2lbench.errors import ConfigError, DataError
 from s2lbench.grid.experiment import chosen_by, grid_cells
-from s2lbench.grid.preflight import hub_cache_dir
 from s2lbench.grid.pool_base import pool_base_name
+from s2lbench.grid.preflight import hub_cache_dir
 from s2lbench.gym.bases import base_model_name
 from s2lbench.selection import parse_options, resolve_budget
 from s2lbench.signals.signalset import TEXT_EMBEDDING
