@@ -97,6 +97,16 @@ def test_cli_prints_the_table_and_writes_files_and_figure(store, tmp_path, capsy
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
+def test_the_scatter_never_lands_in_the_results_folder_it_read(store, tmp_path, capsys):
+    before = sorted(p.relative_to(store.folder) for p in store.folder.rglob("*"))
+    assert main(["leaderboard", str(store.folder), "--transfer", "--resamples", "200"]) == 0
+    assert sorted(p.relative_to(store.folder) for p in store.folder.rglob("*")) == before
+    assert "transfer scatter not drawn: give --plots DIR" in capsys.readouterr().err
+    tables = tmp_path / "tables"  # with --tables alone, the scatter goes beside the tables
+    assert main(["leaderboard", str(store.folder), "--transfer", "--resamples", "200", "--tables", str(tables)]) == 0
+    assert (tables / "transfer-small-vs-large.png").is_file()
+
+
 def _add_score(store: ResultsStore, target: str, selector: str, value: float, seed: int = 0, n: int = 700) -> None:
     from s2lbench.results.store import Cell, ResultRow
 

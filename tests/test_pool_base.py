@@ -74,3 +74,10 @@ def test_the_full_reference_starts_from_the_pool_base_computed_once(tmp_path):
     assert summary.ok and summary.done == ["t__full__100%__s0"]
     assert len(_stages(run, "pool-base")) == 2 and base in _stages(run, "pool-base")
     assert len(_stages(run, "finetune")) == 2
+    # the cache's garbage collector keeps the base the folder's own config starts from, and only that one
+    from s2lbench.grid.disk import plan_gc
+
+    doomed = {(kind, name) for kind, name, _, _ in plan_gc(run).remove}
+    assert ("pool-base", base.name) in doomed  # the first recipe's base: no longer the config's
+    assert not {(k, key) for k, key in doomed if k == "pool-base"} - {("pool-base", base.name)}
+

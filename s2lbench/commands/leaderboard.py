@@ -162,7 +162,7 @@ def warn_mixed_precisions(results: str, experiment: str | None) -> None:
 
 def write_transfer(args: argparse.Namespace) -> None:
     """Print the transfer table; write transfer.{md,json} with --tables and one scatter per target pair into
-    --plots (default: DIR/transfer/)."""
+    --plots (else the --tables folder; with neither, no scatter)."""
     from s2lbench.report.plots import plot_transfer
     from s2lbench.report.transfer import render_transfer_markdown, transfer_json, transfer_table
 
@@ -175,7 +175,13 @@ def write_transfer(args: argparse.Namespace) -> None:
         for path in (write_text(Path(args.tables) / "transfer.md", text),
                      write_json(Path(args.tables) / "transfer.json", transfer_json(pairs))):
             print(f"wrote {path}", file=sys.stderr)
-    plots = Path(args.plots) if args.plots else Path(args.results) / "transfer"
+    # never into the results folder read (a run's, or a board's committed results/): --plots, else --tables
+    folder = args.plots or args.tables
+    if folder is None:
+        if pairs:
+            print("s2lbench: transfer scatter not drawn: give --plots DIR (or --tables DIR)", file=sys.stderr)
+        return
+    plots = Path(folder)
     for pair in pairs:
         path = plot_transfer(pair, plots / f"transfer-{pair.small}-vs-{pair.large}.png")
         print(f"wrote {path}", file=sys.stderr)

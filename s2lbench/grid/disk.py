@@ -30,7 +30,6 @@ from s2lbench.errors import DataError, S2LBenchError
 from s2lbench.grid.experiment import parse_experiment
 from s2lbench.grid.runner import Runner
 from s2lbench.grid.stages import CORRUPT, DONE, StageResult, StageStore, file_lock, lock_path
-from s2lbench.gym import stage as gym_stage
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +167,15 @@ def referenced_stages(config: Any, root: Path) -> set[StageId]:
             cells = runner.cells()
         except StageMissing:
             return store.referenced
-        for model in [config.proxy.model, *(t.model for t in config.targets)]:
+        models = [(config.proxy.model, config.proxy.tokenizer, config.proxy.train),
+                  *((t.model, t.tokenizer, t.train) for t in config.targets)]
+        for model, tokenizer, train in models:
             try:
-                spec = runner._base_spec(model)
+                base = runner.base_stage(model, runner.train_config(model, tokenizer, train).tokenizer)
             except (StageMissing, S2LBenchError):
-                spec = None
-            if spec is not None:
-                store.referenced.add((gym_stage.BASE, store.key(gym_stage.BASE, spec)))
+                base = None
+            if base is not None:
+                store.referenced.add((base[0], store.key(*base)))
         for cell in cells:
             try:
                 ids, _, _ = runner.select(cell)

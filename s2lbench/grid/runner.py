@@ -231,6 +231,14 @@ class Runner:
             gym_dir=self._gym_dir))
         return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
 
+    def base_stage(self, model: str, tokenizer: str | None = None) -> tuple[str, dict[str, Any]] | None:
+        """(stage kind, spec) of the base a ``gym-base:`` or ``pool-base:`` model starts from; None for any
+        other model (``s2lbench cache gc`` keeps what this names)."""
+        spec = self._base_spec(model, tokenizer)
+        if spec is None:
+            return None
+        return (pool_base.POOL_BASE if pool_base.pool_base_name(model) else gym_stage.BASE), spec
+
     def _pool_base_recipe(self) -> pool_base.PoolBaseRecipe:
         return self.config.pool_base or pool_base.PoolBaseRecipe()
 
