@@ -127,13 +127,22 @@ def test_the_board_footnotes_each_selector_and_budget_once_with_its_warnings():
              _cell("random", 0, {"source_mix": _s2l_record(None)["source_mix"], "source_mix_tv": 0.0}),
              _cell("full", 0, _s2l_record(inactive), budget=600), _cell("old", 0, {})]
     notes = regime_notes(cells)
-    assert len(notes) == 2  # random and s2l; the reference and a cell without a record are left out
-    random_note, s2l_note = notes
-    assert random_note == ("Selection regime of random at 60 rows: source mix vs pool: total variation 0.000 "
-                           "(largest shift a: 50.0% vs 50.0%).")
+    # s2l only: random reported no regime of its own (its source mix is in the board's diagnostics table), and
+    # the reference and a cell without a record are left out
+    assert len(notes) == 1
+    [s2l_note] = notes
     assert s2l_note.startswith("Selection regime of s2l at 60 rows, seed 0 of 2: K=100, 5.5 pool rows per cluster")
     assert s2l_note.count("Warning: cluster balancing is inactive") == 1 and "~21 picks per cluster" in s2l_note
     assert regime_warning_lines(cells) == [f"s2l at 60 rows (3 cell(s)): {inactive}"]
+
+
+def test_a_one_source_pool_has_no_source_shift_to_show():
+    from s2lbench.selection.regime import describe, largest_shift
+
+    record = {"source_mix": {"indiana": {"pool": 10, "pool_share": 1.0, "selected": 5, "selected_share": 1.0}},
+              "source_mix_tv": 0.0}
+    assert largest_shift(record) is None and describe(record) == ""
+    assert regime_notes([_cell("random", 0, record)]) == []
 
 
 def test_the_run_summary_repeats_the_warnings(tmp_path, capsys):

@@ -144,7 +144,9 @@ class SelectCommand(Command):
 
 def print_regime(record: dict[str, Any]) -> None:
     """The regime the selection ran in, and a warning where the selector ran outside its design."""
-    print(f"regime: {describe(record)}")
+    described = describe(record)
+    if described:  # a selector with no regime of its own on a one-source pool has nothing to say
+        print(f"regime: {described}")
     for warning in regime_warnings(record):
         print(f"{WARNING_MARK} {warning} (docs/selectors.md: what you can do)")
 

@@ -29,10 +29,13 @@ def _warnings(group: list[Cell]) -> list[str]:
 
 
 def regime_notes(cells: list[Cell]) -> list[str]:
-    """Footnote lines: per selector row and budget, its regime and, after "Warning:", what it warned about."""
+    """Footnote lines: per selector row and budget that reported a regime of its own or warned, that regime and,
+    after "Warning:", what it warned about (every row's source mix is in the board's diagnostics table)."""
     lines = []
     for (selector, budget), group in _by_row(cells).items():
         first = group[0]
+        if not (first.regime.get("selector") or {}).get("summary") and not _warnings(group):
+            continue
         seeds = sorted({c.seed for c in group})
         which = f", seed {first.seed} of {len(seeds)}" if len(seeds) > 1 else ""
         text = f"Selection regime of {selector} at {budget} rows{which}: {describe(first.regime)}."

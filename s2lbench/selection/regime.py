@@ -70,9 +70,10 @@ def regime_warnings(record: Mapping[str, Any] | None) -> list[str]:
 
 
 def largest_shift(record: Mapping[str, Any]) -> str | None:
-    """The source whose share moved most, subset vs pool: ``"word_add_cot: 18.2% vs 12.2%"``; None without a mix."""
+    """The source whose share moved most, subset vs pool: ``"word_add_cot: 18.2% vs 12.2%"``; None without a mix
+    or with one source (nothing can move)."""
     mix = record.get("source_mix") or {}
-    if not mix:
+    if len(mix) < 2:
         return None
     shifted = max(mix, key=lambda s: (abs(mix[s]["selected_share"] - mix[s]["pool_share"]), s))
     m = mix[shifted]
