@@ -150,7 +150,8 @@ def test_the_runner_gives_the_compute_matched_row_the_extra_steps_and_stores_reg
     assert plain.model_fingerprint != matched.model_fingerprint
     # the regime each selection ran in is stored with its cell (S2L's own report; the source mix for all)
     assert s2l.regime["selector"]["facts"]["K"] == 4 and "source_mix" in s2l.regime
-    assert set(plain.regime) == {"source_mix", "source_mix_tv"}
+    # random reports no regime of its own: its source mix, and on the gym its planted-defect share
+    assert set(plain.regime) == {"source_mix", "source_mix_tv", "planted_defects"}
 
 
 def test_the_dry_run_estimate_charges_a_matched_row_its_selection_flops(tmp_path):
