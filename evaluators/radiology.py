@@ -101,10 +101,16 @@ class RadiologyEvaluator(Evaluator):
             raise ValueError(f"{self.name}: {len(items)} items but {len(outputs)} outputs")
         samples = [self.score(item, out) for item, out in zip(items, outputs, strict=True)]
         if self.options.bertscore and samples:
-            scorer = _bertscore_scorer(self.options.bertscore_model, self.options.bertscore_num_layers)
-            _, _, f1 = scorer.score([s.output for s in samples], [s.reference for s in samples])
-            for sample, value in zip(samples, f1.tolist(), strict=True):
-                sample.scores["bertscore_f1"] = float(value)
+            # an empty output (or reference) scores 0, as bert-score documents; passing it on crashes
+            # bert-score under transformers 5 (its empty-sentence path calls a method the tokenizers lost)
+            scored = [s for s in samples if s.output.strip() and s.reference.strip()]
+            for sample in samples:
+                sample.scores["bertscore_f1"] = 0.0
+            if scored:
+                scorer = _bertscore_scorer(self.options.bertscore_model, self.options.bertscore_num_layers)
+                _, _, f1 = scorer.score([s.output for s in scored], [s.reference for s in scored])
+                for sample, value in zip(scored, f1.tolist(), strict=True):
+                    sample.scores["bertscore_f1"] = float(value)
         return self.aggregate(samples), samples
 
     def aggregate(self, samples):

@@ -190,6 +190,13 @@ def test_radiology_metrics_with_the_offline_bertscore_model(hooks):
     assert worse["bleu"] < 10 and worse["rouge_l"] < 0.3 and worse["bertscore_f1"] < perfect["bertscore_f1"]
     assert {m.name: m.aggregation for m in cls.metrics} == {"bleu": "corpus", "rouge_l": "mean",
                                                            "bertscore_f1": "mean"}
+    # a model that writes nothing for a report (an overfit one does) scores 0 there, and the rest as before
+    empty, samples = ev.evaluate(items, ["", refs[1]])
+    assert [s.scores["bertscore_f1"] for s in samples][0] == 0.0
+    assert samples[1].scores["bertscore_f1"] == pytest.approx(1.0, abs=1e-4)
+    assert empty["bertscore_f1"] == pytest.approx(0.5, abs=1e-4)
+    none, _ = ev.evaluate(items, ["", "  "])
+    assert none["bertscore_f1"] == 0.0
 
 
 def test_hub_loading_code_paths_offline(hooks, shared_data, monkeypatch):
