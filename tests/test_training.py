@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,6 +219,32 @@ def test_a_killed_run_moved_with_its_tokenizer_still_resumes(gym, tmp_path):
     shutil.copytree(gym[1], tmp_path / "elsewhere" / "tok")
     with pytest.raises(ConfigError, match="different training config"):
         train(pool, replace(config, tokenizer=str(tmp_path / "elsewhere" / "tok")), new / "run")
+
+
+def test_a_killed_run_resumes_from_another_working_directory(gym, tmp_path, monkeypatch):
+    """A run whose paths were spelled relative to the working directory (``--out runs/x``) resumes when the
+    same folder is given from elsewhere (``--out /abs/runs/x``): the tokenizer counts relative to the run."""
+    import shutil
+
+    pool = gym[0].subset(range(40))
+    shutil.copytree(gym[1], tmp_path / "runs" / "tokenizer")
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(gym, tokenizer="runs/tokenizer", total_steps=8, save_every=2)
+
+    def kill_at_4(step, checkpoint_dir):
+        if step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(pool, config, Path("runs/run"), eval_hook=kill_at_4)
+    run = tmp_path / "runs" / "run"
+    kept = {step: (d / "model.safetensors").stat().st_mtime_ns for step, d in list_checkpoints(run)}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    resumed = train(pool, replace(config, tokenizer=str(tmp_path / "runs" / "tokenizer")), run)
+    assert [s for s, _ in resumed.checkpoints] == [2, 4, 6, 8]
+    assert {s: (d / "model.safetensors").stat().st_mtime_ns for s, d in resumed.checkpoints if s <= 4} == kept
 
 
 def test_tiny_config_needs_a_tokenizer(gym, tmp_path):

@@ -402,11 +402,12 @@ def _identity(config: TrainConfig, out_dir: Path | None = None) -> dict[str, Any
     identity = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
     if out_dir is not None:
         # a local model or tokenizer (a stage beside this run's, a gym's tokenizer) counts by where it sits
-        # relative to the run folder, so a cache moved or copied whole still resumes its unfinished runs
+        # relative to the run folder, however it was spelled (absolute, or relative to the working directory),
+        # so a cache moved or copied whole, or resumed from another directory, still resumes its unfinished runs
         for key in ("model", "tokenizer"):
             value = identity.get(key)
-            if isinstance(value, str) and os.path.isabs(value) and Path(value).exists():
-                identity[key] = os.path.relpath(value, Path(out_dir).absolute())
+            if isinstance(value, str) and Path(value).exists():
+                identity[key] = os.path.relpath(Path(value).absolute(), Path(out_dir).absolute())
     return identity
 
 
@@ -436,7 +437,8 @@ class _Manifest:
             if data.get("pool_fingerprint") != fingerprint:
                 raise ConfigError(f"{out_dir}: this run folder was trained on pool {data.get('pool_fingerprint')}, "
                                   f"not {fingerprint}; use another --out")
-            if data.get("config_hash") != identity:
+            # a folder written before relative spellings counted relative to it keyed them as spelled
+            if data.get("config_hash") not in (identity, config_key(config)):
                 raise ConfigError(f"{out_dir}: this run folder was made with a different training config; "
                                   "use another --out (or the same settings to resume)")
             data["config"] = asdict(config)
