@@ -86,6 +86,32 @@ def test_a_finished_stage_lists_every_file_with_its_size_and_hash(tmp_path):
         assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def test_a_lock_file_is_not_content_a_stage_is_reused_without_it(tmp_path):
+    """A writer's lock file left inside a stage (the gym's ``.tokenizer.lock``) is not listed, and a stage
+    whose older manifest lists one is reused without it: lock files are neither committed nor packed with a
+    run's state, so a restored cache must not count as damaged for lacking them."""
+    from s2lbench.common.manifest import build_manifest
+
+    def compute(folder: Path) -> dict:
+        _compute(folder)
+        (folder / "sub" / ".weights.lock").write_text("")
+        return {}
+
+    store = StageStore(tmp_path)
+    first = store.run("kind", {"x": 1}, compute)
+    assert set(json.loads((first.path / DONE).read_text())[FILES]) == {"matrix.npy", "sub/weights.bin", "spec.json"}
+    # a stage finished before lock files were left out: its manifest lists one, and the lock is then lost
+    meta = json.loads((first.path / DONE).read_text())
+    with_lock = build_manifest(first.path, frozenset({DONE}))
+    with_lock["sub/.weights.lock"] = {"size": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    write_json(first.path / DONE, {**meta, FILES: with_lock})
+    (first.path / "sub" / ".weights.lock").unlink()
+    for verify in (False, True):
+        again = StageStore(tmp_path, verify=verify).run("kind", {"x": 1}, lambda folder: pytest.fail("recomputed"))
+        assert again.path == first.path
+    assert [e["status"] for e in read_events(tmp_path)][-2:] == ["cached", "cached"]
+
+
 @pytest.mark.parametrize("fault", ["truncate", "flip", "delete"])
 @pytest.mark.parametrize("name", ["matrix.npy", "sub/weights.bin"])
 def test_a_damaged_stage_is_named_moved_aside_and_recomputed(tmp_path, caplog, fault, name):
@@ -314,3 +340,24 @@ def test_only_an_openmp_pool_keeps_cells_from_forking_not_the_tokenizers_pool():
                          env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["False", "True"]
+
+
+def test_float16_gradients_are_checked_without_a_warning(tmp_path):
+    """LESS gradients are stored in float16: no float16 value can overflow a squared distance, so only
+    infinities are refused, and reading them is silent (the check once cast its limit to float16: a
+    RuntimeWarning on every signal-based cell of a grid)."""
+    import warnings
+
+    from s2lbench.signals.signalset import FILES as SIGNAL_FILES
+    from s2lbench.signals.signalset import SignalSet
+
+    array = np.random.default_rng(0).standard_normal((50, 2, 16)).astype(np.float16)
+    array.reshape(-1)[3] = np.finfo(np.float16).max
+    np.save(tmp_path / SIGNAL_FILES["gradients"], array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert SignalSet.from_dir(tmp_path).get("gradients").dtype == np.float16
+    array.reshape(-1)[17] = np.inf
+    np.save(tmp_path / SIGNAL_FILES["gradients"], array)
+    with pytest.raises(DataError, match="holds 1 infinite value"):
+        SignalSet.from_dir(tmp_path).get("gradients")

@@ -211,6 +211,34 @@ class BoomPlugin:
 
 
 @pytest.mark.integration
+def test_select_only_selects_every_subset_and_a_later_run_fine_tunes_on_them(tmp_path, capsys):
+    """``run --select-only``: every cell's subset, no fine-tune and no cell stored; its time counts in the
+    invocation log; the run that follows reads the same selections (and recomputes none)."""
+    from s2lbench.results.store import read_invocations
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config()))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "--select-only"]) == 0
+    assert "2 subsets selected, 0 failed" in capsys.readouterr().out
+    stages = out / "stages"
+    events = read_events(stages)
+    assert {e["stage"] for e in events if e["status"] == "computed"} >= {"selection", "proxy", "signals"}
+    assert not (stages / "finetune").exists() and not ResultsStore(out).cells()
+    (invocation,) = read_invocations(out)
+    assert invocation["select_only"] and invocation["cells"] == 2 and invocation["done"] == 2
+    selections = sorted(p.name for p in (stages / "selection").iterdir() if p.is_dir())
+    assert len(selections) == 2
+
+    summary = Runner(parse_experiment(tiny_config()), out).run()
+    assert summary.ok and len(summary.done) == 3
+    after = read_events(stages)[len(events):]
+    assert [e for e in after if e["stage"] == "selection"] and \
+        all(e["status"] == "cached" for e in after if e["stage"] in ("selection", "proxy", "signals"))
+    assert sorted(p.name for p in (stages / "selection").iterdir() if p.is_dir()) == selections
+
+
+@pytest.mark.integration
 def test_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
     pm = make_plugin_manager()
     pm.register(BoomPlugin(), name="boom-plugin")

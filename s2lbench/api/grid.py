@@ -77,11 +77,14 @@ def verify_before_run(runner: Runner) -> None:
 
 
 def run(config: ExperimentConfig | Mapping[str, Any] | str | Path, out: str | Path | None = None, *,
-        overrides: list[str] | None = None, only: list[str] | None = None, verify: bool = False) -> RunResult:
+        overrides: list[str] | None = None, only: list[str] | None = None, verify: bool = False,
+        select_only: bool = False) -> RunResult:
     """Run a grid (every cell, or those whose id contains one of ``only``) into ``out`` (default
     ``runs/<experiment name>``); inputs are checked first, as ``s2lbench run`` does (``PreflightError``).
     ``verify``: check the hash of every file the folder (and a shared cache behind it) holds first — damaged
-    parts are named, moved aside and recomputed — and again at every stage reuse (``s2lbench run --verify``)."""
+    parts are named, moved aside and recomputed — and again at every stage reuse (``s2lbench run --verify``).
+    ``select_only``: select every cell's subset and stop before any fine-tune (``run --select-only``); the
+    summary then lists the cells whose subset is selected."""
     experiment = experiment_config(config, overrides)
     folder = Path(out) if out is not None else Path("runs") / experiment.name
     runner = Runner(experiment, folder)
@@ -89,5 +92,5 @@ def run(config: ExperimentConfig | Mapping[str, Any] | str | Path, out: str | Pa
         verify_before_run(runner)
     preflight(runner, only).raise_if_failed()  # before the first stage: nothing trains on a run that would fail
     with sigterm_as_exit():
-        summary = runner.run(only=only)
+        summary = runner.select_cells(only) if select_only else runner.run(only=only)
     return RunResult(folder, summary)

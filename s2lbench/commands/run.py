@@ -49,6 +49,21 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
     return 0 if summary.ok else 1
 
 
+def select_experiment(config, out: Path, only: list[str] | None = None) -> int:
+    """``s2lbench run --select-only``: every chosen cell's subset, no fine-tune."""
+    from s2lbench.api.grid import run
+
+    console.log_to(out, "run")
+    start = time.perf_counter()
+    summary = run(config, out, only=only, select_only=True).summary
+    console.say(f"\n{len(summary.done)} subsets selected, {len(summary.failed)} failed in "
+                f"{time.perf_counter() - start:.0f} s; in {out / 'stages' / 'selection'} "
+                f"(`s2lbench run` without --select-only fine-tunes on them)")
+    for cell_id, error in summary.failed.items():
+        print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
+    return 0 if summary.ok else 1
+
+
 def dry_run_report(runner, report, cost_options: dict, only: list[str] | None = None) -> int:
     """Validate everything a real run would (the preflight), list the grid, print the cost estimate. With
     ``only``, list the cells a real run with the same --only would run and estimate those."""
@@ -134,6 +149,9 @@ class RunCommand(Command):
         parser.add_argument("--verify", action="store_true",
                             help="check every cached file's SHA-256 first (as `s2lbench verify`) and on each reuse, "
                                  "not only its size; damaged stages are moved aside and recomputed")
+        parser.add_argument("--select-only", action="store_true",
+                            help="select every cell's subset (proxy, signals, selection) and stop before any "
+                                 "fine-tune: read the subsets first (s2lbench compare-subsets); a later run reuses them")
 
     def run(self, args: argparse.Namespace) -> int:
         from s2lbench.grid.experiment import load_experiment
@@ -142,6 +160,8 @@ class RunCommand(Command):
         out = Path(args.out or f"runs/{config.name}")
         cost_options = {k: v for k, v in (("gpu", args.gpu), ("mfu", args.mfu),
                                           ("generation_mfu", args.generation_mfu)) if v is not None}
+        if args.select_only and not args.dry_run:
+            return select_experiment(config, out, args.only)
         return run_experiment(config, out, args.only, args.dry_run, cost_options, verify=args.verify)
 
 

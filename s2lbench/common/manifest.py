@@ -38,14 +38,22 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def is_lock_file(name: str) -> bool:
+    """A lock file a writer leaves beside what it wrote (``.<name>.lock``): never content. Lock files are not
+    committed (.gitignore) nor packed with a run's state, so no manifest may depend on one."""
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith(".") and base.endswith(".lock")
+
+
 def folder_files(folder: Path, skip: frozenset[str] = frozenset()) -> list[Path]:
-    """Every regular file under ``folder`` (sorted, symlinks not followed), except top-level names in ``skip``."""
+    """Every regular file under ``folder`` (sorted, symlinks not followed), except top-level names in ``skip``
+    and lock files."""
     out: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
-            if path.is_symlink() or (Path(root) == folder and name in skip):
+            if path.is_symlink() or is_lock_file(name) or (Path(root) == folder and name in skip):
                 continue
             out.append(path)
     return out
@@ -82,9 +90,12 @@ class Damage:
 def check_manifest(folder: Path, manifest: dict[str, dict[str, Any]], *, deep: bool = False) -> list[Damage]:
     """What differs between ``folder`` and its ``manifest``: a listed file missing, of another size, or (with
     ``deep``) with another SHA-256. Files not listed are not looked at. Stops at the first damaged file
-    unless ``deep`` (verify reports every one)."""
+    unless ``deep`` (verify reports every one). A lock file listed by a manifest written before lock files were
+    left out is not looked at either."""
     damage: list[Damage] = []
     for rel, entry in manifest.items():
+        if is_lock_file(rel):
+            continue
         path = folder / rel
         try:
             st = path.stat()

@@ -45,6 +45,7 @@ from s2lbench.grid.experiment import (
     chosen_by,
     experiment_hash,
     grid_cells,
+    pool_base_recipe,
     reference_cell_hash,
     reference_cell_id,
 )
@@ -214,21 +215,21 @@ class Runner:
         return gym_stage.base_spec(name, self._gym_config, self._gym_dir, self._gym_key)
 
     def _with_base(self, train_config: TrainConfig) -> TrainConfig:
-        """``train_config`` with a ``gym-base:NAME`` model replaced by the folder of its ``gym-base`` stage
-        (shared by every run of this gym, or of every shared-tokenizer gym). Called only where training
-        happens, so dry runs and cost estimates never pre-train."""
-        spec = self._base_spec(train_config.model, train_config.tokenizer)
-        if spec is None:
+        """``train_config`` with a ``gym-base:NAME`` or ``pool-base:NAME`` model replaced by the folder of its
+        base stage (a gym base is shared by every run of its gym, or of every shared-tokenizer gym). Called only
+        where training happens, so dry runs and cost estimates never pre-train."""
+        base = self.base_stage(train_config.model, train_config.tokenizer)
+        if base is None:
             return train_config
-        pool_base_model = pool_base.pool_base_name(train_config.model)
-        if pool_base_model is not None:
-            stage = self.stages.run(pool_base.POOL_BASE, spec, partial(
-                pool_base.compute_pool_base, pool=self.pool, name=pool_base_model,
-                tokenizer_dir=train_config.tokenizer, recipe=self._pool_base_recipe()))
-            return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
-        stage = self.stages.run(gym_stage.BASE, spec, partial(
-            gym_stage.compute_base, name=base_model_name(train_config.model), config=self._gym_config,
-            gym_dir=self._gym_dir))
+        kind, spec = base
+        if kind == pool_base.POOL_BASE:
+            compute = partial(pool_base.compute_pool_base, pool=self.pool,
+                              name=pool_base.pool_base_name(train_config.model),
+                              tokenizer_dir=train_config.tokenizer, recipe=self._pool_base_recipe())
+        else:
+            compute = partial(gym_stage.compute_base, name=base_model_name(train_config.model),
+                              config=self._gym_config, gym_dir=self._gym_dir)
+        stage = self.stages.run(kind, spec, compute)
         return dataclasses.replace(train_config, model=str(stage.path / stage.meta["path"]))
 
     def base_stage(self, model: str, tokenizer: str | None = None) -> tuple[str, dict[str, Any]] | None:
@@ -240,7 +241,10 @@ class Runner:
         return (pool_base.POOL_BASE if pool_base.pool_base_name(model) else gym_stage.BASE), spec
 
     def _pool_base_recipe(self) -> pool_base.PoolBaseRecipe:
-        return self.config.pool_base or pool_base.PoolBaseRecipe()
+        """The config's pool-base recipe (asked only when some model starts from a pool base)."""
+        recipe = pool_base_recipe(self.config)
+        assert recipe is not None, "asked for a pool-base recipe where no model uses a pool base"
+        return recipe
 
     def _portable(self, spec: Any) -> Any:
         """A stage spec with paths into this run's stage cache written relative to it, so that keys do not
@@ -639,6 +643,32 @@ class Runner:
             self._record_invocation(started, len(cells), summary, only, stopped_by)
         return summary
 
+    def select_cells(self, only: list[str] | None = None) -> RunSummary:
+        """Select the subset of every cell (or those whose id contains one of ``only``) and stop before any
+        fine-tune (``s2lbench run --select-only``): the proxies, signals and selection stages a later ``run``
+        reuses. Every subset can then be read (``s2lbench compare-subsets``) before the compute is spent, and
+        what a resume on another machine needs is the selection stages, not the signals behind them. The
+        time counts in the invocation log like any part of the grid."""
+        started = time.time()
+        cells = [c for c in self.cells() if chosen_by(c.cell_id, only) and c.selector is not None]
+        summary = RunSummary()
+        stopped_by = None
+        try:
+            shared_error = self._shared_stages()
+            for cell in console.Bar(cells, desc="select", unit="cells"):
+                with console.cell(cell.cell_id, cell_label(cell)):
+                    error = shared_error or self._select_only(cell)
+                if error:
+                    summary.failed[cell.cell_id] = error
+                else:
+                    summary.done.append(cell.cell_id)
+        except BaseException as e:
+            stopped_by = type(e).__name__
+            raise
+        finally:
+            self._record_invocation(started, len(cells), summary, only, stopped_by, select_only=True)
+        return summary
+
     def _count(self, summary: RunSummary, cell_id: str, error: str | None) -> None:
         if error:
             summary.failed[cell_id] = error
@@ -652,7 +682,7 @@ class Runner:
         console.cell_finished(cell_id, error, log)
 
     def _record_invocation(self, started: float, n_cells: int, summary: RunSummary, only: list[str] | None,
-                           stopped_by: str | None = None) -> None:
+                           stopped_by: str | None = None, select_only: bool = False) -> None:
         """One line per ``run`` in the invocation log: a resumed grid counts each of its parts, an interrupted
         one included (its line names what stopped it in ``stopped_by``)."""
         finished = time.time()
@@ -660,7 +690,7 @@ class Runner:
             "started": started, "finished": finished, "wall_seconds": round(finished - started, 1),
             "cells": n_cells, "done": len(summary.done), "failed": len(summary.failed),
             "skipped": len(summary.skipped), "only": only, "executor": self.config.executor,
-            "cpu_count": os.cpu_count(), "stopped_by": stopped_by})
+            "cpu_count": os.cpu_count(), "stopped_by": stopped_by, **({"select_only": True} if select_only else {})})
 
     def _shared_stages(self) -> str | None:
         """Build what every cell shares (pool/gym, test sets, proxy, signals); the error, if any, is logged

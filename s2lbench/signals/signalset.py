@@ -196,14 +196,19 @@ def check_distance_range(arr: np.ndarray, origin: object, what: str = "the matri
     dim = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
     limit = distance_limit(dim)
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
+    # a dtype that cannot hold a value that large (float16: 65504) has only infinities to find; comparing it
+    # with the limit would cast the limit to inf (a RuntimeWarning on every read of fp16 LESS gradients)
+    bounded = float(np.finfo(arr.dtype).max) <= limit
     infinite = huge = 0
     rows = max(1, (1 << 22) // max(1, flat.shape[1]))
     for start in range(0, flat.shape[0], rows):
         block = np.asarray(flat[start:start + rows])
         infinite += int(np.isinf(block).sum())
-        with np.errstate(invalid="ignore"):
-            huge += int((np.abs(block) > limit).sum())
-    huge -= infinite
+        if not bounded:
+            with np.errstate(invalid="ignore"):
+                huge += int((np.abs(block) > limit).sum())
+    if not bounded:
+        huge -= infinite
     if infinite or huge:
         parts = ([f"{infinite} infinite value{'s' * (infinite != 1)}"] if infinite else []) + \
             ([f"{huge} value{'s' * (huge != 1)} with |x| above {limit:.2g} (their squared distances overflow float32)"] if huge else [])
