@@ -24,7 +24,8 @@ DEMO_CONFIG = "demo.yaml"
 
 
 def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bool = False,
-                   cost_options: dict | None = None, verify: bool = False, command: str = "run") -> int:
+                   cost_options: dict | None = None, verify: bool = False, command: str = "run",
+                   select_only: bool = False) -> int:
     if dry_run:
         from s2lbench.grid.preflight import preflight
         from s2lbench.grid.runner import Runner
@@ -35,32 +36,23 @@ def run_experiment(config, out: Path, only: list[str] | None = None, dry_run: bo
 
     console.log_to(out, command)
     start = time.perf_counter()
-    summary = run(config, out, only=only, verify=verify).summary
+    summary = run(config, out, only=only, verify=verify, select_only=select_only).summary
     elapsed = time.perf_counter() - start
-    skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
-    console.say(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
-                f"results in {out}")
+    if select_only:
+        console.say(f"\n{len(summary.done)} subsets selected, {len(summary.failed)} failed in {elapsed:.0f} s; "
+                    f"in {out / 'stages' / 'selection'} (`s2lbench run` without --select-only fine-tunes on them)")
+    else:
+        skipped = f", {len(summary.skipped)} skipped (another process is running them)" if summary.skipped else ""
+        console.say(f"\n{len(summary.done)} cells done, {len(summary.failed)} failed{skipped} in {elapsed:.0f} s; "
+                    f"results in {out}")
     for cell_id, error in summary.failed.items():
         print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
+    if select_only:
+        return 0 if summary.ok else 1
     print_regime_warnings(ResultsStore(out, read_only=True), config.name)
     paths = print_leaderboard(out)
     where = [("log", console.log_file()), ("results", out / DB_NAME), *paths]
     console.say("\n".join(f"  {name + ':':<12} {path}" for name, path in where if path is not None))
-    return 0 if summary.ok else 1
-
-
-def select_experiment(config, out: Path, only: list[str] | None = None) -> int:
-    """``s2lbench run --select-only``: every chosen cell's subset, no fine-tune."""
-    from s2lbench.api.grid import run
-
-    console.log_to(out, "run")
-    start = time.perf_counter()
-    summary = run(config, out, only=only, select_only=True).summary
-    console.say(f"\n{len(summary.done)} subsets selected, {len(summary.failed)} failed in "
-                f"{time.perf_counter() - start:.0f} s; in {out / 'stages' / 'selection'} "
-                f"(`s2lbench run` without --select-only fine-tunes on them)")
-    for cell_id, error in summary.failed.items():
-        print(f"  FAILED {cell_id}: {error}", file=sys.stderr)
     return 0 if summary.ok else 1
 
 
@@ -160,9 +152,8 @@ class RunCommand(Command):
         out = Path(args.out or f"runs/{config.name}")
         cost_options = {k: v for k, v in (("gpu", args.gpu), ("mfu", args.mfu),
                                           ("generation_mfu", args.generation_mfu)) if v is not None}
-        if args.select_only and not args.dry_run:
-            return select_experiment(config, out, args.only)
-        return run_experiment(config, out, args.only, args.dry_run, cost_options, verify=args.verify)
+        return run_experiment(config, out, args.only, args.dry_run, cost_options, verify=args.verify,
+                              select_only=args.select_only)
 
 
 class DemoCommand(Command):
